@@ -1,0 +1,453 @@
+"""The run config: typed models of the YAML file, loading, overrides and friendly errors.
+
+A config is read from YAML, `--set a.b=c` overrides are applied, relative paths are resolved against
+the config file's folder, and the result is validated into `RunConfig`. Every validation problem
+becomes one `UserError` line naming the file, the line and the key path, and what was expected.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from forgetless.errors import UserError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Model and tokenizer
+
+
+class InitConfig(_Strict):
+    """A freshly initialised model: an architecture (a transformers `model_type`) and its sizes."""
+
+    architecture: str = "llama"
+    hidden_size: int = Field(256, gt=0)
+    num_layers: int = Field(4, gt=0)
+    num_heads: int = Field(4, gt=0)
+    num_kv_heads: int | None = Field(None, gt=0)
+    intermediate_size: int | None = Field(None, gt=0)
+    max_position_embeddings: int = Field(2048, gt=0)
+    vocab_size: int | None = Field(None, gt=0, description="defaults to the tokenizer's size")
+    tie_word_embeddings: bool = True
+    extra: dict[str, Any] = Field(default_factory=dict, description="more config fields, as-is")
+
+
+class ModelConfig(_Strict):
+    path: str | None = None
+    init: InitConfig | None = None
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    allow_pickle: bool = False
+    trust_remote_code: bool = False
+
+    @model_validator(mode="after")
+    def _one_of_path_or_init(self) -> ModelConfig:
+        if (self.path is None) == (self.init is None):
+            raise ValueError("give exactly one of model.path (an HF model dir) or model.init")
+        return self
+
+
+# ---------------------------------------------------------------------------------------------
+# Data sources
+
+
+class HeldoutConfig(_Strict):
+    tokens: int | None = Field(None, gt=0)
+    documents: int | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_size(self) -> HeldoutConfig:
+        if self.tokens is not None and self.documents is not None:
+            raise ValueError("give heldout.tokens or heldout.documents, not both")
+        return self
+
+
+class SourceConfig(_Strict):
+    """One named data source: files, folders, globs, a saved HF dataset, or `bundled:<name>`."""
+
+    files: list[str]
+    text_field: str = "text"
+    format: Literal["auto", "txt", "jsonl", "json", "parquet", "csv", "hf_disk", "hf_hub"] = "auto"
+    split: str = "train"
+    heldout: HeldoutConfig = Field(default_factory=HeldoutConfig)
+    on_error: Literal["fail", "skip"] = "fail"
+
+    @field_validator("files", mode="before")
+    @classmethod
+    def _one_file_is_a_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("files")
+    @classmethod
+    def _not_empty(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("list at least one file, folder, glob or bundled:<name>")
+        return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Stages
+
+
+class ReplayConfig(_Strict):
+    from_: list[str] = Field(alias="from")
+    ratio: float = Field(ge=0.0, lt=1.0)
+    accounting: Literal["compute_equivalent", "additive"] = "compute_equivalent"
+    order: Literal["original", "uniform"] = "original"
+
+    @field_validator("from_", mode="before")
+    @classmethod
+    def _one_source_is_a_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
+class ScheduleConfig(_Strict):
+    """A learning-rate schedule over one stage. Fractions are of the stage's optimizer steps."""
+
+    kind: Literal["constant", "cosine", "wsd", "infinite"] = "cosine"
+    peak_lr: float = Field(3e-4, gt=0)
+    warmup: float = Field(0.01, ge=0, le=1)
+    final_lr_ratio: float = Field(0.1, ge=0, le=1, description="cosine and wsd: end LR / peak")
+    decay: float = Field(0.2, ge=0, le=1, description="wsd: fraction of the stage spent decaying")
+    decay_shape: Literal["linear", "cosine", "1-sqrt"] = "linear"
+    cooldown: float = Field(0.3, ge=0, le=1, description="infinite: where the cooldown ends")
+    cooldown_shape: Literal["cosine", "inv-sqrt", "linear"] = "cosine"
+    const_lr: float | None = Field(None, gt=0, description="infinite: default 0.55 x peak_lr")
+    min_lr: float | None = Field(None, ge=0, description="infinite: default 0.1 x peak_lr")
+    anneal: float = Field(0.2, ge=0, le=1, description="infinite: final fraction annealed")
+
+    @model_validator(mode="after")
+    def _phases_fit(self) -> ScheduleConfig:
+        if self.kind == "wsd" and self.warmup + self.decay > 1:
+            raise ValueError("wsd: warmup + decay must not exceed 1")
+        if self.kind == "infinite" and not (self.warmup <= self.cooldown <= 1 - self.anneal + 1e-12):
+            raise ValueError("infinite: need warmup <= cooldown <= 1 - anneal")
+        return self
+
+
+class StageConfig(_Strict):
+    name: str
+    tokens: int = Field(gt=0, description="new-token budget of the stage")
+    mix: dict[str, float]
+    replay: ReplayConfig | None = None
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    reset_optimizer: bool = True
+
+    @field_validator("mix")
+    @classmethod
+    def _positive_weights(cls, value: dict[str, float]) -> dict[str, float]:
+        if not value:
+            raise ValueError("name at least one source with a weight")
+        if any(w < 0 for w in value.values()) or sum(value.values()) <= 0:
+            raise ValueError("weights must be non-negative and sum to a positive number")
+        return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Training, evaluation, output
+
+
+class TrainConfig(_Strict):
+    seq_len: int = Field(1024, gt=1)
+    batch_tokens: int = Field(262144, gt=0, description="tokens per optimizer step, all ranks")
+    micro_batch: int = Field(8, gt=0, description="sequences per forward pass on one rank")
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
+    compile: bool = False
+    activation_checkpointing: bool = False
+    seed: int = 0
+    weight_decay: float = Field(0.1, ge=0)
+    grad_clip: float | None = Field(1.0, gt=0)
+    betas: tuple[float, float] = (0.9, 0.95)
+    eps: float = Field(1e-8, gt=0)
+    lr_multipliers: dict[str, float] = Field(
+        default_factory=dict, description="parameter-name glob -> LR multiplier (first match wins)"
+    )
+    log_every_steps: int = Field(10, gt=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    @property
+    def sequences_per_step(self) -> int:
+        return max(1, self.batch_tokens // self.seq_len)
+
+
+class EvalConfig(_Strict):
+    every_tokens: int | None = Field(None, gt=0)
+    sources: list[str] | None = Field(None, description="default: every source")
+    mcq: list[str] = Field(default_factory=list)
+    max_tokens: int = Field(65536, gt=0, description="held-out tokens evaluated per source")
+    batch_size: int = Field(8, gt=0)
+    dense_start: list[float] = Field(
+        default_factory=lambda: [0.005, 0.01, 0.02, 0.04],
+        description="fractions of each stage with an extra evaluation (the stability gap)",
+    )
+
+
+class OutputConfig(_Strict):
+    dir: str = "runs/run"
+    checkpoint_every_tokens: int | None = Field(None, gt=0)
+    keep_checkpoints: int = Field(2, ge=1)
+
+
+class RunConfig(_Strict):
+    model: ModelConfig
+    tokenizer: str | None = None
+    sources: dict[str, SourceConfig]
+    stages: list[StageConfig]
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+    cache_dir: str | None = None
+
+    @field_validator("sources", mode="before")
+    @classmethod
+    def _shorthand_sources(cls, value: Any) -> Any:
+        # `security: bundled:security` is short for `security: {files: [bundled:security]}`.
+        if isinstance(value, dict):
+            return {k: {"files": v} if isinstance(v, (str, list)) else v for k, v in value.items()}
+        return value
+
+    @field_validator("stages")
+    @classmethod
+    def _at_least_one_stage(cls, value: list[StageConfig]) -> list[StageConfig]:
+        if not value:
+            raise ValueError("a run needs at least one stage")
+        names = [s.name for s in value]
+        if len(set(names)) != len(names):
+            raise ValueError(f"stage names must be unique, got {names}")
+        return value
+
+    @model_validator(mode="after")
+    def _references_exist(self) -> RunConfig:
+        known = sorted(self.sources)
+        for i, stage in enumerate(self.stages):
+            for name in stage.mix:
+                _check_source(name, known, f"stages.{i}.mix.{name}")
+            if stage.replay is not None:
+                for j, name in enumerate(stage.replay.from_):
+                    _check_source(name, known, f"stages.{i}.replay.from.{j}")
+        for i, name in enumerate(self.eval.sources or []):
+            _check_source(name, known, f"eval.sources.{i}")
+        steps = self.train.sequences_per_step
+        if steps % self.train.micro_batch:
+            raise _KeyError(
+                "train.batch_tokens",
+                f"batch_tokens / seq_len = {steps} sequences per step is not a multiple of "
+                f"micro_batch = {self.train.micro_batch}",
+            )
+        return self
+
+    @property
+    def eval_sources(self) -> list[str]:
+        return list(self.eval.sources) if self.eval.sources is not None else list(self.sources)
+
+
+class _KeyError(ValueError):
+    """A cross-field problem that belongs to a specific key path (dotted)."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+def _check_source(name: str, known: list[str], key: str) -> None:
+    if name not in known:
+        raise _KeyError(key, f"unknown source {name!r}{_did_you_mean(name, known)}; sources: {known}")
+
+
+def _did_you_mean(word: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(word, options, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
+_PATH_KEYS = ("model.path", "tokenizer", "cache_dir", "output.dir")
+
+
+def load_config(path: str | os.PathLike[str], overrides: list[str] | None = None) -> RunConfig:
+    """Read, override, resolve paths and validate a run config; raise `UserError` on bad input."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: config file not found")
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = yaml.safe_load(text)
+        lines = _key_lines(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise UserError(f"{where}: invalid YAML: {getattr(err, 'problem', err)}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: a config must be a YAML mapping of keys to values")
+    for item in overrides or []:
+        apply_override(data, item)
+    _resolve_paths(data, path.parent)
+    return validate_config(data, source=str(path), lines=lines)
+
+
+def config_from_dict(data: dict[str, Any], base_dir: str | os.PathLike[str] = ".") -> RunConfig:
+    """Validate a config given as a dict (relative paths resolve against `base_dir`)."""
+    data = yaml.safe_load(yaml.safe_dump(data))  # a deep copy with YAML's types
+    _resolve_paths(data, Path(base_dir))
+    return validate_config(data, source="<config>", lines={})
+
+
+def validate_config(data: dict[str, Any], source: str, lines: dict[str, int]) -> RunConfig:
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        ctx_err = (first.get("ctx") or {}).get("error")
+        if isinstance(ctx_err, _KeyError):
+            key = ctx_err.key
+            message = str(ctx_err)
+        else:
+            message = _describe(first, key)
+        line = _line_for(key, lines)
+        where = f"{source}:{line}" if line else source
+        more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
+        raise UserError(f"{where}: {key or '(top level)'}: {message}{more}") from None
+
+
+def apply_override(data: dict[str, Any], item: str) -> None:
+    """Apply one `a.b.c=value` override in place; the value is parsed as a YAML scalar/list."""
+    key, sep, raw = item.partition("=")
+    if not sep or not key:
+        raise UserError(f"--set {item!r}: expected key.path=value")
+    try:
+        value = yaml.safe_load(raw) if raw else ""
+    except yaml.YAMLError:
+        value = raw
+    node: Any = data
+    parts = key.split(".")
+    for part in parts[:-1]:
+        if isinstance(node, list):
+            node = node[_list_index(part, node, item)]
+        else:
+            node = node.setdefault(part, {})
+            if not isinstance(node, (dict, list)):
+                raise UserError(f"--set {item!r}: {part!r} is not a mapping")
+    if isinstance(node, list):
+        node[_list_index(parts[-1], node, item)] = value
+    else:
+        node[parts[-1]] = value
+
+
+def _list_index(part: str, node: list[Any], item: str) -> int:
+    if not part.isdigit() or int(part) >= len(node):
+        raise UserError(f"--set {item!r}: {part!r} is not an index of a list of {len(node)}")
+    return int(part)
+
+
+def _resolve_paths(data: dict[str, Any], base: Path) -> None:
+    def resolve(value: Any) -> Any:
+        if not isinstance(value, str) or ":" in value.split("/")[0] or os.path.isabs(value):
+            return value  # absolute, or a reference such as bundled:<name> or hf:<id>
+        candidate = base / os.path.expanduser(value)
+        # A model or tokenizer given as a hub id stays as it is when no such local path exists.
+        return str(candidate.resolve()) if candidate.exists() or value.startswith(".") else value
+
+    for dotted in _PATH_KEYS:
+        parent, _, leaf = dotted.rpartition(".")
+        node = data.get(parent) if parent else data
+        if isinstance(node, dict) and leaf in node:
+            if dotted == "output.dir" or dotted == "cache_dir":
+                node[leaf] = str((base / os.path.expanduser(node[leaf])).resolve())
+            else:
+                node[leaf] = resolve(node[leaf])
+    sources = data.get("sources")
+    if not isinstance(sources, dict):
+        return
+    for name, source in list(sources.items()):
+        if isinstance(source, (str, list)):
+            sources[name] = source = {"files": source}
+        if not isinstance(source, dict) or "files" not in source:
+            continue
+        files = source["files"]
+        files = [files] if isinstance(files, str) else files
+        if isinstance(files, list):
+            source["files"] = [_resolve_data_path(f, base) for f in files]
+
+
+def _resolve_data_path(value: Any, base: Path) -> Any:
+    if not isinstance(value, str) or ":" in value.split("/")[0] or os.path.isabs(value):
+        return value
+    return str(base / os.path.expanduser(value))
+
+
+def _describe(error: dict[str, Any], key: str) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        leaf = key.rsplit(".", 1)[-1]
+        return f"unknown key{_did_you_mean(leaf, _known_keys(key))}"
+    if kind == "missing":
+        return "required key is missing"
+    msg = error["msg"]
+    msg = msg.removeprefix("Value error, ")
+    return f"{msg} (got {error['input']!r})" if "input" in error and kind != "model_type" else msg
+
+
+def _known_keys(key: str) -> list[str]:
+    model: Any = RunConfig
+    for part in key.split(".")[:-1]:
+        if part.isdigit():
+            continue
+        field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
+        if field is None:
+            return []
+        annotation = field.annotation
+        inner = [a for a in getattr(annotation, "__args__", (annotation,)) if hasattr(a, "model_fields")]
+        if inner:
+            model = inner[-1]
+        else:
+            return []
+    fields = getattr(model, "model_fields", {})
+    return [f.alias or name for name, f in fields.items()]
+
+
+def _key_lines(text: str) -> dict[str, int]:
+    """Map dotted key paths (list items by index) to 1-based line numbers in the YAML text."""
+    lines: dict[str, int] = {}
+
+    def walk(node: yaml.Node, prefix: str) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                dotted = f"{prefix}.{key_node.value}" if prefix else str(key_node.value)
+                lines[dotted] = key_node.start_mark.line + 1
+                walk(value_node, dotted)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                dotted = f"{prefix}.{i}" if prefix else str(i)
+                lines[dotted] = item.start_mark.line + 1
+                walk(item, dotted)
+
+    root = yaml.compose(text)
+    if root is not None:
+        walk(root, "")
+    return lines
+
+
+def _line_for(key: str, lines: dict[str, int]) -> int | None:
+    parts = key.replace("from_", "from").split(".")
+    while parts:
+        found = lines.get(".".join(parts))
+        if found:
+            return found
+        parts.pop()
+    return None
+
+
+def dump_config(config: RunConfig) -> str:
+    """The resolved config as YAML, every default filled in."""
+    return yaml.safe_dump(config.model_dump(mode="json", by_alias=True), sort_keys=False)
