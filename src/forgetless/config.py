@@ -182,6 +182,7 @@ class EvalConfig(_Strict):
     every_tokens: int | None = Field(None, gt=0)
     sources: list[str] | None = Field(None, description="default: every source")
     mcq: list[str] = Field(default_factory=list)
+    mcq_limit: int | None = Field(None, gt=0, description="score only the first N items of each set")
     max_tokens: int = Field(65536, gt=0, description="held-out tokens evaluated per source")
     batch_size: int = Field(8, gt=0)
     dense_start: list[float] = Field(

@@ -1,0 +1,146 @@
+"""Checkpoints that make resume exact and never leave a half-written latest checkpoint.
+
+A checkpoint is a folder `checkpoints/step_N/` holding everything needed to continue the run as if
+it had never stopped:
+
+- `model.safetensors`: the weights (safetensors, never pickle);
+- `optimizer.pt`: the optimizer state, loaded with `torch.load(weights_only=True)`;
+- `rng.pt`: the torch CPU (and CUDA) generator states, also tensors only;
+- `trainer.json`: step and token counters, the stage position, the sampler state and the methods'
+  state, as JSON (numpy arrays tagged, so they come back with their dtype).
+
+It is written into `checkpoints/.tmp-step_N/` and renamed into place only when complete, so a crash
+at any point (including mid-write) leaves the previous checkpoint as the latest one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_model, save_model
+
+_STEP_DIR = re.compile(r"^step_(\d+)$")
+
+
+def checkpoint_dir(run_dir: Path) -> Path:
+    return run_dir / "checkpoints"
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    """Complete checkpoints of a run, oldest first (temporary folders are never listed)."""
+    root = checkpoint_dir(run_dir)
+    if not root.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in root.iterdir() if (m := _STEP_DIR.match(p.name)) and p.is_dir()]
+    return [p for _, p in sorted(found)]
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    found = list_checkpoints(run_dir)
+    return found[-1] if found else None
+
+
+def save_checkpoint(
+    run_dir: Path,
+    step: int,
+    *,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    trainer_state: dict[str, Any],
+    keep: int,
+) -> Path:
+    """Write `checkpoints/step_<step>/` atomically, then delete all but the newest `keep`."""
+    root = checkpoint_dir(run_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step_{step}"
+    tmp = root / f".tmp-step_{step}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    _write_files(tmp, model, optimizer, trainer_state)
+    _fsync_dir(tmp)
+    if final.exists():  # the same step saved again (e.g. after a rollback): replace it whole
+        shutil.rmtree(final)
+    os.rename(tmp, final)
+    _fsync_dir(root)
+    for old in list_checkpoints(run_dir)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def _write_files(
+    folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, trainer_state: dict[str, Any]
+) -> None:
+    save_model(model, str(folder / "model.safetensors"))
+    torch.save(optimizer.state_dict(), folder / "optimizer.pt")
+    rng = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    torch.save(rng, folder / "rng.pt")
+    with open(folder / "trainer.json", "w", encoding="utf-8") as fh:
+        json.dump(to_json(trainer_state), fh, indent=1)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def load_checkpoint(
+    folder: Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None
+) -> dict[str, Any]:
+    """Restore the model (and optimizer, when given) in place; return the trainer state."""
+    load_model(model, str(folder / "model.safetensors"), strict=True)
+    if optimizer is not None:
+        optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True, map_location="cpu"))
+    rng = torch.load(folder / "rng.pt", weights_only=True)
+    torch.set_rng_state(rng["cpu"])
+    if "cuda" in rng and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    with open(folder / "trainer.json", encoding="utf-8") as fh:
+        return from_json(json.load(fh))
+
+
+def read_trainer_state(folder: Path) -> dict[str, Any]:
+    with open(folder / "trainer.json", encoding="utf-8") as fh:
+        return from_json(json.load(fh))
+
+
+def to_json(value: Any) -> Any:
+    """Plain JSON for nested dicts/lists holding numpy arrays and scalars (arrays keep their dtype)."""
+    if isinstance(value, dict):
+        return {str(k): to_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return {"__ndarray__": value.tolist(), "dtype": str(value.dtype), "shape": list(value.shape)}
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def from_json(value: Any) -> Any:
+    if isinstance(value, dict):
+        if "__ndarray__" in value:
+            return np.asarray(value["__ndarray__"], dtype=value["dtype"]).reshape(value["shape"])
+        return {k: from_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [from_json(v) for v in value]
+    return value
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,429 @@
+"""The continual-pretraining run: stages of an explicit training loop, evaluation and checkpoints.
+
+`run_training(config)` takes a model through every stage of the config and leaves a run directory:
+
+    config.yaml      the resolved config
+    metrics.jsonl    train, eval and stage lines (see `forgetless.train.metrics_log`)
+    checkpoints/     step_N/ folders for exact resume (see `forgetless.train.checkpoint`)
+    final/           a standard Hugging Face model directory (safetensors + tokenizer)
+    summary.json     the ledger of learning and forgetting, computed from metrics.jsonl
+
+The loop itself is `_train_stage`: read it top to bottom to see everything a step does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from forgetless.config import RunConfig, StageConfig, dump_config
+from forgetless.data.prepare import prepare_sources
+from forgetless.data.sampler import MixtureSampler
+from forgetless.errors import UserError
+from forgetless.evaluate.heldout import evaluate_heldout, heldout_windows
+from forgetless.evaluate.ledger import write_summary
+from forgetless.evaluate.mcq import load_questions, score_mcq
+from forgetless.model.load import build_model, load_tokenizer, save_model
+from forgetless.train import checkpoint as ckpt
+from forgetless.train.loss import causal_lm_loss
+from forgetless.train.metrics_log import MetricsLog
+from forgetless.train.param_groups import parameter_groups
+from forgetless.train.progress import ProgressDisplay
+from forgetless.train.schedules import learning_rate
+
+
+@dataclass
+class Position:
+    """Where the run is. Saved in every checkpoint; everything else is derived from it."""
+
+    step: int = 0  # optimizer steps done in the whole run
+    tokens: int = 0  # training tokens consumed in the whole run (all ranks)
+    stage_index: int = 0
+    stage_step: int = 0  # optimizer steps done in the current stage
+    train_s: float = 0.0
+    eval_s: float = 0.0
+
+
+@dataclass
+class Run:
+    """What stays fixed while a run trains."""
+
+    config: RunConfig
+    run_dir: Path
+    device: torch.device
+    autocast_dtype: torch.dtype | None
+    model: torch.nn.Module
+    tokenizer: Any
+    train_stores: dict[str, Any]
+    eval_sets: dict[str, tuple[np.ndarray, int]]
+    mcq_sets: dict[str, list[dict]]
+    log: MetricsLog
+    display: ProgressDisplay
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.config.train.sequences_per_step * self.config.train.seq_len
+
+
+def run_training(config: RunConfig, *, resume: bool = False, quiet: bool = False) -> Path:
+    """Train through every stage of `config`; return the run directory."""
+    run_dir = Path(config.output.dir)
+    latest = _check_run_dir(run_dir, resume)
+    display = ProgressDisplay(quiet=quiet)
+    train = config.train
+    torch.manual_seed(train.seed)
+    device, autocast_dtype = resolve_device(train.device, train.precision)
+
+    tokenizer = load_tokenizer(config.tokenizer or config.model.path, trust_remote_code=config.model.trust_remote_code)
+    model = build_model(config.model, tokenizer).to(device)
+    if train.activation_checkpointing:
+        model.gradient_checkpointing_enable()
+    needed = _sources_needed(config)
+    prepared = prepare_sources(config, tokenizer, sources=needed, progress=not quiet)
+    eval_sets = {
+        name: heldout_windows(prepared[name].heldout, seq_len=train.seq_len, max_tokens=config.eval.max_tokens)
+        for name in config.eval_sources
+    }
+    mcq_sets = {_mcq_name(ref): load_questions(ref)[: config.eval.mcq_limit] for ref in config.eval.mcq}
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(dump_config(config), encoding="utf-8")
+    run = Run(
+        config=config,
+        run_dir=run_dir,
+        device=device,
+        autocast_dtype=autocast_dtype,
+        model=model,
+        tokenizer=tokenizer,
+        train_stores={name: p.train for name, p in prepared.items()},
+        eval_sets=eval_sets,
+        mcq_sets=mcq_sets,
+        log=MetricsLog(run_dir / "metrics.jsonl"),
+        display=display,
+    )
+    if resume and latest is None and (run_dir / "metrics.jsonl").stat().st_size > 0:
+        run.log.write({"kind": "resume", "step": 0, "tokens": 0})  # no checkpoint: start over
+    try:
+        _run_stages(run, latest)
+    finally:
+        run.log.close()
+        display.close()
+    return run_dir
+
+
+def _run_stages(run: Run, latest: Path | None) -> None:
+    config = run.config
+    position = Position()
+    optimizer = _new_optimizer(run)
+    trainer_state: dict[str, Any] = {}
+    if latest is not None:
+        trainer_state = ckpt.load_checkpoint(latest, model=run.model, optimizer=optimizer)
+        position = Position(**trainer_state["position"])
+        run.log.write({"kind": "resume", "step": position.step, "tokens": position.tokens})
+        run.display.message(f"resumed from {latest} (step {position.step:,}, {position.tokens:,} tokens)")
+    else:
+        run.log.write(_run_start_record(run))
+        _evaluate(run, position, point="base", stage=config.stages[0], stage_tokens=0, with_mcq=True)
+
+    while position.stage_index < len(config.stages):
+        stage = config.stages[position.stage_index]
+        sampler = MixtureSampler(
+            stage, run.train_stores, seq_len=config.train.seq_len, seed=config.train.seed + position.stage_index
+        )
+        if position.stage_step > 0:
+            sampler.load_state_dict(trainer_state["sampler"])
+        elif position.stage_index > 0 and stage.reset_optimizer:
+            optimizer = _new_optimizer(run)
+        _train_stage(run, stage, position, optimizer, sampler)
+        position.stage_index += 1
+        position.stage_step = 0
+        if config.output.checkpoint_every_tokens is not None:
+            _save(run, position, optimizer, sampler=None)
+
+    wall_s = position.train_s + position.eval_s
+    run.log.write(
+        {
+            "kind": "run_end",
+            "step": position.step,
+            "tokens": position.tokens,
+            "wall_s": wall_s,
+            "train_s": position.train_s,
+            "eval_s": position.eval_s,
+            "tokens_per_s": position.tokens / max(position.train_s, 1e-9),
+        }
+    )
+    save_model(run.model, run.tokenizer, run.run_dir / "final")
+    run.log.close()
+    write_summary(run.run_dir)
+
+
+def _train_stage(
+    run: Run, stage: StageConfig, position: Position, optimizer: torch.optim.Optimizer, sampler: MixtureSampler
+) -> None:
+    """The training loop of one stage: explicit, with no host sync per step except at log intervals."""
+    config, model = run.config, run.model
+    train = config.train
+    micro_batch = train.micro_batch
+    accumulation = train.sequences_per_step // micro_batch
+    total_steps = max(1, math.ceil(sampler.total_sequences / train.sequences_per_step))
+    stage_total_tokens = total_steps * run.tokens_per_step
+    eval_steps = _eval_steps(run, stage, total_steps)
+    ckpt_every = _checkpoint_every_steps(run)
+
+    if position.stage_step == 0:
+        run.log.write(_stage_record("stage_start", stage, position))
+    run.display.start_stage(
+        stage.name, position.stage_index, len(config.stages), stage_total_tokens, position.stage_step * run.tokens_per_step
+    )
+    model.train()
+    window_losses: list[torch.Tensor] = []
+    window_tokens, window_s = 0, 0.0
+    tick = time.perf_counter()
+
+    while position.stage_step < total_steps:
+        lr = learning_rate(stage.schedule, position.stage_step, total_steps)
+        for group in optimizer.param_groups:
+            group["lr"] = lr * group["lr_multiplier"]
+
+        loss_sum = torch.zeros((), device=run.device)
+        for _ in range(accumulation):
+            batch = torch.from_numpy(sampler.next_batch(micro_batch)).to(run.device, non_blocking=True)
+            inputs, targets = batch[:, :-1], batch[:, 1:]
+            with _autocast(run):
+                loss = causal_lm_loss(model, inputs, targets)
+            (loss / accumulation).backward()
+            loss_sum += loss.detach()
+        grad_norm = _clip_gradients(model, train.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+        position.step += 1
+        position.stage_step += 1
+        position.tokens += run.tokens_per_step
+        window_losses.append(loss_sum / accumulation)
+        now = time.perf_counter()
+        position.train_s += now - tick
+        window_s += now - tick
+        window_tokens += run.tokens_per_step
+        tick = now
+
+        last = position.stage_step == total_steps
+        if position.step % train.log_every_steps == 0 or last:
+            mean_loss = torch.stack(window_losses).mean().item()  # the one host sync per log interval
+            record = {
+                "kind": "train",
+                "step": position.step,
+                "tokens": position.tokens,
+                "stage": stage.name,
+                "stage_index": position.stage_index,
+                "lr": lr,
+                "loss": mean_loss,
+                "grad_norm": float(grad_norm),
+                "tokens_per_s": window_tokens / max(window_s, 1e-9),
+                "elapsed_s": position.train_s + position.eval_s,
+            }
+            run.log.write(record)
+            run.display.update(
+                position.stage_step * run.tokens_per_step, loss=mean_loss, tokens_per_s=record["tokens_per_s"], lr=lr
+            )
+            window_losses.clear()
+            window_tokens, window_s = 0, 0.0
+
+        if position.stage_step in eval_steps:
+            point = "stage_end" if last else eval_steps[position.stage_step]
+            _evaluate(run, position, point=point, stage=stage, stage_tokens=position.stage_step * run.tokens_per_step, with_mcq=last)
+            model.train()
+        if last:
+            run.log.write(_stage_record("stage_end", stage, position))
+        elif ckpt_every and position.step % ckpt_every == 0:
+            _save(run, position, optimizer, sampler)
+        tick = time.perf_counter()  # evaluation and checkpoints are not training time
+
+
+def _evaluate(run: Run, position: Position, *, point: str, stage: StageConfig, stage_tokens: int, with_mcq: bool) -> None:
+    start = time.perf_counter()
+    record: dict[str, Any] = {
+        "kind": "eval",
+        "step": position.step,
+        "tokens": position.tokens,
+        "stage": stage.name,
+        "stage_index": position.stage_index,
+        "stage_tokens": stage_tokens,
+        "point": point,
+    }
+    shown = []
+    for name, (windows, num_bytes) in run.eval_sets.items():
+        result = evaluate_heldout(
+            run.model,
+            windows,
+            num_bytes,
+            batch_size=run.config.eval.batch_size,
+            device=run.device,
+            autocast_dtype=run.autocast_dtype,
+        )
+        record[f"eval/{name}/loss"] = result["loss"]
+        record[f"eval/{name}/bpb"] = result["bpb"]
+        record[f"eval/{name}/ppl"] = result["ppl"]
+        shown.append(f"{name} {result['loss']:.3f}")
+    if with_mcq:
+        for name, items in run.mcq_sets.items():
+            result = score_mcq(
+                run.model,
+                run.tokenizer,
+                items,
+                batch_size=run.config.eval.batch_size * 4,
+                device=run.device,
+                autocast_dtype=run.autocast_dtype,
+            )
+            record[f"mcq/{name}/acc"] = result["acc"]
+            record[f"mcq/{name}/acc_norm"] = result["acc_norm"]
+            shown.append(f"{name} acc {result['acc']:.3f}")
+    elapsed = time.perf_counter() - start
+    position.eval_s += elapsed
+    record["eval_s"] = elapsed
+    run.log.write(record)
+    run.display.set_eval(", ".join(shown))
+
+
+def _save(run: Run, position: Position, optimizer: torch.optim.Optimizer, sampler: MixtureSampler | None) -> None:
+    state = {"position": asdict(position), "sampler": sampler.state_dict() if sampler is not None else None}
+    run.log.sync()
+    ckpt.save_checkpoint(
+        run.run_dir,
+        position.step,
+        model=run.model,
+        optimizer=optimizer,
+        trainer_state=state,
+        keep=run.config.output.keep_checkpoints,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Pieces of the loop
+
+
+def resolve_device(device: str, precision: str) -> tuple[torch.device, torch.dtype | None]:
+    """The device and the autocast dtype (None: plain float32)."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserError("train.device: cuda was requested but no CUDA device is available")
+    dev = torch.device(device)
+    if precision == "auto":
+        precision = "bf16" if dev.type == "cuda" else "fp32"
+    return dev, (torch.bfloat16 if precision == "bf16" else None)
+
+
+def _autocast(run: Run) -> contextlib.AbstractContextManager[Any]:
+    if run.autocast_dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=run.device.type, dtype=run.autocast_dtype)
+
+
+def _new_optimizer(run: Run) -> torch.optim.Optimizer:
+    train = run.config.train
+    groups = parameter_groups(run.model, weight_decay=train.weight_decay, lr_multipliers=train.lr_multipliers)
+    for group in groups:
+        group.pop("names", None)
+    kwargs: dict[str, Any] = {"lr": 0.0, "betas": tuple(train.betas), "eps": train.eps}
+    try:
+        return torch.optim.AdamW(groups, fused=True, **kwargs)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.AdamW(groups, **kwargs)
+
+
+def _clip_gradients(model: torch.nn.Module, max_norm: float | None) -> torch.Tensor:
+    params = [p for p in model.parameters() if p.grad is not None]
+    if max_norm is None:
+        return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in params]))
+    return torch.nn.utils.clip_grad_norm_(params, max_norm)
+
+
+def _eval_steps(run: Run, stage: StageConfig, total_steps: int) -> dict[int, str]:
+    """Stage steps (1-based counts of steps done) after which to evaluate, with the kind of point."""
+    per_step = run.tokens_per_step
+    steps: dict[int, str] = {}
+    every = run.config.eval.every_tokens
+    if every:
+        for k in range(1, total_steps * per_step // every + 1):
+            steps[max(1, math.ceil(k * every / per_step))] = "periodic"
+    for fraction in run.config.eval.dense_start:
+        steps.setdefault(max(1, math.ceil(fraction * total_steps)), "dense")
+    steps[total_steps] = "stage_end"
+    return {s: kind for s, kind in steps.items() if 1 <= s <= total_steps}
+
+
+def _checkpoint_every_steps(run: Run) -> int | None:
+    every = run.config.output.checkpoint_every_tokens
+    return None if every is None else max(1, every // run.tokens_per_step)
+
+
+def _sources_needed(config: RunConfig) -> list[str]:
+    needed = set(config.eval_sources)
+    for stage in config.stages:
+        needed.update(stage.mix)
+        if stage.replay is not None:
+            needed.update(stage.replay.from_)
+    return sorted(needed)
+
+
+def _mcq_name(ref: str) -> str:
+    name = ref.removeprefix("bundled:")
+    return Path(name).name.removesuffix(".gz").removesuffix(".jsonl") if "/" in name or "." in name else name
+
+
+def _run_start_record(run: Run) -> dict[str, Any]:
+    config = run.config
+    stages = []
+    for stage in config.stages:
+        replay = stage.replay
+        stages.append(
+            {
+                "name": stage.name,
+                "tokens": stage.tokens,
+                "targets": sorted(stage.mix),
+                "replay": list(replay.from_) if replay else [],
+                "replay_ratio": replay.ratio if replay else 0.0,
+            }
+        )
+    return {
+        "kind": "run_start",
+        "time": time.time(),
+        "stages": stages,
+        "sources": list(run.eval_sets),
+        "mcq": list(run.mcq_sets),
+        "tokens_per_step": run.tokens_per_step,
+    }
+
+
+def _stage_record(kind: str, stage: StageConfig, position: Position) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "stage": stage.name,
+        "stage_index": position.stage_index,
+        "step": position.step,
+        "tokens": position.tokens,
+    }
+
+
+def _check_run_dir(run_dir: Path, resume: bool) -> Path | None:
+    """Refuse to overwrite an earlier run; with --resume, return its latest checkpoint (or None)."""
+    has_run = (run_dir / "metrics.jsonl").exists()
+    if not resume:
+        if has_run:
+            raise UserError(
+                f"{run_dir}: already holds a run; pass --resume to continue it or --out to write elsewhere"
+            )
+        return None
+    latest = ckpt.latest_checkpoint(run_dir)
+    if latest is None and has_run:
+        return None  # nothing to resume from: start again; the ledger supersedes the old lines
+    return latest
