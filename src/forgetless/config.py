@@ -121,7 +121,7 @@ class ScheduleConfig(_Strict):
     cooldown: float = Field(0.3, ge=0, le=1, description="infinite: where the cooldown ends")
     cooldown_shape: Literal["cosine", "inv-sqrt", "linear"] = "cosine"
     const_lr: float | None = Field(None, gt=0, description="infinite: default 0.55 x peak_lr")
-    min_lr: float | None = Field(None, ge=0, description="infinite: default 0.1 x peak_lr")
+    min_lr: float | None = Field(None, gt=0, description="infinite: default 0.1 x peak_lr")
     anneal: float = Field(0.2, ge=0, le=1, description="infinite: final fraction annealed")
 
     @model_validator(mode="after")

@@ -98,6 +98,11 @@ def build_model(
         assert config.path is not None  # ModelConfig guarantees one of path and init
         model = _load_pretrained(config, dtype)
     check_vocabulary(model, tokenizer)
+    # Packed pretraining predicts and reads every token, including the one a config may name as
+    # padding (often eos): an embedding `padding_idx` would freeze that row at its value forever.
+    embeddings = model.get_input_embeddings()
+    if isinstance(embeddings, torch.nn.Embedding):
+        embeddings.padding_idx = None
     model.train()
     return model
 
