@@ -1,0 +1,188 @@
+"""Held-out windows and metrics: deterministic layout, exact token coverage, bits per byte."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from forgetless.data.shards import TokenStore
+from forgetless.evaluate.heldout import evaluate_heldout, heldout_windows
+
+EOS_ID = 0
+
+
+def make_store(tokenizer, texts: list[str]) -> TokenStore:
+    """Documents tokenized and concatenated, each followed by EOS, as the data pipeline stores them."""
+    tokens, offsets, doc_bytes = [], [0], []
+    for text in texts:
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"] + [EOS_ID]
+        tokens.extend(ids)
+        offsets.append(len(tokens))
+        doc_bytes.append(len(text.encode("utf-8")))
+    return TokenStore.from_arrays(np.array(tokens, dtype=np.uint16), np.array(offsets), np.array(doc_bytes))
+
+
+def numbered_store(lengths: list[int]) -> TokenStore:
+    """Documents of the given token counts (EOS included) with distinct token ids, 3 bytes per token."""
+    tokens, offsets = [], [0]
+    for length in lengths:
+        tokens.extend(range(len(tokens) + 1, len(tokens) + length))
+        tokens.append(EOS_ID)
+        offsets.append(len(tokens))
+    return TokenStore.from_arrays(np.array(tokens, dtype=np.uint32), np.array(offsets), np.array(lengths) * 3)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tiny_tokenizer):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tiny_tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+    )
+    return LlamaForCausalLM(config)
+
+
+TEXTS = [
+    "The quick brown fox jumps over the lazy dog.",
+    "Held-out text: naïve café, déjà vu — bytes differ from characters.",
+    "def add(a, b):\n    return a + b\n",
+    "A third short document about buffers and overflows.",
+]
+
+
+def test_every_token_is_predicted_exactly_once():
+    store = numbered_store([5, 9, 4, 7])
+    windows, num_bytes = heldout_windows(store, seq_len=4, max_tokens=1000)
+
+    assert windows.shape == (-(-store.num_tokens // 4), 5)
+    assert windows.dtype == np.int64
+    targets = windows[:, 1:].ravel()
+    assert np.array_equal(targets[targets != -100], store.tokens)
+    # Consecutive windows overlap by one token: the last token of one is the first input of the next.
+    assert np.array_equal(windows[:-1, -1], windows[1:, 0])
+    # The stream starts at a document boundary: the first document is predicted from an EOS.
+    assert windows[0, 0] == EOS_ID
+    # Padding only at the tail of the last window.
+    assert (windows[:-1] != -100).all()
+    assert num_bytes == store.num_bytes
+
+
+def test_max_tokens_cuts_at_a_document_boundary():
+    store = numbered_store([5, 9, 4, 7])
+    windows, num_bytes = heldout_windows(store, seq_len=8, max_tokens=17)
+    targets = windows[:, 1:].ravel()
+    assert np.array_equal(targets[targets != -100], store.tokens[:14])  # 5 + 9 fit; 5 + 9 + 4 do not
+    assert num_bytes == (5 + 9) * 3
+
+    windows, num_bytes = heldout_windows(store, seq_len=8, max_tokens=18)
+    assert (windows[:, 1:] != -100).sum() == 18
+    assert num_bytes == 18 * 3
+
+
+def test_a_first_document_longer_than_max_tokens_is_evaluated_whole():
+    store = numbered_store([30, 5])
+    windows, num_bytes = heldout_windows(store, seq_len=8, max_tokens=10)
+    assert (windows[:, 1:] != -100).sum() == 30
+    assert num_bytes == 30 * 3
+
+
+def test_windows_are_deterministic_and_skip_nothing_in_the_middle():
+    store = numbered_store([3] * 40)
+    first, _ = heldout_windows(store, seq_len=16, max_tokens=100)
+    second, _ = heldout_windows(store, seq_len=16, max_tokens=100)
+    assert np.array_equal(first, second)
+    assert (first[:, 1:] != -100).sum() == 99
+
+
+def test_an_empty_store_is_refused():
+    empty = TokenStore.from_arrays(np.zeros(0, dtype=np.uint16), np.array([0]), np.zeros(0))
+    with pytest.raises(ValueError, match="no documents"):
+        heldout_windows(empty, seq_len=8, max_tokens=100)
+
+
+def direct_nll(model, ids: list[int]) -> float:
+    """Sum of -log p(ids[t] | ids[:t]) for t >= 1, one forward pass per token, in float64."""
+    total = 0.0
+    with torch.no_grad():
+        for t in range(1, len(ids)):
+            logits = model(input_ids=torch.tensor([ids[:t]])).logits[0, -1].double()
+            total -= float(torch.log_softmax(logits, dim=-1)[ids[t]])
+    return total
+
+
+def test_bits_per_byte_matches_a_direct_computation(tiny_model, tiny_tokenizer):
+    text = TEXTS[1]
+    store = make_store(tiny_tokenizer, [text])
+    windows, num_bytes = heldout_windows(store, seq_len=8, max_tokens=10_000)
+    result = evaluate_heldout(tiny_model, windows, num_bytes, batch_size=3, device="cpu")
+
+    # The text's tokens and closing EOS, each predicted from everything before it, after an EOS.
+    ids = [EOS_ID] + tiny_tokenizer(text, add_special_tokens=False)["input_ids"] + [EOS_ID]
+    model = tiny_model.eval()
+    # The windows restart the context every 8 tokens; score the same contexts directly.
+    nll = sum(direct_nll(model, ids[start : start + 9]) for start in range(0, len(ids) - 1, 8))
+    num_text_bytes = len(text.encode("utf-8"))
+    assert num_text_bytes > len(text)  # the text has multi-byte characters
+    assert result["bytes"] == num_text_bytes
+    assert result["tokens"] == len(ids) - 1
+    assert result["bpb"] == pytest.approx(nll / math.log(2) / num_text_bytes, rel=1e-5)
+    assert result["loss"] == pytest.approx(nll / (len(ids) - 1), rel=1e-5)
+    assert result["ppl"] == pytest.approx(math.exp(result["loss"]))
+
+
+def test_one_long_window_matches_a_full_forward_pass(tiny_model, tiny_tokenizer):
+    store = make_store(tiny_tokenizer, TEXTS)
+    windows, num_bytes = heldout_windows(store, seq_len=512, max_tokens=10_000)
+    assert len(windows) == 1
+    result = evaluate_heldout(tiny_model, windows, num_bytes, batch_size=1, device="cpu")
+
+    ids = torch.tensor([[EOS_ID, *store.tokens.tolist()]])
+    with torch.no_grad():
+        logits = tiny_model.eval()(input_ids=ids[:, :-1]).logits
+    expected = torch.nn.functional.cross_entropy(logits[0].double(), ids[0, 1:], reduction="sum").item()
+    assert result["tokens"] == store.num_tokens
+    assert result["bytes"] == sum(len(t.encode()) for t in TEXTS)
+    assert result["loss"] * result["tokens"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_results_do_not_depend_on_batch_size_and_repeat_exactly(tiny_model, tiny_tokenizer):
+    store = make_store(tiny_tokenizer, TEXTS * 3)
+    windows, num_bytes = heldout_windows(store, seq_len=16, max_tokens=10_000)
+    assert len(windows) > 4
+    one = evaluate_heldout(tiny_model, windows, num_bytes, batch_size=1, device="cpu")
+    five = evaluate_heldout(tiny_model, windows, num_bytes, batch_size=5, device="cpu")
+    again = evaluate_heldout(tiny_model, windows, num_bytes, batch_size=5, device="cpu")
+    assert five == again
+    assert one["loss"] == pytest.approx(five["loss"], abs=1e-6)
+    assert one["tokens"] == five["tokens"] == store.num_tokens
+
+
+def test_training_mode_is_restored_and_no_gradients_are_kept(tiny_model, tiny_tokenizer):
+    store = make_store(tiny_tokenizer, TEXTS[:2])
+    windows, num_bytes = heldout_windows(store, seq_len=16, max_tokens=10_000)
+    tiny_model.train()
+    evaluate_heldout(tiny_model, windows, num_bytes, batch_size=2, device="cpu")
+    assert tiny_model.training
+    assert all(p.grad is None for p in tiny_model.parameters())
+    tiny_model.eval()
+    evaluate_heldout(tiny_model, windows, num_bytes, batch_size=2, device="cpu")
+    assert not tiny_model.training
+
+
+def test_bf16_autocast_is_close_to_fp32(tiny_model, tiny_tokenizer):
+    store = make_store(tiny_tokenizer, TEXTS)
+    windows, num_bytes = heldout_windows(store, seq_len=32, max_tokens=10_000)
+    fp32 = evaluate_heldout(tiny_model, windows, num_bytes, batch_size=4, device="cpu")
+    bf16 = evaluate_heldout(
+        tiny_model, windows, num_bytes, batch_size=4, device="cpu", autocast_dtype=torch.bfloat16
+    )
+    assert bf16["loss"] == pytest.approx(fp32["loss"], rel=2e-2)
+    assert bf16["tokens"] == fp32["tokens"]

@@ -1,0 +1,125 @@
+"""The lm-evaluation-harness bridge on a local multiple-choice task, offline, with a tiny model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from forgetless.errors import UserError
+
+pytest.importorskip(
+    "lm_eval", reason="lm-evaluation-harness is not installed (pip install 'forgetless[eval]')"
+)
+
+from forgetless.evaluate.lm_eval_bridge import run_lm_eval  # noqa: E402
+
+QUESTIONS = [
+    ("Which number is even?", ["three", "four", "five", "seven"], 1),
+    ("Which animal barks?", ["dog", "cat", "fish", "bird"], 0),
+    ("Which colour is the sky?", ["red", "green", "blue", "black"], 2),
+    ("Which is a fruit?", ["stone", "apple", "chair", "cloud"], 1),
+    ("Which is a metal?", ["wood", "glass", "paper", "iron"], 3),
+    ("Which season is cold?", ["winter", "summer", "spring", "autumn"], 0),
+    ("Which is a vowel?", ["b", "c", "e", "d"], 2),
+    ("Which planet is ours?", ["Mars", "Earth", "Venus", "Jupiter"], 1),
+]
+
+
+def write_task(folder: Path, name: str = "tiny_mcq") -> Path:
+    data = folder / f"{name}.jsonl"
+    with data.open("w", encoding="utf-8") as handle:
+        for question, choices, answer in QUESTIONS:
+            handle.write(json.dumps({"question": question, "choices": choices, "answer": answer}) + "\n")
+    (folder / f"{name}.yaml").write_text(
+        f"task: {name}\n"
+        "dataset_path: json\n"
+        "dataset_kwargs:\n"
+        "  data_files:\n"
+        f"    test: {data.resolve()}\n"  # absolute: lm-eval resolves relative paths against the cwd
+        "test_split: test\n"
+        "output_type: multiple_choice\n"
+        'doc_to_text: "{{question}}\\nAnswer:"\n'
+        "doc_to_choice: choices\n"
+        "doc_to_target: answer\n"
+        "metric_list:\n"
+        "  - metric: acc\n"
+        "  - metric: acc_norm\n",
+        encoding="utf-8",
+    )
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tiny_tokenizer):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tiny_tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+    )
+    return LlamaForCausalLM(config)
+
+
+def test_local_multiple_choice_task_runs_offline(tmp_path, tiny_model, tiny_tokenizer):
+    tiny_model.train()
+    torch.manual_seed(123)
+    expected_next = torch.rand(3)
+    torch.manual_seed(123)
+
+    results = run_lm_eval(
+        tiny_model, tiny_tokenizer, ["tiny_mcq"], str(write_task(tmp_path)), batch_size=8, device="cpu"
+    )
+
+    metrics = results["tiny_mcq"]
+    assert set(metrics) >= {"acc", "acc_norm", "acc_stderr"}
+    assert 0.0 <= metrics["acc"] <= 1.0
+    # Accuracy over 8 questions is a multiple of 1/8.
+    assert metrics["acc"] * len(QUESTIONS) == pytest.approx(round(metrics["acc"] * len(QUESTIONS)))
+    # Training state is left as it was: the mode, and the global random stream lm-eval reseeds.
+    assert tiny_model.training
+    assert torch.equal(torch.rand(3), expected_next)
+
+
+def test_agrees_with_our_own_mcq_scoring(tmp_path, tiny_model, tiny_tokenizer):
+    from forgetless.evaluate.mcq import score_mcq
+
+    items = [{"question": q, "choices": c, "answer": a} for q, c, a in QUESTIONS]
+    ours = score_mcq(tiny_model, tiny_tokenizer, items, template="{question}\nAnswer:")
+    theirs = run_lm_eval(
+        tiny_model, tiny_tokenizer, ["tiny_mcq"], str(write_task(tmp_path)), batch_size=4, device="cpu"
+    )["tiny_mcq"]
+    assert theirs["acc"] == pytest.approx(ours["acc"])
+    assert theirs["acc_norm"] == pytest.approx(ours["acc_norm"])
+    assert theirs["acc_stderr"] == pytest.approx(ours["acc_stderr"])
+
+
+def test_unknown_task_is_a_user_error(tmp_path, tiny_model, tiny_tokenizer):
+    with pytest.raises(UserError, match="tiny_mcqq"):
+        run_lm_eval(
+            tiny_model, tiny_tokenizer, ["tiny_mcqq"], str(write_task(tmp_path)), batch_size=8, device="cpu"
+        )
+
+
+def test_per_choice_log_likelihoods_equal_lm_evals(tiny_model, tiny_tokenizer):
+    from lm_eval.api.instance import Instance
+    from lm_eval.models.huggingface import HFLM
+
+    from forgetless.evaluate.mcq import choice_logprobs
+
+    items = [{"question": q, "choices": c, "answer": a} for q, c, a in QUESTIONS]
+    ours = choice_logprobs(tiny_model, tiny_tokenizer, items, batch_size=5, template="Q: {question}\nA:")
+    lm = HFLM(pretrained=tiny_model, tokenizer=tiny_tokenizer, batch_size=4, device="cpu")
+    requests = [
+        Instance("loglikelihood", doc={}, arguments=(f"Q: {q}\nA:", f" {choice}"), idx=i)
+        for q, choices, _ in QUESTIONS
+        for i, choice in enumerate(choices)
+    ]
+    theirs = [logprob for logprob, _ in lm.loglikelihood(requests, disable_tqdm=True)]
+    assert [s for item_scores in ours for s in item_scores] == pytest.approx(theirs, abs=1e-4)

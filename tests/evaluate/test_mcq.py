@@ -1,0 +1,212 @@
+"""Multiple-choice scoring: question files, prompts, per-choice log-likelihoods and the metrics."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from forgetless.errors import UserError
+from forgetless.evaluate import mcq
+from forgetless.evaluate.mcq import (
+    build_prompts,
+    choice_logprobs,
+    load_questions,
+    question_set_name,
+    score_mcq,
+)
+
+ITEMS = [
+    {"question": "Which number is even?", "choices": ["three", "four", "five", "seven"], "answer": 1},
+    {"question": "Which animal barks?", "choices": ["dog", "cat", "fish", "a small bird"], "answer": 0},
+    {"question": "Which colour is the sky?", "choices": ["red", "green", "blue", "black"], "answer": 2},
+    {"question": "Which is a fruit?", "choices": ["stone", "apple", "chair", "cloud"], "answer": 1},
+    {"question": "Which is a metal?", "choices": ["wood", "glass", "paper", "iron"], "answer": 3},
+]
+
+
+def write_jsonl(path, records, compress=False):
+    lines = "".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records)
+    if compress:
+        with gzip.open(path, "wt", encoding="utf-8") as handle:
+            handle.write(lines)
+    else:
+        path.write_text(lines, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tiny_tokenizer):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tiny_tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+    )
+    return LlamaForCausalLM(config)
+
+
+# ---------------------------------------------------------------------------------------------
+# Question files
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_load_questions_reads_jsonl_and_gzip(tmp_path, compress):
+    path = write_jsonl(
+        tmp_path / ("q.jsonl.gz" if compress else "q.jsonl"), [*ITEMS[:2], "", ITEMS[2]], compress
+    )
+    items = load_questions(str(path))
+    assert items == ITEMS[:3]
+
+
+@pytest.mark.parametrize(
+    ("record", "complaint"),
+    [
+        ("{not json", "invalid JSON"),
+        ([1, 2], "JSON object"),
+        ({"choices": ["a", "b"], "answer": 0}, "'question'"),
+        ({"question": "q?", "choices": ["a"], "answer": 0}, "at least two"),
+        ({"question": "q?", "choices": ["a", 3], "answer": 0}, "strings"),
+        ({"question": "q?", "choices": ["a", "b"], "answer": 2}, "index"),
+        ({"question": "q?", "choices": ["a", "b"], "answer": "a"}, "index"),
+        ({"question": "q?", "choices": ["a", "b"], "answer": True}, "index"),
+        ({"question": "", "choices": ["a", "b"], "answer": 0}, "non-empty"),
+    ],
+)
+def test_a_bad_record_names_the_file_and_line(tmp_path, record, complaint):
+    path = write_jsonl(tmp_path / "bad.jsonl", [ITEMS[0], "", record])
+    with pytest.raises(UserError, match="bad.jsonl:3: ") as err:
+        load_questions(str(path))
+    assert complaint in str(err.value)
+
+
+def test_missing_and_empty_question_sets_are_user_errors(tmp_path):
+    with pytest.raises(UserError, match="nowhere.jsonl: question set not found"):
+        load_questions(str(tmp_path / "nowhere.jsonl"))
+    with pytest.raises(UserError, match="empty"):
+        load_questions(str(write_jsonl(tmp_path / "empty.jsonl", [""])))
+
+
+def test_bundled_question_sets_load():
+    bundled = pytest.importorskip(
+        "forgetless.data.bundled", reason="the bundled data module is not there yet"
+    )
+    try:
+        items = load_questions("bundled:security-mcq")
+    except (FileNotFoundError, UserError) as err:
+        pytest.skip(f"bundled security-mcq not available: {err}")
+    assert len(items) == len(list(bundled.iter_questions("security-mcq")))
+    assert all(len(item["choices"]) == 4 for item in items)
+
+
+def test_question_set_names():
+    assert question_set_name("bundled:security-mcq") == "security-mcq"
+    assert question_set_name("/data/cwe_mcq.jsonl.gz") == "cwe_mcq"
+    assert question_set_name("sets/general.jsonl") == "general"
+
+
+# ---------------------------------------------------------------------------------------------
+# Prompts
+
+
+def test_zero_shot_prompt_is_the_template():
+    prompts = build_prompts(ITEMS, "Q: {question}\nA:", few_shot=0, seed=0)
+    assert prompts[0] == "Q: Which number is even?\nA:"
+
+
+def test_few_shot_examples_are_other_items_with_their_answers_and_deterministic():
+    prompts = build_prompts(ITEMS, "{question}\nAnswer:", few_shot=2, seed=0)
+    assert prompts == build_prompts(ITEMS, "{question}\nAnswer:", few_shot=2, seed=0)
+    for i, prompt in enumerate(prompts):
+        blocks = prompt.split("\n\n")
+        assert len(blocks) == 3
+        assert blocks[-1] == f"{ITEMS[i]['question']}\nAnswer:"
+        for block in blocks[:2]:
+            example = next(item for item in ITEMS if block.startswith(item["question"]))
+            assert example is not ITEMS[i]
+            assert block == f"{example['question']}\nAnswer: {example['choices'][example['answer']]}"
+    other_seeds = [build_prompts(ITEMS, "{question}\nAnswer:", few_shot=2, seed=s) for s in range(1, 6)]
+    assert any(p != prompts for p in other_seeds)
+
+
+def test_bad_template_and_few_shot_counts_are_user_errors():
+    with pytest.raises(UserError, match="topic"):
+        build_prompts(ITEMS, "{topic}: {question}", few_shot=0, seed=0)
+    with pytest.raises(UserError, match="few_shot"):
+        build_prompts(ITEMS, "{question}", few_shot=len(ITEMS), seed=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Scoring
+
+
+def direct_choice_logprob(model, tokenizer, prompt: str, choice: str) -> float:
+    context = tokenizer(prompt)["input_ids"]
+    continuation = tokenizer(" " + choice, add_special_tokens=False)["input_ids"]
+    ids = torch.tensor([context + continuation])
+    with torch.no_grad():
+        logprobs = torch.log_softmax(model(input_ids=ids).logits[0].double(), dim=-1)
+    return sum(float(logprobs[len(context) + j - 1, token]) for j, token in enumerate(continuation))
+
+
+@pytest.mark.parametrize("few_shot", [0, 2])
+def test_batched_choice_scores_match_one_sequence_at_a_time(tiny_model, tiny_tokenizer, few_shot):
+    template = "Question: {question}\nAnswer:"
+    scores = choice_logprobs(
+        tiny_model, tiny_tokenizer, ITEMS, batch_size=3, template=template, few_shot=few_shot
+    )
+    prompts = build_prompts(ITEMS, template, few_shot=few_shot, seed=0)
+    tiny_model.eval()
+    for item, prompt, item_scores in zip(ITEMS, prompts, scores, strict=True):
+        expected = [direct_choice_logprob(tiny_model, tiny_tokenizer, prompt, c) for c in item["choices"]]
+        assert item_scores == pytest.approx(expected, abs=1e-4)
+        assert all(s < 0 for s in item_scores)
+
+
+def test_a_trailing_space_in_the_template_moves_to_the_continuation(tiny_model, tiny_tokenizer):
+    plain = choice_logprobs(tiny_model, tiny_tokenizer, ITEMS[:2], template="{question}\nAnswer:")
+    spaced = choice_logprobs(tiny_model, tiny_tokenizer, ITEMS[:2], template="{question}\nAnswer: ")
+    assert np.allclose(spaced, plain, atol=1e-6, rtol=0)
+
+
+def test_metrics_from_choice_scores(monkeypatch, tiny_tokenizer):
+    # Item 0: the raw argmax is a short wrong choice; per character, the long right one wins.
+    # Item 1: right both ways. Item 2: wrong both ways.
+    scores = [[-10.0, -4.0, -9.0, -9.0], [-2.0, -1.0, -3.0, -9.0], [-5.0, -5.0, -1.0, -5.0]]
+    items = [
+        {"question": "a", "choices": ["a much longer choice", "ok", "x", "y"], "answer": 0},
+        {"question": "b", "choices": ["p", "q", "r", "s"], "answer": 1},
+        {"question": "c", "choices": ["p", "q", "r", "s"], "answer": 0},
+    ]
+    monkeypatch.setattr(mcq, "choice_logprobs", lambda *args, **kwargs: scores)
+    result = score_mcq(None, tiny_tokenizer, items)
+    assert result["n"] == 3
+    assert result["acc"] == pytest.approx(1 / 3)
+    assert result["acc_norm"] == pytest.approx(2 / 3)
+    # Sample standard deviation of 0/1 outcomes over sqrt(n), as lm-eval reports it.
+    assert result["acc_stderr"] == pytest.approx(math.sqrt((1 / 3) * (2 / 3) / 2))
+    assert result["acc_norm_stderr"] == pytest.approx(np.std([1, 1, 0], ddof=1) / math.sqrt(3))
+
+
+def test_score_mcq_is_deterministic_and_restores_training_mode(tiny_model, tiny_tokenizer):
+    tiny_model.train()
+    first = score_mcq(tiny_model, tiny_tokenizer, ITEMS, batch_size=4, few_shot=1)
+    assert tiny_model.training
+    second = score_mcq(tiny_model, tiny_tokenizer, ITEMS, batch_size=7, few_shot=1)
+    assert first == second
+    assert set(first) == {"acc", "acc_norm", "acc_stderr", "acc_norm_stderr", "n"}
+    assert first["n"] == len(ITEMS)
+    assert first["acc"] * len(ITEMS) == pytest.approx(round(first["acc"] * len(ITEMS)))
+
+
+def test_no_items_is_a_user_error(tiny_model, tiny_tokenizer):
+    with pytest.raises(UserError, match="no questions"):
+        score_mcq(tiny_model, tiny_tokenizer, [])
