@@ -79,6 +79,9 @@ class SourceConfig(_Strict):
     split: str = "train"
     heldout: HeldoutConfig = Field(default_factory=HeldoutConfig)
     on_error: Literal["fail", "skip"] = "fail"
+    max_epochs_warning: float | None = Field(
+        4.0, gt=0, description="warn when a stage reads this source more times than this"
+    )
 
     @field_validator("files", mode="before")
     @classmethod

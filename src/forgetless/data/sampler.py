@@ -1,0 +1,473 @@
+"""The stage sampler: fixed-length training sequences from weighted sources, with replay.
+
+A stage draws sequences of `seq_len + 1` tokens (inputs `[:-1]`, labels `[1:]`) from its sources.
+Each source's training tokens are cut into windows that start every `seq_len` tokens, so
+consecutive windows overlap by one token and every token is a target once per epoch; windows run
+across document boundaries (documents are packed, separated by EOS). A source with `N` tokens has
+`(N - 1) // seq_len` windows per epoch (the last `< seq_len` tokens are not used).
+
+**The global stream.** Sequences are numbered by a global position `p = 0, 1, 2, ...`. Which source
+and which window position `p` holds is a pure function of `p`, the stage config, the seed and the
+stores' sizes, so:
+
+- the sampler's whole state is `p` (`state_dict`), and resuming gives the identical continuation;
+- rank `r` of `W` takes the positions `p` with `p % W == r`; `next_batch(n)` on every rank advances
+  the global position by `n * W`, so the ranks' batches are disjoint and together equal the
+  single-process stream for the same global batch (and a run may resume with another `W` as long
+  as the global batch is unchanged).
+
+**Replay and its accounting.** With `replay: {from, ratio}`, position `p` is a replay sequence when
+`floor((p + 1) * ratio) > floor(p * ratio)`, so exactly `floor(n * ratio)` of the first `n`
+sequences replay, and over *any* window of sequences the replayed count differs from
+`ratio x length` by less than one sequence (a fractional accumulator, not a coin flip; `ratio` is
+taken as the nearest fraction with a denominator of at most 10^6). Replayed tokens are therefore
+exactly `ratio` of all tokens served. The stage's length in sequences, `total_sequences`:
+
+- `compute_equivalent` (Ibrahim et al. 2024): the stage trains on `ceil(stage.tokens / seq_len)`
+  sequences in all; replay takes its share inside that budget, so new tokens shrink to
+  `(1 - ratio)` of it and compute stays fixed;
+- `additive` (Abbes et al. 2025): the new-token budget `ceil(stage.tokens / seq_len)` sequences is
+  kept and replay comes on top: `total_sequences` is the smallest `T` with
+  `T - floor(T * ratio) >= ceil(stage.tokens / seq_len)`, about `tokens / (1 - ratio)`.
+
+**Sources and their order.** The non-replay positions are split among the `mix` sources in
+proportion to their weights (shares of tokens) by nested accumulators of the same kind: the first
+source takes its share of the new positions, the second its share of the rest, and so on, so each
+source's count stays within a sequence or two of its share over any window. A `mix` source is read
+in a seeded shuffled order of its windows, a fresh shuffle every epoch (a keyed pseudo-random
+permutation, so no permutation is stored). Replay positions are split among the `from` sources in
+proportion to their sizes (as one buffer of all of them); `order: original` reads each one's windows
+in order from its start (wrapping around after an epoch), `order: uniform` draws windows uniformly
+at random with replacement (seeded). A source both mixed and replayed is read by both roles
+independently; its counters add up.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import math
+import warnings
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from forgetless.config import StageConfig
+from forgetless.data.shards import TokenStore
+from forgetless.errors import UserError
+
+if TYPE_CHECKING:
+    from forgetless.config import RunConfig
+
+STATE_VERSION = 1
+_MAX_DENOMINATOR = 10**6
+_U64 = np.uint64
+
+
+class RepetitionWarning(UserWarning):
+    """A source is read for more epochs than its `max_epochs_warning`."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Exact fractional splits
+
+
+@dataclass(frozen=True)
+class _Share:
+    """A fraction num/den in [0, 1]: position j of a stream is chosen when floor((j+1)f) > floor(jf)."""
+
+    num: int
+    den: int
+
+    @classmethod
+    def of(cls, value: float | Fraction) -> _Share:
+        frac = Fraction(value).limit_denominator(_MAX_DENOMINATOR)
+        return cls(frac.numerator, frac.denominator)
+
+    def count(self, j: np.ndarray) -> np.ndarray:
+        """How many of the positions `[0, j)` are chosen: floor(j * num / den), without overflow."""
+        q, s = np.divmod(j, self.den)
+        return q * self.num + (s * self.num) // self.den
+
+    def count_int(self, j: int) -> int:
+        return (j * self.num) // self.den
+
+
+@dataclass
+class _Lane:
+    """One way a source is read: as a mix source (`shuffled`) or a replay source (`original`/`uniform`)."""
+
+    source: str
+    source_index: int
+    replay: bool
+    order: str  # "shuffled", "original" or "uniform"
+    windows: int  # windows per epoch
+    key: int  # 64-bit key for the shuffles and draws
+    view: np.ndarray  # [windows, seq_len + 1] strided view of the store's tokens
+
+
+@dataclass
+class SequencePlan:
+    """What a set of global positions hold: per position, the source, role, window and epoch."""
+
+    positions: np.ndarray  # int64 global positions
+    source: np.ndarray  # int64 index into `MixtureSampler.source_names`
+    replay: np.ndarray  # bool: a replayed sequence
+    window: np.ndarray  # int64 window index in its source: tokens [w * seq_len, w * seq_len + seq_len + 1)
+    epoch: np.ndarray  # int64 epoch of its lane (how many times the lane went through the source)
+
+
+# ---------------------------------------------------------------------------------------------
+# Keyed hashing and permutations (stable across numpy versions and platforms)
+
+
+def _mix64(x: np.ndarray) -> np.ndarray:
+    """The splitmix64 finalizer, elementwise on a uint64 array (array arithmetic wraps silently)."""
+    z = np.asarray(x, dtype=np.uint64) + _U64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> _U64(27))) * _U64(0x94D049BB133111EB)
+    return z ^ (z >> _U64(31))
+
+
+@functools.lru_cache(maxsize=4096)
+def _derive_key(*parts: object) -> int:
+    digest = hashlib.blake2b("|".join(map(str, parts)).encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
+
+
+def permute(index: np.ndarray, size: int, key: int) -> np.ndarray:
+    """A keyed pseudo-random permutation of `[0, size)` applied to `index` (a Feistel network with
+    cycle walking): a bijection, so a whole epoch visits every window once, with nothing stored."""
+    index = np.asarray(index, dtype=np.uint64)
+    if size <= 1:
+        return np.zeros(index.shape, dtype=np.int64)
+    bits = max(2, (size - 1).bit_length())
+    bits += bits % 2
+    half = _U64(bits // 2)
+    mask = _U64((1 << (bits // 2)) - 1)
+    round_keys = [_U64(_derive_key(key, r)) for r in range(4)]
+
+    def rounds(x: np.ndarray) -> np.ndarray:
+        left, right = x >> half, x & mask
+        for rk in round_keys:
+            left, right = right, left ^ (_mix64(right ^ rk) & mask)
+        return (left << half) | right
+
+    out = rounds(index)
+    todo = np.flatnonzero(out >= _U64(size))
+    while todo.size:  # cycle walking: the domain is at most 4x size, so this ends fast
+        out[todo] = rounds(out[todo])
+        todo = todo[out[todo] >= _U64(size)]
+    return out.astype(np.int64)
+
+
+# ---------------------------------------------------------------------------------------------
+# The sampler
+
+
+class MixtureSampler:
+    """Deterministic, resumable, rank-sharded sequences of one stage (see the module docstring).
+
+    `stores` maps source names to their *train* `TokenStore`s. `next_batch(n)` returns int64
+    `[n, seq_len + 1]`: this rank's next `n` sequences.
+    """
+
+    def __init__(
+        self,
+        stage: StageConfig,
+        stores: dict[str, TokenStore],
+        seq_len: int,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        *,
+        max_epochs_warning: float | dict[str, float] | None = 4.0,
+    ) -> None:
+        if seq_len < 1:
+            raise ValueError(f"seq_len must be positive, got {seq_len}")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is not in [0, {world_size})")
+        self.stage = stage
+        self.seq_len = int(seq_len)
+        self.seed = int(seed)
+        self.rank = int(rank)
+        self.world_size = int(world_size)
+        self.position = 0  # global position of the next sequence (all ranks)
+
+        replay = stage.replay if stage.replay is not None and stage.replay.ratio > 0 else None
+        mix = [(name, w) for name, w in stage.mix.items() if w > 0]
+        used = [name for name, _ in mix] + list(replay.from_ if replay else [])
+        self.source_names: list[str] = list(dict.fromkeys(used))  # mix sources first, then replayed ones
+        self._stores = {name: self._store(stores, name) for name in self.source_names}
+        self._windows = {name: self._window_count(name) for name in self.source_names}
+
+        self._replay_share = _Share.of(replay.ratio) if replay else _Share(0, 1)
+        self.replay_ratio = self._replay_share.num / self._replay_share.den
+        self._new_lanes = [self._lane(name, False, "shuffled") for name, _ in mix]
+        self._new_splits = _nested_shares([Fraction(w) for _, w in mix])
+        if replay:
+            self._replay_lanes = [self._lane(name, True, replay.order) for name in replay.from_]
+            sizes = [Fraction(lane.windows) for lane in self._replay_lanes]
+            self._replay_splits = _nested_shares(sizes)
+        else:
+            self._replay_lanes, self._replay_splits = [], []
+        self._lanes = self._new_lanes + self._replay_lanes
+
+        budget = math.ceil(stage.tokens / self.seq_len)
+        accounting = replay.accounting if replay else "compute_equivalent"
+        self.accounting = accounting
+        if accounting == "compute_equivalent":
+            self.total_sequences = budget
+        else:
+            self.total_sequences = self._additive_total(budget)
+
+        self._fingerprint = self._make_fingerprint()
+        self._warn_limits = self._limits(max_epochs_warning)
+        self._warned: set[str] = set()
+        self._warn_repetition(self.total_sequences, planned=True)
+        self.last_plan: SequencePlan | None = None
+
+    @classmethod
+    def for_stage(
+        cls,
+        config: RunConfig,
+        stage_index: int,
+        stores: dict[str, TokenStore],
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> MixtureSampler:
+        """The sampler of `config.stages[stage_index]` with the run's seq_len, seed and warnings."""
+        limits = {
+            name: source.max_epochs_warning
+            for name, source in config.sources.items()
+            if source.max_epochs_warning is not None
+        }
+        return cls(
+            config.stages[stage_index],
+            stores,
+            config.train.seq_len,
+            config.train.seed,
+            rank,
+            world_size,
+            max_epochs_warning=limits,
+        )
+
+    # -- construction helpers ----------------------------------------------------------------
+
+    def _store(self, stores: dict[str, TokenStore], name: str) -> TokenStore:
+        if name not in stores:
+            raise ValueError(f"stage {self.stage.name!r} uses source {name!r}, but no token store was given")
+        return stores[name]
+
+    def _window_count(self, name: str) -> int:
+        count = (self._stores[name].num_tokens - 1) // self.seq_len
+        if count < 1:
+            raise UserError(
+                f"sources.{name}: {self._stores[name].num_tokens:,} training tokens, fewer than one "
+                f"sequence of seq_len + 1 = {self.seq_len + 1}; add data or lower train.seq_len"
+            )
+        return count
+
+    def _lane(self, name: str, replay: bool, order: str) -> _Lane:
+        tokens = self._stores[name].tokens
+        windows = self._windows[name]
+        view = np.lib.stride_tricks.sliding_window_view(tokens, self.seq_len + 1)[:: self.seq_len][:windows]
+        key = _derive_key(
+            "forgetless-sampler", self.seed, self.stage.name, "replay" if replay else "mix", name
+        )
+        return _Lane(name, self.source_names.index(name), replay, order, windows, key, view)
+
+    def _additive_total(self, new_sequences: int) -> int:
+        share = self._replay_share
+        if share.num == 0:
+            return new_sequences
+        total = -(-new_sequences * share.den // (share.den - share.num))  # ceil(new / (1 - ratio))
+        while total > 0 and (total - 1) - share.count_int(total - 1) >= new_sequences:
+            total -= 1
+        return total
+
+    def _make_fingerprint(self) -> str:
+        data = {
+            "stage": self.stage.model_dump(
+                mode="json", by_alias=True, exclude={"schedule", "reset_optimizer"}
+            ),
+            "seq_len": self.seq_len,
+            "seed": self.seed,
+            "tokens": {name: self._stores[name].num_tokens for name in self.source_names},
+        }
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode("utf-8")).hexdigest()[:32]
+
+    def _limits(self, value: float | dict[str, float] | None) -> dict[str, float]:
+        if value is None:
+            return {}
+        if isinstance(value, dict):
+            return {k: float(v) for k, v in value.items()}
+        return {name: float(value) for name in self.source_names}
+
+    # -- the stream ----------------------------------------------------------------------------
+
+    def plan(self, positions: np.ndarray) -> SequencePlan:
+        """Which source, role and window each global position holds (a pure function of the position)."""
+        p = np.asarray(positions, dtype=np.int64)
+        lane = np.empty(p.shape, dtype=np.int64)
+        local = np.empty(p.shape, dtype=np.int64)
+        replay_before = self._replay_share.count(p)
+        is_replay = self._replay_share.count(p + 1) > replay_before
+        new = ~is_replay
+        self._descend(p[new] - replay_before[new], self._new_splits, 0, lane, local, new)
+        if self._replay_lanes:
+            self._descend(
+                replay_before[is_replay], self._replay_splits, len(self._new_lanes), lane, local, is_replay
+            )
+        window = np.empty(p.shape, dtype=np.int64)
+        epoch = np.empty(p.shape, dtype=np.int64)
+        source = np.empty(p.shape, dtype=np.int64)
+        for i, spec in enumerate(self._lanes):
+            sel = lane == i
+            if not sel.any():
+                continue
+            n = local[sel]
+            epoch[sel] = n // spec.windows
+            window[sel] = self._windows_of(spec, n)
+            source[sel] = spec.source_index
+        return SequencePlan(p, source, is_replay, window, epoch)
+
+    @staticmethod
+    def _descend(
+        j: np.ndarray,
+        splits: list[_Share],
+        first_lane: int,
+        lane: np.ndarray,
+        local: np.ndarray,
+        where: np.ndarray,
+    ) -> None:
+        """Assign stream indices `j` to lanes through nested shares; write lane and lane-local index."""
+        idx = np.flatnonzero(where)
+        for k, share in enumerate(splits):
+            before = share.count(j)
+            chosen = share.count(j + 1) > before
+            lane[idx[chosen]] = first_lane + k
+            local[idx[chosen]] = before[chosen]
+            rest = ~chosen
+            idx, j = idx[rest], (j - before)[rest]
+        assert idx.size == 0, "the last share is 1, so every index finds a lane"
+
+    def _windows_of(self, lane: _Lane, n: np.ndarray) -> np.ndarray:
+        if lane.order == "original":
+            return n % lane.windows
+        if lane.order == "uniform":
+            draws = _mix64(n.astype(np.uint64) ^ _U64(lane.key))
+            return (_mix64(draws) % _U64(lane.windows)).astype(np.int64)
+        epochs = n // lane.windows
+        out = np.empty(n.shape, dtype=np.int64)
+        for e in np.unique(epochs):
+            sel = epochs == e
+            out[sel] = permute(n[sel] % lane.windows, lane.windows, _derive_key(lane.key, int(e)))
+        return out
+
+    def next_batch(self, num_sequences: int) -> np.ndarray:
+        """This rank's next `num_sequences` sequences: int64 `[num_sequences, seq_len + 1]`.
+
+        The global position advances by `num_sequences * world_size`; this rank takes the positions
+        `p` with `p % world_size == rank`.
+        """
+        positions = self.position + self.rank + self.world_size * np.arange(num_sequences, dtype=np.int64)
+        plan = self.plan(positions)
+        out = np.empty((num_sequences, self.seq_len + 1), dtype=np.int64)
+        for spec in self._lanes:
+            sel = (plan.source == spec.source_index) & (plan.replay == spec.replay)
+            if sel.any():
+                out[sel] = spec.view[plan.window[sel]]
+        self.position += num_sequences * self.world_size
+        self.last_plan = plan
+        if self._warn_limits and len(self._warned) < len(self._warn_limits):
+            self._warn_repetition(self.position, planned=False)
+        return out
+
+    # -- state and counters ----------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """The sampler's state: the global position (plain ints and strings)."""
+        return {"version": STATE_VERSION, "position": int(self.position), "fingerprint": self._fingerprint}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a state from `state_dict`; the continuation is identical to the uninterrupted stream."""
+        if int(state.get("version", -1)) != STATE_VERSION:
+            raise UserError(f"sampler state: version {state.get('version')!r} is not {STATE_VERSION}")
+        if state.get("fingerprint") != self._fingerprint:
+            raise UserError(
+                f"stages: the data of stage {self.stage.name!r} changed since the checkpoint (its mix, "
+                "replay, tokens, seq_len, seed or the sources' contents); resume needs them unchanged"
+            )
+        position = int(state["position"])
+        if position < 0:
+            raise UserError(f"sampler state: negative position {position}")
+        self.position = position
+
+    def lane_counts(self, position: int | None = None) -> list[int]:
+        """Sequences each lane served in the global stream before `position` (default: now)."""
+        p = self.position if position is None else int(position)
+        replayed = self._replay_share.count_int(p)
+        counts = _nested_counts(p - replayed, self._new_splits)
+        if self._replay_lanes:
+            counts += _nested_counts(replayed, self._replay_splits)
+        return counts
+
+    def counters(self) -> dict[str, dict[str, Any]]:
+        """Per source, over the global stream so far (all ranks): `tokens` (target tokens, i.e.
+        sequences x seq_len), `sequences`, `new_sequences`, `replay_sequences`, `epochs` (sequences /
+        windows per epoch), `repetitions` (sequences beyond one pass over the source)."""
+        out: dict[str, dict[str, Any]] = {
+            name: {"tokens": 0, "sequences": 0, "new_sequences": 0, "replay_sequences": 0}
+            for name in self.source_names
+        }
+        for lane, count in zip(self._lanes, self.lane_counts(), strict=True):
+            entry = out[lane.source]
+            entry["sequences"] += count
+            entry["replay_sequences" if lane.replay else "new_sequences"] += count
+        for name, entry in out.items():
+            windows = self._windows[name]
+            entry["tokens"] = entry["sequences"] * self.seq_len
+            entry["epochs"] = entry["sequences"] / windows
+            entry["repetitions"] = max(0, entry["sequences"] - windows)
+            entry["windows_per_epoch"] = windows
+        return out
+
+    def _warn_repetition(self, position: int, planned: bool) -> None:
+        per_source: dict[str, int] = {}
+        for lane, count in zip(self._lanes, self.lane_counts(position), strict=True):
+            per_source[lane.source] = per_source.get(lane.source, 0) + count
+        for name, sequences in per_source.items():
+            limit = self._warn_limits.get(name)
+            epochs = sequences / self._windows[name]
+            if limit is None or name in self._warned or epochs <= limit:
+                continue
+            self._warned.add(name)
+            verb = "will read" if planned else "has read"
+            warnings.warn(
+                f"stage {self.stage.name!r} {verb} source {name!r} {epochs:.1f} times (more than "
+                f"sources.{name}.max_epochs_warning = {limit:g}); add data or lower its share",
+                RepetitionWarning,
+                stacklevel=3,
+            )
+
+
+def _nested_shares(weights: list[Fraction]) -> list[_Share]:
+    """Shares for nested splits: lane k takes w_k / (w_k + ... + w_last) of what the lanes before left."""
+    shares = []
+    for k, w in enumerate(weights):
+        rest = sum(weights[k:], Fraction(0))
+        shares.append(_Share(1, 1) if k == len(weights) - 1 else _Share.of(w / rest))
+    return shares
+
+
+def _nested_counts(j: int, shares: list[_Share]) -> list[int]:
+    counts = []
+    for share in shares:
+        taken = share.count_int(j)
+        counts.append(taken)
+        j -= taken
+    return counts

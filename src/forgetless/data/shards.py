@@ -1,0 +1,201 @@
+"""Token shards on disk: one split of one source as a flat, memory-mapped token file.
+
+A split directory holds
+
+- `tokens.bin`: every document's token ids, concatenated, each document followed by the EOS id;
+  raw little-endian `uint16` when the vocabulary fits in 16 bits, else `uint32` (any tool can read
+  it with `numpy.memmap`);
+- `doc_offsets.npy`: int64 `[num_documents + 1]`, the token offset where each document starts (the
+  last entry is `len(tokens)`), so document `i` is `tokens[doc_offsets[i]:doc_offsets[i + 1]]`,
+  its EOS included;
+- `doc_bytes.npy`: int64 `[num_documents]`, the UTF-8 length in bytes of each document's text, so
+  that losses can be reported in bits per byte;
+- `meta.json`: the dtype and the counts.
+
+Splits are written to a temporary directory and renamed into place (`install_dir`), so a reader
+never sees a half-written split.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+SHARD_FORMAT_VERSION = 1
+
+
+def token_dtype(vocab_size: int) -> np.dtype:
+    """`uint16` when every id in `[0, vocab_size)` fits in 16 bits, else `uint32`."""
+    return np.dtype(np.uint16) if vocab_size <= 2**16 else np.dtype(np.uint32)
+
+
+@dataclass
+class TokenStore:
+    """One split of one source, memory-mapped read-only.
+
+    `tokens` is 1-D (`uint16` or `uint32`); `doc_offsets` is int64 `[num_documents + 1]`;
+    `doc_bytes` is int64 `[num_documents]` (UTF-8 bytes of each document's text).
+    """
+
+    tokens: np.ndarray
+    doc_offsets: np.ndarray
+    doc_bytes: np.ndarray
+    path: Path | None = None
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.tokens.shape[0])
+
+    @property
+    def num_documents(self) -> int:
+        return int(self.doc_offsets.shape[0] - 1)
+
+    @property
+    def num_bytes(self) -> int:
+        return int(self.doc_bytes.sum())
+
+    def document(self, index: int) -> np.ndarray:
+        """The tokens of document `index`, its trailing EOS included."""
+        return self.tokens[self.doc_offsets[index] : self.doc_offsets[index + 1]]
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> TokenStore:
+        """Open a split directory written by `write_store` (tokens memory-mapped, read-only)."""
+        path = Path(path)
+        meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+        dtype = np.dtype(meta["dtype"])
+        num_tokens = int(meta["num_tokens"])
+        if num_tokens:
+            tokens = np.memmap(path / "tokens.bin", dtype=dtype, mode="r", shape=(num_tokens,))
+        else:  # numpy cannot map an empty file
+            tokens = np.zeros(0, dtype=dtype)
+        doc_offsets = np.load(path / "doc_offsets.npy")
+        doc_bytes = np.load(path / "doc_bytes.npy")
+        if doc_offsets[-1] != num_tokens or doc_bytes.shape[0] != doc_offsets.shape[0] - 1:
+            raise ValueError(f"{path}: inconsistent token store (offsets do not match the token count)")
+        return cls(tokens=tokens, doc_offsets=doc_offsets, doc_bytes=doc_bytes, path=path)
+
+    @classmethod
+    def from_arrays(cls, tokens: np.ndarray, doc_offsets: np.ndarray, doc_bytes: np.ndarray) -> TokenStore:
+        """An in-memory store (tests, small corpora); same layout as an opened one."""
+        return cls(
+            tokens=np.asarray(tokens),
+            doc_offsets=np.asarray(doc_offsets, dtype=np.int64),
+            doc_bytes=np.asarray(doc_bytes, dtype=np.int64),
+        )
+
+
+class StoreWriter:
+    """Append documents' tokens to a split directory being written (not yet visible)."""
+
+    def __init__(self, path: Path, dtype: np.dtype) -> None:
+        self.path = path
+        self.dtype = np.dtype(dtype)
+        path.mkdir(parents=True, exist_ok=True)
+        self._file = open(path / "tokens.bin", "wb")  # noqa: SIM115 - closed in close()
+        self._lengths: list[np.ndarray] = []
+        self._bytes: list[np.ndarray] = []
+        self.num_tokens = 0
+
+    def append(self, tokens: np.ndarray, doc_lengths: np.ndarray, doc_bytes: np.ndarray) -> None:
+        """Append documents: `tokens` concatenated (EOS included), with their lengths and byte sizes."""
+        self.write_tokens(tokens)
+        self.add_documents(doc_lengths, doc_bytes)
+
+    def write_tokens(self, tokens: np.ndarray) -> None:
+        """Append raw tokens; `add_documents` must account for them before `close`."""
+        tokens = np.ascontiguousarray(tokens, dtype=self.dtype)
+        self._file.write(memoryview(tokens).cast("B"))
+        self.num_tokens += int(tokens.shape[0])
+
+    def add_documents(self, doc_lengths: np.ndarray, doc_bytes: np.ndarray) -> None:
+        """Record documents (token lengths and UTF-8 byte sizes) whose tokens were written."""
+        self._lengths.append(np.asarray(doc_lengths, dtype=np.int64))
+        self._bytes.append(np.asarray(doc_bytes, dtype=np.int64))
+
+    def close(self, extra_meta: dict | None = None) -> dict:
+        """Finish the files and write `meta.json`; returns the meta."""
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        lengths = np.concatenate(self._lengths) if self._lengths else np.zeros(0, np.int64)
+        offsets = np.zeros(lengths.shape[0] + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        doc_bytes = np.concatenate(self._bytes) if self._bytes else np.zeros(0, np.int64)
+        if offsets[-1] != self.num_tokens:
+            raise ValueError("document lengths do not add up to the tokens written")
+        np.save(self.path / "doc_offsets.npy", offsets)
+        np.save(self.path / "doc_bytes.npy", doc_bytes)
+        meta = {
+            "format_version": SHARD_FORMAT_VERSION,
+            "dtype": self.dtype.name,
+            "num_tokens": self.num_tokens,
+            "num_documents": int(lengths.shape[0]),
+            "num_bytes": int(doc_bytes.sum()),
+            **(extra_meta or {}),
+        }
+        write_json(self.path / "meta.json", meta)
+        return meta
+
+    def abort(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+
+
+def write_store(
+    path: str | os.PathLike[str],
+    tokens: np.ndarray,
+    doc_offsets: np.ndarray,
+    doc_bytes: np.ndarray,
+    dtype: np.dtype | None = None,
+) -> TokenStore:
+    """Write a whole split at `path` (atomically) and open it."""
+    path = Path(path)
+    tokens = np.asarray(tokens)
+    dtype = np.dtype(dtype) if dtype is not None else token_dtype(int(tokens.max(initial=0)) + 1)
+    tmp = temp_dir_beside(path)
+    try:
+        writer = StoreWriter(tmp, dtype)
+        writer.append(tokens, np.diff(np.asarray(doc_offsets, dtype=np.int64)), doc_bytes)
+        writer.close()
+        install_dir(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return TokenStore.open(path)
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Write JSON through a temporary file and a rename."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def temp_dir_beside(path: Path) -> Path:
+    """A fresh, hidden temporary directory next to `path` (same filesystem, so renames are atomic)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:12]}"
+    tmp.mkdir()
+    return tmp
+
+
+def install_dir(tmp: Path, dest: Path) -> None:
+    """Move a finished directory `tmp` to `dest`, replacing an older `dest` if there is one."""
+    try:
+        os.rename(tmp, dest)
+        return
+    except OSError:
+        if not dest.exists():
+            raise
+    trash = dest.parent / f".{dest.name}.old-{uuid.uuid4().hex[:12]}"
+    os.rename(dest, trash)
+    try:
+        os.rename(tmp, dest)
+    finally:
+        shutil.rmtree(trash, ignore_errors=True)
