@@ -159,3 +159,219 @@ def demo(
     from forgetless.demo import run_demo
 
     run_demo(out, quick=quick, base=base, quiet=quiet)
+
+
+# ---------------------------------------------------------------------------------------------
+# eval
+
+
+@app.command("eval")
+def eval_(
+    model_dir: Annotated[Path, typer.Argument(help="A Hugging Face model directory.", show_default=False)],
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", help="A run config: evaluate its eval.sources held-out splits and eval.mcq sets."
+        ),
+    ] = None,
+    set_: SetOpt = None,
+    source: Annotated[
+        list[str] | None,
+        typer.Option("--source", help="NAME=PATH: evaluate every document of a file or folder (repeatable)."),
+    ] = None,
+    mcq: Annotated[
+        list[str] | None,
+        typer.Option("--mcq", help="A question set: a .jsonl(.gz) file or bundled:<set> (repeatable)."),
+    ] = None,
+    seq_len: Annotated[
+        int | None,
+        typer.Option(
+            "--seq-len", min=2, help="Tokens per evaluation window (default: train.seq_len or 1024)."
+        ),
+    ] = None,
+    max_tokens: Annotated[
+        int | None,
+        typer.Option(
+            "--max-tokens", min=1, help="Tokens per source (default: eval.max_tokens; all of a --source)."
+        ),
+    ] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option("--batch-size", min=1, help="Windows per forward pass (default: eval.batch_size or 8)."),
+    ] = None,
+    mcq_limit: Annotated[
+        int | None, typer.Option("--mcq-limit", min=1, help="Score only the first N questions of each set.")
+    ] = None,
+    mcq_template: Annotated[
+        str, typer.Option("--mcq-template", help="Prompt template; fields come from the question record.")
+    ] = "{question}\nAnswer:",
+    mcq_few_shot: Annotated[
+        int,
+        typer.Option("--mcq-few-shot", min=0, help="Solved examples from the same set before each question."),
+    ] = 0,
+    lm_eval: Annotated[
+        str | None,
+        typer.Option(
+            "--lm-eval", help="lm-evaluation-harness tasks, comma-separated (needs forgetless[eval])."
+        ),
+    ] = None,
+    lm_eval_include: Annotated[
+        Path | None, typer.Option("--lm-eval-include", help="A folder of local lm-eval task YAML files.")
+    ] = None,
+    lm_eval_limit: Annotated[
+        int | None,
+        typer.Option("--lm-eval-limit", min=1, help="Evaluate only the first N documents of each task."),
+    ] = None,
+    tokenizer: Annotated[
+        str | None, typer.Option("--tokenizer", help="Tokenizer directory (default: the model's own).")
+    ] = None,
+    device: Annotated[
+        str | None, typer.Option("--device", help="auto, cpu or cuda (default: train.device or auto).")
+    ] = None,
+    precision: Annotated[
+        str | None, typer.Option("--precision", help="auto, bf16 or fp32 (auto: bf16 on GPU, fp32 on CPU).")
+    ] = None,
+    allow_pickle: Annotated[
+        bool, typer.Option("--allow-pickle", help="Allow loading model weights stored with pickle (.bin).")
+    ] = False,
+    trust_remote_code: Annotated[
+        bool, typer.Option("--trust-remote-code", help="Allow model code shipped inside the model dir.")
+    ] = False,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the results to this JSON file.")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress lines while preparing data.")] = False,
+) -> None:
+    """Evaluate any Hugging Face model directory: held-out loss, perplexity and bits per byte per
+    source, multiple-choice accuracy per question set, and lm-evaluation-harness tasks.
+
+    With --config, the config's held-out splits are evaluated exactly as its run evaluates them, so
+    the final model of a run gives back the run's final held-out losses.
+    """
+    from forgetless.config import load_config
+    from forgetless.evaluate.model_eval import evaluate_model, parse_source_args, print_results, write_results
+
+    if device not in (None, "auto", "cpu", "cuda"):
+        raise UserError(f"--device {device}: expected auto, cpu or cuda")
+    if precision not in (None, "auto", "bf16", "fp32"):
+        raise UserError(f"--precision {precision}: expected auto, bf16 or fp32")
+    if set_ and config is None:
+        raise UserError("--set needs --config")
+    run_config = load_config(config, list(set_ or [])) if config is not None else None
+    tasks = [task.strip() for task in (lm_eval or "").split(",") if task.strip()]
+    results = evaluate_model(
+        model_dir,
+        config=run_config,
+        sources=parse_source_args(list(source or [])),
+        mcq=list(mcq or []),
+        seq_len=seq_len,
+        max_tokens=max_tokens,
+        batch_size=batch_size,
+        mcq_limit=mcq_limit,
+        mcq_template=mcq_template,
+        mcq_few_shot=mcq_few_shot,
+        lm_eval_tasks=tasks,
+        lm_eval_include=str(lm_eval_include) if lm_eval_include is not None else None,
+        lm_eval_limit=lm_eval_limit,
+        tokenizer_path=tokenizer,
+        device=device,
+        precision=precision,
+        allow_pickle=allow_pickle,
+        trust_remote_code=trust_remote_code,
+        progress=not quiet,
+    )
+    print_results(results)
+    if json_out is not None:
+        write_results(results, json_out)
+        typer.echo(f"results written to {json_out}")
+
+
+# ---------------------------------------------------------------------------------------------
+# report and compare
+
+RunDirsArg = Annotated[
+    list[Path], typer.Argument(help="Run directories (each holds metrics.jsonl).", show_default=False)
+]
+
+
+@app.command()
+def report(
+    run_dirs: RunDirsArg,
+    out: Annotated[Path, typer.Option("--out", help="The HTML file to write.")] = Path("report.html"),
+    name: Annotated[
+        Optional[list[str]],
+        typer.Option("--name", help="Display name of each run, in order (repeatable; default: folder names)."),
+    ] = None,
+    title: Annotated[str, typer.Option("--title", help="Page title.")] = "forgetless report",
+) -> None:
+    """Write one self-contained HTML page comparing RUN_DIRS: loss curves per source, LR schedule,
+    learning-vs-forgetting scatter with the Pareto front, and the ledger tables.
+    """
+    from forgetless.report.html import write_report
+
+    path = write_report(list(run_dirs), out, names=list(name) if name else None, title=title)
+    typer.echo(f"report: {path}")
+
+
+@app.command()
+def compare(run_dirs: RunDirsArg) -> None:
+    """Print one row per run: learning per target, forgetting per retained source, worst stability
+    gap, MCQ accuracy change, tokens and tokens per second (recomputed from metrics.jsonl).
+    """
+    from rich.console import Console
+
+    from forgetless.report.compare import compare_table
+
+    console = Console()
+    if not console.is_terminal:  # piped or redirected: do not squeeze the table into 80 columns
+        console = Console(width=200)
+    console.print(compare_table(list(run_dirs)))
+
+
+# ---------------------------------------------------------------------------------------------
+# prepare
+
+
+@app.command()
+def prepare(
+    config: ConfigArg,
+    set_: SetOpt = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress display.")] = False,
+) -> None:
+    """Tokenize every source of CONFIG once into the cache (memory-mapped shards + held-out split).
+
+    A second run with unchanged files and tokenizer does nothing; a changed file re-tokenizes only
+    itself. `train` runs this itself when needed.
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from forgetless.config import load_config
+    from forgetless.data.prepare import default_cache_dir, prepare_sources
+    from forgetless.model.load import load_tokenizer
+
+    run_config = load_config(config, list(set_ or []))
+    tokenizer = load_tokenizer(
+        run_config.tokenizer or run_config.model.path, trust_remote_code=run_config.model.trust_remote_code
+    )
+    prepared = prepare_sources(run_config, tokenizer, progress=not quiet)
+    table = Table(title=f"sources (cache: {default_cache_dir(run_config)})", title_justify="left")
+    for column in ("source", "status", "train docs", "train tokens", "held-out docs", "held-out tokens", "notes"):
+        table.add_column(column, justify="right" if "docs" in column or "tokens" in column else "left")
+    for name, source in prepared.items():
+        meta = source.meta
+        read = meta.get("read", {})
+        notes = [f"{read[k]:,} {k.replace('_', ' ')}" for k in ("skipped_records", "empty_documents", "invalid_utf8") if read.get(k)]
+        table.add_row(
+            name,
+            "up to date" if source.cached else "prepared",
+            f"{meta['train']['documents']:,}",
+            f"{meta['train']['tokens']:,}",
+            f"{meta['heldout']['documents']:,}",
+            f"{meta['heldout']['tokens']:,}",
+            "; ".join(notes),
+        )
+    console = Console() if Console().is_terminal else Console(width=200)
+    console.print(table)
+    if all(source.cached for source in prepared.values()):
+        typer.echo("nothing to do: every source is up to date")

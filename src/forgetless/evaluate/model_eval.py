@@ -1,0 +1,283 @@
+"""`forgetless eval`: evaluate any Hugging Face model directory on held-out text and question sets.
+
+With a run config, the sources named in `eval.sources` are evaluated on their held-out splits with
+the run's `train.seq_len`, `eval.max_tokens`, `eval.batch_size`, device and precision, through the
+same windows and scoring as training, so the final model of a run gives back the run's final
+held-out losses. A file given with `--source NAME=PATH` is evaluated on all of its documents: the
+split the data pipeline holds out first, then the rest, up to `--max-tokens` (default: all).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from forgetless.config import ModelConfig, RunConfig, SourceConfig
+from forgetless.data.shards import TokenStore
+from forgetless.errors import UserError
+from forgetless.evaluate.heldout import evaluate_heldout, heldout_windows
+from forgetless.evaluate.mcq import load_questions, question_set_name, score_mcq
+
+DEFAULT_SEQ_LEN = 1024
+DEFAULT_BATCH_SIZE = 8
+# Multiple-choice sequences are short (a question and one choice): score several per held-out window.
+MCQ_SEQUENCES_PER_WINDOW = 4
+
+
+def parse_source_args(values: list[str]) -> dict[str, str]:
+    """`NAME=PATH` (or a bare `PATH`, named after the file) -> {name: path}; names must be unique."""
+    sources: dict[str, str] = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep:
+            path = value
+            name = Path(value.rstrip("/")).name.split(".")[0]
+        if not name or not path:
+            raise UserError(f"--source {value!r}: expected NAME=PATH")
+        if name in sources:
+            raise UserError(f"--source {value!r}: the name {name!r} is given twice")
+        sources[name] = path
+    return sources
+
+
+def evaluate_model(
+    model_dir: str | os.PathLike[str],
+    *,
+    config: RunConfig | None = None,
+    sources: dict[str, str] | None = None,
+    mcq: list[str] | None = None,
+    seq_len: int | None = None,
+    max_tokens: int | None = None,
+    batch_size: int | None = None,
+    mcq_limit: int | None = None,
+    mcq_template: str = "{question}\nAnswer:",
+    mcq_few_shot: int = 0,
+    lm_eval_tasks: list[str] | None = None,
+    lm_eval_include: str | None = None,
+    lm_eval_limit: int | None = None,
+    tokenizer_path: str | None = None,
+    device: str | None = None,
+    precision: str | None = None,
+    allow_pickle: bool = False,
+    trust_remote_code: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Evaluate the model in `model_dir`; return the results as a JSON-ready dict.
+
+    The dict holds the settings used and `heldout` ({source: loss, ppl, bpb, tokens, bytes}),
+    `mcq` ({set: acc, acc_norm, their stderr, n}) and `lm_eval` ({task: {metric: value}}).
+    Settings left as None come from `config` when given, else from the defaults above.
+    """
+    from forgetless.data.prepare import default_cache_dir, prepare_files, prepare_sources
+    from forgetless.model.load import build_model
+    from forgetless.train.run import resolve_device
+
+    if not Path(model_dir).is_dir():
+        raise UserError(f"{model_dir}: model directory not found (give a Hugging Face model directory)")
+    sources = dict(sources or {})
+    config_sources = config.eval_sources if config is not None else []
+    for name in sources:
+        if name in config_sources:
+            raise UserError(f"--source {name}: the config already evaluates a source of that name")
+    mcq_refs = list(config.eval.mcq if config is not None else []) + list(mcq or [])
+    if not (config_sources or sources or mcq_refs or lm_eval_tasks):
+        raise UserError(
+            "nothing to evaluate: give --config, --source NAME=PATH, --mcq REF or --lm-eval TASKS"
+        )
+    if mcq_limit is None and config is not None:
+        mcq_limit = config.eval.mcq_limit
+    # Read the question sets first: a bad file fails before the model is loaded.
+    question_sets = {question_set_name(ref): load_questions(ref)[:mcq_limit] for ref in mcq_refs}
+
+    train = config.train if config is not None else None
+    dev, autocast_dtype = resolve_device(
+        device or (train.device if train else "auto"), precision or (train.precision if train else "auto")
+    )
+    batch_size = batch_size or (config.eval.batch_size if config is not None else DEFAULT_BATCH_SIZE)
+    if batch_size < 1:
+        raise UserError(f"--batch-size must be positive, got {batch_size}")
+
+    tokenizer, tokenizer_ref = _tokenizer(model_dir, tokenizer_path, config, trust_remote_code)
+    model_config = ModelConfig(
+        path=str(model_dir), allow_pickle=allow_pickle, trust_remote_code=trust_remote_code
+    )
+    model = build_model(model_config, tokenizer).to(dev)
+    model.eval()
+    if seq_len is None:
+        seq_len = train.seq_len if train is not None else _default_seq_len(model)
+    if seq_len < 2:
+        raise UserError(f"--seq-len must be at least 2, got {seq_len}")
+
+    stores: dict[str, tuple[TokenStore, int | None]] = {}
+    if config_sources:
+        assert config is not None
+        prepared = prepare_sources(config, tokenizer, sources=config_sources, progress=progress)
+        limit = max_tokens if max_tokens is not None else config.eval.max_tokens
+        stores.update({name: (prepared[name].heldout, limit) for name in config_sources})
+    for name, path in sources.items():
+        one = prepare_files(
+            name, SourceConfig(files=[path]), tokenizer, default_cache_dir(config), progress=progress
+        )
+        stores[name] = (_all_documents(one.heldout, one.train, max_tokens), max_tokens)
+
+    heldout = {}
+    for name, (store, limit) in stores.items():
+        if store.num_documents == 0:
+            raise UserError(f"source {name}: no documents to evaluate")
+        windows, num_bytes = heldout_windows(store, seq_len=seq_len, max_tokens=limit or store.num_tokens)
+        heldout[name] = evaluate_heldout(
+            model, windows, num_bytes, batch_size=batch_size, device=dev, autocast_dtype=autocast_dtype
+        )
+
+    mcq_results = {
+        name: score_mcq(
+            model,
+            tokenizer,
+            items,
+            batch_size=batch_size * MCQ_SEQUENCES_PER_WINDOW,
+            template=mcq_template,
+            few_shot=mcq_few_shot,
+            device=dev,
+            autocast_dtype=autocast_dtype,
+        )
+        for name, items in question_sets.items()
+    }
+
+    lm_eval_results: dict[str, dict[str, float]] = {}
+    if lm_eval_tasks:
+        from forgetless.evaluate.lm_eval_bridge import run_lm_eval
+
+        lm_eval_results = run_lm_eval(
+            model,
+            tokenizer,
+            lm_eval_tasks,
+            lm_eval_include,
+            batch_size=batch_size,
+            device=dev,
+            limit=lm_eval_limit,
+        )
+
+    return {
+        "model": str(Path(model_dir).resolve()),
+        "tokenizer": tokenizer_ref,
+        "device": str(dev),
+        "precision": "bf16" if autocast_dtype == torch.bfloat16 else "fp32",
+        "seq_len": seq_len,
+        "max_tokens": max_tokens if max_tokens is not None else (config.eval.max_tokens if config else None),
+        "batch_size": batch_size,
+        "heldout": heldout,
+        "mcq": mcq_results,
+        "lm_eval": lm_eval_results,
+    }
+
+
+def _tokenizer(
+    model_dir: str | os.PathLike[str], override: str | None, config: RunConfig | None, trust_remote_code: bool
+) -> tuple[Any, str]:
+    """The model directory's own tokenizer, unless one is named; else the config's."""
+    from forgetless.model.load import TOKENIZER_FILES, load_tokenizer
+
+    ref: str | None = override
+    if ref is None:
+        if any((Path(model_dir) / name).is_file() for name in TOKENIZER_FILES):
+            ref = str(model_dir)
+        elif config is not None and (config.tokenizer or config.model.path):
+            ref = config.tokenizer or config.model.path
+        else:
+            raise UserError(f"{model_dir}: the model directory has no tokenizer; name one with --tokenizer")
+    return load_tokenizer(ref, trust_remote_code=trust_remote_code), str(ref)
+
+
+def _default_seq_len(model: torch.nn.Module) -> int:
+    limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    return min(DEFAULT_SEQ_LEN, limit) if isinstance(limit, int) and limit > 1 else DEFAULT_SEQ_LEN
+
+
+def _all_documents(first: TokenStore, second: TokenStore, max_tokens: int | None) -> TokenStore:
+    """The documents of `first` then those of `second`, only as many of `second` as `max_tokens` needs."""
+    if second.num_documents == 0 or (max_tokens is not None and first.num_tokens >= max_tokens):
+        return first
+    take = second.num_documents
+    if max_tokens is not None:
+        needed = max_tokens - first.num_tokens
+        take = min(take, int(np.searchsorted(second.doc_offsets[1:], needed, side="right")) + 1)
+    end = int(second.doc_offsets[take])
+    dtype = np.promote_types(first.tokens.dtype, second.tokens.dtype)
+    return TokenStore.from_arrays(
+        np.concatenate([np.asarray(first.tokens, dtype=dtype), np.asarray(second.tokens[:end], dtype=dtype)]),
+        np.concatenate([first.doc_offsets, second.doc_offsets[1 : take + 1] + first.num_tokens]),
+        np.concatenate([first.doc_bytes, second.doc_bytes[:take]]),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Output
+
+
+def write_results(results: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    """Write the results as JSON (non-finite numbers as null)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_finite(results), indent=2) + "\n", encoding="utf-8")
+
+
+def print_results(results: dict[str, Any]) -> None:
+    """Print the results as tables: held-out metrics, question sets, lm-eval tasks."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(
+        f"model {results['model']} on {results['device']} ({results['precision']}), "
+        f"seq_len {results['seq_len']}, batch {results['batch_size']}"
+    )
+    if results["heldout"]:
+        table = Table(title="held-out text")
+        for column in ("source", "loss (nats/token)", "ppl", "bits/byte", "tokens", "bytes"):
+            table.add_column(column, justify="left" if column == "source" else "right")
+        for name, r in results["heldout"].items():
+            table.add_row(
+                name,
+                f"{r['loss']:.4f}",
+                f"{r['ppl']:.2f}",
+                f"{r['bpb']:.4f}",
+                f"{r['tokens']:,}",
+                f"{r['bytes']:,}",
+            )
+        console.print(table)
+    if results["mcq"]:
+        table = Table(title="multiple choice")
+        for column in ("question set", "acc", "acc_norm", "n"):
+            table.add_column(column, justify="left" if column == "question set" else "right")
+        for name, r in results["mcq"].items():
+            table.add_row(
+                name,
+                f"{r['acc']:.3f} ± {r['acc_stderr']:.3f}",
+                f"{r['acc_norm']:.3f} ± {r['acc_norm_stderr']:.3f}",
+                f"{r['n']:,}",
+            )
+        console.print(table)
+    if results["lm_eval"]:
+        table = Table(title="lm-evaluation-harness")
+        for column in ("task", "metric", "value"):
+            table.add_column(column, justify="right" if column == "value" else "left")
+        for task, metrics in results["lm_eval"].items():
+            for metric, value in metrics.items():
+                table.add_row(task, metric, f"{value:.4f}")
+        console.print(table)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
