@@ -290,7 +290,8 @@ def eval_(
 # report and compare
 
 RunDirsArg = Annotated[
-    list[Path], typer.Argument(help="Run directories (each holds metrics.jsonl).", show_default=False)
+    list[Path],
+    typer.Argument(help="Run directories (each holds metrics.jsonl).", metavar="RUN_DIR", show_default=False),
 ]
 
 
@@ -299,7 +300,7 @@ def report(
     run_dirs: RunDirsArg,
     out: Annotated[Path, typer.Option("--out", help="The HTML file to write.")] = Path("report.html"),
     name: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Option("--name", help="Display name of each run, in order (repeatable; default: folder names)."),
     ] = None,
     title: Annotated[str, typer.Option("--title", help="Page title.")] = "forgetless report",

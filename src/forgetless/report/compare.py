@@ -1,0 +1,119 @@
+"""`forgetless compare`: one row per run with what it learned, what it forgot, and what it cost.
+
+The same rows feed the terminal table (`compare_table`) and the overview table of the HTML report,
+so the two never disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+
+from forgetless.report.runs import Run, load_runs
+from forgetless.report.svg import format_count
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the comparison. `kind` decides formatting and colour:
+    name, learning, forgetting, gap, mcq, tokens, rate."""
+
+    header: str
+    kind: str
+    help: str
+
+
+def comparison(runs: list[Run]) -> tuple[list[Column], list[list[Any]]]:
+    """Columns and one row of raw values per run (floats, ints, strings or None for "not measured").
+
+    Columns: run; learning per target source (base - final loss, nats/token); forgetting per
+    retained source (final - base loss); the worst stability gap (depth in nats, with source and
+    stage); MCQ accuracy change per set; training tokens; tokens per second.
+    """
+    targets = _union(run.ledger["targets"] for run in runs)
+    retained = _union(run.ledger["retained"] for run in runs)
+    mcq_sets = _union(list(run.ledger["mcq"]) for run in runs)
+    columns = [Column("run", "name", "run name (* = did not finish)")]
+    columns += [Column(f"learn {s}", "learning", f"base - final loss on {s} (nats/token)") for s in targets]
+    columns += [
+        Column(f"forget {s}", "forgetting", f"final - base loss on {s} (nats/token)") for s in retained
+    ]
+    columns.append(
+        Column("worst gap", "gap", "deepest stability gap: max rise of a retained loss in a stage")
+    )
+    columns += [Column(f"Δacc {m}", "mcq", f"MCQ accuracy after - before on {m}") for m in mcq_sets]
+    columns.append(Column("tokens", "tokens", "training tokens"))
+    columns.append(Column("tok/s", "rate", "training tokens per second"))
+    rows = []
+    for run in runs:
+        ledger = run.ledger
+        row: list[Any] = [run.name if ledger["complete"] else f"{run.name} *"]
+        row += [ledger["learning"].get(s) for s in targets]
+        row += [ledger["forgetting"].get(s) for s in retained]
+        row.append(ledger["worst_stability_gap"])
+        row += [(ledger["mcq"].get(m) or {}).get("delta", {}).get("acc") for m in mcq_sets]
+        row += [ledger["tokens"], ledger["tokens_per_s"]]
+        rows.append(row)
+    return columns, rows
+
+
+def format_cell(kind: str, value: Any, digits: int = 4) -> str:
+    """The text of one comparison cell; "–" when the value was not measured."""
+    if value is None:
+        return "–"
+    if kind == "name":
+        return str(value)
+    if kind in ("learning", "forgetting"):
+        return f"{value:+.{digits}f}"
+    if kind == "gap":
+        mark = "" if value["recovered"] else " ✗"
+        return f"{value['depth']:.{digits}f}{mark} {value['source']}@{value['stage']}"
+    if kind == "mcq":
+        return f"{value * 100:+.1f} pt"
+    if kind in ("tokens", "rate"):
+        return format_count(value)
+    return str(value)
+
+
+def cell_tone(kind: str, value: Any) -> str:
+    """'good', 'bad' or '' for colouring a cell: learning up and forgetting down are good."""
+    if value is None or not isinstance(value, (int, float)):
+        return ""
+    if kind in ("learning", "mcq"):
+        return "good" if value > 0 else "bad" if value < 0 else ""
+    if kind == "forgetting":
+        return "bad" if value > 0 else "good" if value < 0 else ""
+    return ""
+
+
+def compare_table(run_dirs: list[Path]) -> Table:
+    """The comparison of the given runs as a rich table (one row per run)."""
+    columns, rows = comparison(load_runs(run_dirs))
+    table = Table(title="learning and forgetting (losses in nats/token)", title_justify="left")
+    widths = {"name": min(max((len(str(row[0])) for row in rows), default=3), 20), "gap": 12}
+    for column in columns:
+        text = column.kind in widths
+        table.add_column(
+            column.header, justify="left" if text else "right", min_width=widths.get(column.kind, 6)
+        )
+    styles = {"good": "green", "bad": "red", "": ""}
+    for row in rows:
+        table.add_row(
+            *(
+                Text(format_cell(c.kind, v, digits=3), style=styles[cell_tone(c.kind, v)])
+                for c, v in zip(columns, row, strict=True)
+            )
+        )
+    table.caption = "learn = base − final; forget = final − base; ✗ = the gap did not recover; * = unfinished"
+    return table
+
+
+def _union(lists) -> list[str]:
+    out: list[str] = []
+    for names in lists:
+        out += [n for n in names if n not in out]
+    return out
