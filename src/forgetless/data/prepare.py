@@ -265,7 +265,7 @@ def _prepare_source(
     if prepared is None:  # pragma: no cover - only if the entry was removed under us
         raise RuntimeError(f"{entry}: the cache entry vanished after it was written")
     prepared.cached = False
-    done = "re-used" if not todo else f"tokenized {len(todo)} of {len(units)} files"
+    done = f"tokenized {len(todo)} of {len(units)} files" if todo else "built from already tokenized files"
     reporter.note(f"{name}: {done} ({_counts(meta)})")
     return prepared
 
