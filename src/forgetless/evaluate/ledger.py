@@ -629,7 +629,7 @@ def _minus(a: Any, b: Any) -> Any:
 
 
 def _neg(value: float | None) -> float | None:
-    return None if value is None else -value
+    return None if value is None else 0.0 - value  # 0.0 - x, not -x: no "-0.0" for an unchanged loss
 
 
 def _mean(values: list) -> float | None:

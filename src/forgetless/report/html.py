@@ -136,9 +136,17 @@ def _overview(runs: list[Run], run_colors: dict[str, str]) -> str:
         )
         lines.append(f"<tr>{cells}</tr>")
     front_names = ", ".join(escape(run.name) for i, (run, _, _) in enumerate(placed) if i in front)
+    placed_runs = [run for run, _, _ in placed]
+    left_out = ", ".join(escape(run.name) for run in runs if run not in placed_runs)
     note = (
         f'<p class="note">Up and to the left is better. On the Pareto front (no other run learned more while '
-        f"forgetting less): <b>{front_names or '–'}</b>.</p>"
+        f"forgetting less): <b>{front_names or '–'}</b>."
+        + (
+            f" Not plotted (no target or no retained source with a base and a final loss): {left_out}."
+            if left_out
+            else ""
+        )
+        + "</p>"
     )
     return (
         '<section id="overview"><h2>Learning and forgetting</h2>'
@@ -340,9 +348,11 @@ def _stages_table(ledger: dict) -> str:
                 if first
                 else '<td colspan="4" class="cont"></td>'
             )
-            first = False
+            lead_row, first = first, False
             if gap is None:
-                rows.append(f"<tr>{lead}" + '<td colspan="6" class="muted">no retained source</td></tr>')
+                rows.append(
+                    f'<tr class="group">{lead}<td colspan="6" class="muted">no retained source</td></tr>'
+                )
                 continue
             if gap["depth"] is None:
                 recovered = "–"
@@ -354,7 +364,8 @@ def _stages_table(ledger: dict) -> str:
                 recovered = "not recovered"
             depth_tone = "bad" if (gap["depth"] or 0) > 0 and not gap["recovered"] else ""
             rows.append(
-                f"<tr>{lead}"
+                ('<tr class="group">' if lead_row else "<tr>")
+                + lead
                 + _td(source, "", True)
                 + _td(_f(gap["start_loss"]))
                 + _td(_f(gap["depth"]), depth_tone)
@@ -369,7 +380,7 @@ def _stages_table(ledger: dict) -> str:
 def _matrix_table(matrix: dict, key: str, digits: int) -> str:
     columns = matrix["columns"]
     head = "<tr><th>after</th>" + "".join(f"<th>{escape(c)}</th>" for c in columns) + "</tr>"
-    learned = "".join(f'<td class="muted">{escape(s or "base")}</td>' for s in matrix["learned_in"])
+    learned = "".join(f'<td class="num muted">{escape(s or "base")}</td>' for s in matrix["learned_in"])
     rows = [f'<tr class="muted"><th>learned in</th>{learned}</tr>']
     rows.append("<tr><th>base</th>" + "".join(_td(_f(v, digits=digits)) for v in matrix["base"]) + "</tr>")
     for name, values in zip(matrix["rows"], matrix["values"], strict=True):
@@ -393,7 +404,7 @@ def _matrix_table(matrix: dict, key: str, digits: int) -> str:
         else "BWT &lt; 0 means forgetting, FWT &gt; 0 means earlier stages helped"
     )
     return (
-        f'<table data-table="matrix-{key}"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
+        f'<table class="matrix" data-table="matrix-{key}"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
         f'<dl class="facts">{metrics}</dl><p class="note">{better} is better; {sign}; '
         "forgetting (Chaudhry) &gt; 0 means forgotten.</p>"
     )
@@ -529,7 +540,11 @@ thead th { text-align:left; font-weight:600; background:#f3f3f5; border-bottom:2
 tbody th { text-align:left; font-weight:600; }
 td.num { text-align:right; font-variant-numeric:tabular-nums; white-space:nowrap; }
 td.text { text-align:left; }
+table.matrix { width:auto; min-width:420px; }
+table.matrix thead th:not(:first-child) { text-align:right; }
 td.cont { border-bottom-color:transparent; }
+table[data-table="stages"] tbody tr { background:none; }
+table[data-table="stages"] tbody tr.group td { border-top:2px solid #d5d5da; }
 tbody tr:nth-child(even) { background:#fbfbfc; }
 .good { color:var(--good); font-weight:600; } .bad { color:var(--bad); font-weight:600; }
 dl.facts { display:flex; flex-wrap:wrap; gap:6px 26px; margin:4px 0 14px; }
