@@ -25,6 +25,20 @@ app = typer.Typer(
 data_app = typer.Typer(help="The bundled corpora, tokenizer and question sets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
+
+@data_app.command("list")
+def data_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the facts as JSON.")] = False,
+) -> None:
+    """List the bundled corpora, tokenizer and question sets with their sizes and licenses."""
+    from forgetless.data.bundled.listing import listing_json, print_listing
+
+    if as_json:
+        typer.echo(listing_json())
+    else:
+        print_listing()
+
+
 _DEBUG = {"on": False}
 
 
