@@ -311,3 +311,13 @@ def test_repetition_beyond_the_limit_warns(stores) -> None:
     with pytest.warns(RepetitionWarning, match="has read source 'new'"):
         short.next_batch(101)
     assert quiet_limit.counters()["new"]["epochs"] == 0
+
+
+def test_cached_epoch_orders_match_orders_computed_per_position(stores, monkeypatch) -> None:
+    from forgetless.data import sampler as sampler_module
+
+    spec = stage(mix={"new": 1, "other": 1})
+    cached = quiet(spec, stores, SEQ, seed=4).next_batch(500)  # several epochs of both sources
+    monkeypatch.setattr(sampler_module, "_TABLE_WINDOWS", 10)  # both sources are now "large"
+    computed = quiet(spec, stores, SEQ, seed=4).next_batch(500)
+    np.testing.assert_array_equal(cached, computed)

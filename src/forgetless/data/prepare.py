@@ -401,8 +401,9 @@ def _tokenize_units(
     temps: dict[int, Path] = {}
     stop = threading.Event()
     task = reporter.start(name)
+    batches = _prefetch(_batches(units, stats, stop), stop)
     try:
-        for batch in _prefetch(_batches(units, stats, stop), stop):
+        for batch in batches:
             if batch.texts:
                 tokens, lengths = _encode(batch, tok)
                 doc_bytes = np.asarray(batch.doc_bytes, dtype=np.int64)
@@ -425,6 +426,7 @@ def _tokenize_units(
                 _finish_unit(i, todo[i], stats[i], writers, hashes, temps, tok)
     finally:
         stop.set()
+        batches.close()  # stops the reading thread now, not when a traceback lets go of the frame
         for i, writer in writers.items():
             writer.abort()
             shutil.rmtree(temps[i], ignore_errors=True)

@@ -49,7 +49,7 @@ import hashlib
 import json
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
@@ -64,6 +64,7 @@ if TYPE_CHECKING:
 
 STATE_VERSION = 1
 _MAX_DENOMINATOR = 10**6
+_TABLE_WINDOWS = 1 << 22  # keep a shuffled epoch order as a table up to this many windows (16 MiB)
 _U64 = np.uint64
 
 
@@ -107,6 +108,24 @@ class _Lane:
     windows: int  # windows per epoch
     key: int  # 64-bit key for the shuffles and draws
     view: np.ndarray  # [windows, seq_len + 1] strided view of the store's tokens
+    orders: dict[int, np.ndarray] = field(default_factory=dict)  # epoch -> window order, when cached
+
+    def epoch_order(self, epoch: int, positions: np.ndarray) -> np.ndarray:
+        """The windows at `positions` of the shuffled order of `epoch`.
+
+        The order of a whole epoch is computed once and kept (the two latest epochs) when the source
+        has at most `_TABLE_WINDOWS` windows; larger sources compute only the positions asked for.
+        """
+        key = _derive_key(self.key, epoch)
+        if self.windows > _TABLE_WINDOWS:
+            return permute(positions, self.windows, key)
+        order = self.orders.get(epoch)
+        if order is None:
+            dtype = np.int32 if self.windows < 2**31 else np.int64
+            order = permute(np.arange(self.windows), self.windows, key).astype(dtype)
+            self.orders = {e: o for e, o in self.orders.items() if e == epoch - 1}
+            self.orders[epoch] = order
+        return order[positions]
 
 
 @dataclass
@@ -362,10 +381,13 @@ class MixtureSampler:
             draws = _mix64(n.astype(np.uint64) ^ _U64(lane.key))
             return (_mix64(draws) % _U64(lane.windows)).astype(np.int64)
         epochs = n // lane.windows
+        first, last = int(epochs[0]), int(epochs[-1])  # n increases along the batch
+        if first == last:
+            return lane.epoch_order(first, n - first * lane.windows).astype(np.int64, copy=False)
         out = np.empty(n.shape, dtype=np.int64)
-        for e in np.unique(epochs):
+        for e in range(first, last + 1):
             sel = epochs == e
-            out[sel] = permute(n[sel] % lane.windows, lane.windows, _derive_key(lane.key, int(e)))
+            out[sel] = lane.epoch_order(e, n[sel] - e * lane.windows)
         return out
 
     def next_batch(self, num_sequences: int) -> np.ndarray:
