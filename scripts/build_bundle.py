@@ -26,7 +26,8 @@ Requirements
 * The project's own dependencies (tokenizers, transformers): run it with the project's virtualenv.
 * Every input file the script reads is pinned by sha256 (INPUT_SHA256, STDLIB_SHA256); a mismatch stops the
   build with a message naming the file. gzip output is written with mtime 0 and compresslevel 9, so the
-  bytes also depend on the zlib version (1.2.13 on Debian 12).
+  bytes also depend on the zlib version, and the tokenizer files on the tokenizers and transformers
+  versions; manifest.json records them ("built_with": zlib 1.2.13, tokenizers 0.23.3, transformers 5.24.0).
 
 Usage
 -----
@@ -1396,7 +1397,7 @@ def split_facts(docs: list[Document], tokenizer, path: Path) -> dict:
     texts = [d.text for d in docs]
     tokens = sum(len(e.ids) for e in tokenizer.encode_batch(texts))
     return {
-        "file": path.name and path.parent.name + "/" + path.name,
+        "file": f"{path.parent.name}/{path.name}",
         "documents": len(docs),
         "words": sum(words(t) for t in texts),
         "tokens": tokens,
@@ -1556,6 +1557,7 @@ def build(root: Path, stdlib: Path, out: Path, card: Path) -> dict:
         f"{HELDOUT_BYTE_FRACTION:.0%} of the corpus bytes are held out"
     )
     manifest["sources"] = SOURCES
+    manifest["built_with"] = built_with()
     manifest["licenses_file"] = "LICENSES.md"
     (out / "LICENSES.md").write_text(licenses_text(root, stdlib, used_pages), encoding="utf-8")
     manifest["total_bytes"] = _bundle_bytes(out)
@@ -1565,6 +1567,19 @@ def build(root: Path, stdlib: Path, out: Path, card: Path) -> dict:
     card.parent.mkdir(parents=True, exist_ok=True)
     card.write_text(data_card(manifest), encoding="utf-8")
     return manifest
+
+
+def built_with() -> dict[str, str]:
+    """The versions the output bytes depend on besides the pinned inputs."""
+    import tokenizers
+    import transformers
+
+    return {
+        "python": sys.version.split()[0],
+        "tokenizers": tokenizers.__version__,
+        "transformers": transformers.__version__,
+        "zlib": zlib.ZLIB_RUNTIME_VERSION,
+    }
 
 
 def _check_heldout(name: str, split_facts_: dict) -> None:
@@ -1765,7 +1780,19 @@ def data_card(manifest: dict) -> str:
     ]
     for key, src in manifest["sources"].items():
         lines.append(f"| {key} | {src['title']} | {src['package']} | {src['license']} |")
-    lines += ["", f"Bundle size: {manifest['total_bytes']:,} bytes of data files (limit 25 MB).", ""]
+    built = ", ".join(f"{k} {v}" for k, v in manifest["built_with"].items())
+    lines += [
+        "",
+        f"Bundle size: {manifest['total_bytes']:,} bytes of data files (limit 25 MB).",
+        "",
+        "## Rebuilding",
+        "",
+        "`scripts/build_bundle.py` documents its requirements (Debian 12 with `apt-get` and `dpkg-deb`, `pip`,",
+        "CPython 3.11.7 for the pinned standard-library files) and checks the sha256 of every input it reads.",
+        "Two builds give byte-identical files; `manifest.json` records the sha256 of each corpus and question",
+        f"file and of the tokenizer files. This bundle was built with {built}.",
+        "",
+    ]
     return "\n".join(lines)
 
 

@@ -18,8 +18,9 @@ import difflib
 import functools
 import gzip
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TextIO
 
 from forgetless.errors import UserError
 
@@ -58,7 +59,7 @@ def iter_documents(name: str, split: str) -> Iterator[dict]:
 
     Names are checked now, not at the first `next()`."""
     path = corpus_path(name, split)
-    return _read_jsonl(path, gzip.open(path, "rt", encoding="utf-8"))
+    return _read_jsonl(path, lambda: gzip.open(path, "rt", encoding="utf-8"))
 
 
 def tokenizer_dir() -> Path:
@@ -75,7 +76,7 @@ def mcq_path(name: str) -> Path:
 def iter_questions(name: str) -> Iterator[dict]:
     """The items of a question set: "id", "question", "choices" (4 strings), "answer" (index), "source"."""
     path = mcq_path(name)
-    return _read_jsonl(path, path.open(encoding="utf-8"))
+    return _read_jsonl(path, lambda: path.open(encoding="utf-8"))
 
 
 def manifest() -> dict:
@@ -95,8 +96,8 @@ def _manifest_text() -> str:
     return _existing(bundle_dir() / "manifest.json").read_text(encoding="utf-8")
 
 
-def _read_jsonl(path: Path, handle) -> Iterator[dict]:
-    with handle:
+def _read_jsonl(path: Path, open_text: Callable[[], TextIO]) -> Iterator[dict]:
+    with open_text() as handle:
         for number, line in enumerate(handle, 1):
             try:
                 yield json.loads(line)
