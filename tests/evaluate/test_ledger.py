@@ -58,10 +58,32 @@ def test_cl_metrics_on_losses_keeps_the_formulas_so_positive_bwt_is_forgetting()
 
 
 def test_cl_metrics_loss_forgetting_uses_lowest_earlier_loss():
-    L = [[3.0, 9.0, 9.0], [2.5, 4.0, 9.0], [2.9, 4.5, 3.0]]
-    m = cl_metrics(L, [3.5, 9.5, 9.5], higher_is_better=False)
-    assert m["forgetting"] == pytest.approx(((2.9 - 2.5) + (4.5 - 4.0)) / 2)
-    assert m["bwt"] == pytest.approx(((2.9 - 3.0) + (4.5 - 4.0)) / 2)
+    # Task 0's lowest loss (2.5) is neither on the diagonal (3.0) nor in the row before last (2.8).
+    L = [
+        [3.0, 9.0, 9.0, 9.0],
+        [2.5, 4.0, 9.0, 9.0],
+        [2.8, 3.8, 5.0, 9.0],
+        [3.1, 4.5, 5.2, 2.0],
+    ]
+    m = cl_metrics(L, [3.5, 9.5, 9.5, 9.5], higher_is_better=False)
+    assert m["forgetting"] == pytest.approx(((3.1 - 2.5) + (4.5 - 3.8) + (5.2 - 5.0)) / 3)  # 0.5
+    assert m["bwt"] == pytest.approx(((3.1 - 3.0) + (4.5 - 4.0) + (5.2 - 5.0)) / 3)  # 0.2667
+    assert m["fwt"] == pytest.approx(((9.0 - 9.5) + (9.0 - 9.5) + (9.0 - 9.5)) / 3)
+    assert m["acc"] == pytest.approx(14.8 / 4)
+    assert m["learned"] == pytest.approx((3.0 + 4.0 + 5.0 + 2.0) / 4)
+
+
+def test_cl_metrics_accuracy_forgetting_uses_highest_earlier_score():
+    # Task 0 peaks after stage 1 (0.9): not the diagonal (0.7), not the row before last (0.8).
+    R = [
+        [0.7, 0.1, 0.1, 0.1],
+        [0.9, 0.6, 0.1, 0.1],
+        [0.8, 0.7, 0.5, 0.1],
+        [0.6, 0.65, 0.5, 0.9],
+    ]
+    m = cl_metrics(R, [0.1, 0.1, 0.1, 0.1], higher_is_better=True)
+    assert m["forgetting"] == pytest.approx(((0.9 - 0.6) + (0.7 - 0.65) + (0.5 - 0.5)) / 3)
+    assert m["bwt"] == pytest.approx(((0.6 - 0.7) + (0.65 - 0.6) + (0.5 - 0.5)) / 3)
 
 
 def test_cl_metrics_with_a_retained_column_learned_by_the_base_model():
