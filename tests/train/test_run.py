@@ -1,0 +1,262 @@
+"""The training run end to end: the run-directory contract, stages, replay, resume and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from forgetless.cli import main
+from forgetless.config import load_config
+from forgetless.train import checkpoint as ckpt
+from forgetless.train.run import run_training
+from conftest import sample_texts
+
+
+def write_corpora(root: Path) -> dict[str, Path]:
+    """Two small sources: English prose (Python's docs) and Python code (a few stdlib modules)."""
+    import json as json_module
+
+    root.mkdir(parents=True, exist_ok=True)
+    general = root / "general.jsonl"
+    with open(general, "w") as fh:
+        for i, text in enumerate(sample_texts()):
+            fh.write(json.dumps({"id": i, "text": text}) + "\n")
+    code_dir = root / "code"
+    code_dir.mkdir(exist_ok=True)
+    stdlib = Path(json_module.__file__).parent
+    for path in sorted(stdlib.glob("*.py")):
+        (code_dir / f"{path.stem}.txt").write_text(path.read_text())
+    return {"general": general, "code": code_dir}
+
+
+def write_config(tmp: Path, tokenizer_dir: Path, **overrides) -> Path:
+    corpora = write_corpora(tmp / "data")
+    config = {
+        "model": {
+            "init": {"architecture": "llama", "hidden_size": 32, "num_layers": 2, "num_heads": 2, "intermediate_size": 64}
+        },
+        "tokenizer": str(tokenizer_dir),
+        "sources": {
+            "general": {"files": [str(corpora["general"])], "heldout": {"documents": 8}},
+            "code": {"files": [str(corpora["code"])], "heldout": {"documents": 1}},
+        },
+        "stages": [
+            {
+                "name": "code",
+                "tokens": 6144,
+                "mix": {"code": 1.0},
+                "replay": {"from": "general", "ratio": 0.25},
+                "schedule": {"kind": "cosine", "peak_lr": 3e-3, "warmup": 0.1},
+            },
+            {
+                "name": "general-again",
+                "tokens": 4096,
+                "mix": {"general": 1.0},
+                "schedule": {"kind": "constant", "peak_lr": 1e-3, "warmup": 0.0},
+                "reset_optimizer": False,
+            },
+        ],
+        "train": {"seq_len": 32, "batch_tokens": 256, "micro_batch": 4, "log_every_steps": 1},
+        "eval": {"max_tokens": 1024, "batch_size": 8, "dense_start": [0.1, 0.2]},
+        "output": {"dir": str(tmp / "run"), "checkpoint_every_tokens": 1024, "keep_checkpoints": 2},
+        "cache_dir": str(tmp / "cache"),
+    }
+    for key, value in overrides.items():
+        node = config
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node[part]
+        node[leaf] = value
+    path = tmp / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, tiny_tokenizer_dir) -> Path:
+    tmp = tmp_path_factory.mktemp("run")
+    config = load_config(write_config(tmp, tiny_tokenizer_dir))
+    return run_training(config, quiet=True)
+
+
+def read_lines(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_run_directory_contract(finished_run: Path) -> None:
+    for name in ("config.yaml", "metrics.jsonl", "summary.json", "final/config.json", "final/model.safetensors"):
+        assert (finished_run / name).exists(), name
+    assert ckpt.latest_checkpoint(finished_run) is not None
+    assert len(ckpt.list_checkpoints(finished_run)) == 2  # keep_checkpoints
+    resolved = yaml.safe_load((finished_run / "config.yaml").read_text())
+    assert resolved["train"]["weight_decay"] == 0.1  # defaults filled in
+
+    lines = read_lines(finished_run)
+    train = [r for r in lines if r["kind"] == "train"]
+    evals = [r for r in lines if r["kind"] == "eval"]
+    for key in ("step", "tokens", "lr", "loss", "grad_norm", "tokens_per_s"):
+        assert all(key in r for r in train), key
+    assert evals[0]["point"] == "base" and evals[0]["step"] == 0
+    for key in ("eval/general/loss", "eval/general/bpb", "eval/code/loss", "eval/code/bpb"):
+        assert all(key in r for r in evals), key
+    assert [r["point"] for r in evals].count("stage_end") == 2
+    assert {r["point"] for r in evals} >= {"base", "dense", "stage_end"}
+    # 6144 + 4096 tokens at 256 tokens per step
+    assert train[-1]["step"] == 40 and train[-1]["tokens"] == 10240
+
+    summary = json.loads((finished_run / "summary.json").read_text())
+    assert summary["sources"]["code"]["base_loss"] == pytest.approx(evals[0]["eval/code/loss"])
+
+
+def test_training_learns_the_target(finished_run: Path) -> None:
+    evals = [r for r in read_lines(finished_run) if r["kind"] == "eval"]
+    first_stage_end = next(r for r in evals if r["point"] == "stage_end")
+    assert first_stage_end["eval/code/loss"] < evals[0]["eval/code/loss"] - 0.5
+
+
+def test_final_loads_with_plain_transformers(finished_run: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(finished_run / "final")
+    model = AutoModelForCausalLM.from_pretrained(finished_run / "final")
+    ids = tokenizer("def ", return_tensors="pt").input_ids
+    out = model.generate(ids, max_new_tokens=5, do_sample=False)
+    assert out.shape[1] == ids.shape[1] + 5
+
+
+def test_existing_run_is_never_overwritten(finished_run: Path, capsys) -> None:
+    before = (finished_run / "metrics.jsonl").read_bytes()
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", str(finished_run.parent / "config.yaml"), "--quiet"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--resume" in err
+    assert (finished_run / "metrics.jsonl").read_bytes() == before
+
+
+def test_config_error_names_line_and_key(tmp_path: Path, tiny_tokenizer_dir: Path, capsys) -> None:
+    path = write_config(tmp_path, tiny_tokenizer_dir)
+    text = path.read_text().replace("micro_batch: 4", "micro_batch: four")
+    path.write_text(text)
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if "micro_batch" in t)
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", str(path)])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert f"config.yaml:{line}: train.micro_batch" in err
+
+
+def test_unknown_key_suggests_the_right_one(tmp_path: Path, tiny_tokenizer_dir: Path, capsys) -> None:
+    path = write_config(tmp_path, tiny_tokenizer_dir)
+    path.write_text(path.read_text().replace("seq_len:", "seq_lenn:"))
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", str(path)])
+    assert exit_.value.code == 2
+    assert "did you mean 'seq_len'" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# Exact resume, in separate processes killed with SIGKILL
+
+
+_RUNNER = """
+import os, sys
+from pathlib import Path
+import forgetless.train.checkpoint as checkpoint
+
+die_on_save = int(os.environ.get("DIE_ON_SAVE", "0"))
+saves = 0
+original = checkpoint._write_files
+
+def write_files(folder, *args):
+    global saves
+    saves += 1
+    if saves == die_on_save:
+        original(folder, *args)
+        # torn mid-checkpoint: the weights are half written when the process dies
+        data = (Path(folder) / "model.safetensors").read_bytes()
+        (Path(folder) / "model.safetensors").write_bytes(data[: len(data) // 2])
+        os.kill(os.getpid(), 9)
+    return original(folder, *args)
+
+checkpoint._write_files = write_files
+from forgetless.cli import main
+main(sys.argv[1:])
+"""
+
+
+def _train_process(config: Path, *extra: str, env: dict | None = None) -> subprocess.Popen:
+    full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+    return subprocess.Popen(
+        [sys.executable, "-c", _RUNNER, "train", str(config), "--quiet", *extra],
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def _final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return load_file(run_dir / "final" / "model.safetensors")
+
+
+def _assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory, tiny_tokenizer_dir) -> Path:
+    tmp = tmp_path_factory.mktemp("reference")
+    config = write_config(tmp, tiny_tokenizer_dir)
+    proc = _train_process(config)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err.decode()
+    return tmp / "run"
+
+
+def test_resume_after_sigkill_gives_identical_weights(tmp_path, tiny_tokenizer_dir, reference_run) -> None:
+    config = write_config(tmp_path, tiny_tokenizer_dir)
+    run_dir = tmp_path / "run"
+    proc = _train_process(config)
+    # Kill at an arbitrary step between checkpoints (every 4 steps), in the second stage's reach.
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        metrics = run_dir / "metrics.jsonl"
+        steps = [json.loads(x)["step"] for x in metrics.read_text().splitlines() if '"kind":"train"' in x] if metrics.exists() else []
+        if steps and steps[-1] >= 23:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (run_dir / "final").exists()
+    resumed = _train_process(config, "--resume")
+    _, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err.decode()
+    _assert_same_weights(_final_weights(run_dir), _final_weights(reference_run))
+
+
+def test_kill_during_checkpoint_write_keeps_previous_checkpoint(tmp_path, tiny_tokenizer_dir, reference_run) -> None:
+    config = write_config(tmp_path, tiny_tokenizer_dir)
+    run_dir = tmp_path / "run"
+    proc = _train_process(config, env={"DIE_ON_SAVE": "3"})
+    proc.communicate(timeout=300)
+    assert proc.returncode == -signal.SIGKILL
+    latest = ckpt.latest_checkpoint(run_dir)
+    assert latest is not None and latest.name == "step_8"  # the third save (step 12) never landed
+    assert any(p.name.startswith(".tmp-") for p in (run_dir / "checkpoints").iterdir())
+    resumed = _train_process(config, "--resume")
+    _, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err.decode()
+    _assert_same_weights(_final_weights(run_dir), _final_weights(reference_run))
