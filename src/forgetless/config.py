@@ -163,7 +163,10 @@ class TrainConfig(_Strict):
     batch_tokens: int = Field(262144, gt=0, description="tokens per optimizer step, all ranks")
     micro_batch: int = Field(8, gt=0, description="sequences per forward pass on one rank")
     precision: Literal["auto", "bf16", "fp32"] = "auto"
-    compile: bool = False
+    compile: bool = Field(False, description="torch.compile each decoder block (and the fused loss)")
+    fused_loss: Literal["auto", "on", "off"] = Field(
+        "auto", description="loss from hidden states without storing logits; auto: on for CUDA"
+    )
     activation_checkpointing: bool = False
     seed: int = 0
     weight_decay: float = Field(0.1, ge=0)

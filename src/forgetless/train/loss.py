@@ -5,12 +5,34 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from forgetless.train.fused_ce import linear_cross_entropy
 
-def causal_lm_loss(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+
+def causal_lm_loss(
+    model: torch.nn.Module,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    fused: bool = False,
+    compute_dtype: torch.dtype | None = None,
+    compiled: bool = False,
+) -> torch.Tensor:
     """Mean next-token cross-entropy (nats per token) of `model` on `inputs` [B, T] against `targets` [B, T].
 
     `targets[:, t]` is the token that follows `inputs[:, t]`; targets equal to -100 are ignored.
-    The logits are upcast to float32 for the softmax, whatever the compute dtype.
+    The softmax is always float32. With `fused`, the loss is computed from the final hidden states
+    chunk by chunk and the full logits are never stored (`forgetless.train.fused_ce`); this needs
+    a model whose logits are a plain product with the head (see `parallelize.supports_fused_loss`).
     """
+    if fused:
+        hidden = model.base_model(input_ids=inputs, use_cache=False).last_hidden_state
+        head = model.get_output_embeddings()
+        return linear_cross_entropy(
+            hidden.flatten(0, 1),
+            head.weight,
+            targets.flatten(),
+            compute_dtype=compute_dtype,
+            compiled=compiled,
+        )
     logits = model(input_ids=inputs, use_cache=False).logits
     return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)

@@ -34,6 +34,7 @@ from forgetless.model.load import build_model, load_tokenizer, save_model
 from forgetless.train import checkpoint as ckpt
 from forgetless.train.loss import causal_lm_loss
 from forgetless.train.metrics_log import MetricsLog
+from forgetless.train.parallelize import compile_blocks, peak_memory_gib, supports_fused_loss
 from forgetless.train.param_groups import parameter_groups
 from forgetless.train.progress import ProgressDisplay
 from forgetless.train.schedules import learning_rate
@@ -66,6 +67,7 @@ class Run:
     mcq_sets: dict[str, list[dict]]
     log: MetricsLog
     display: ProgressDisplay
+    fused_loss: bool = False
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -86,6 +88,9 @@ def run_training(config: RunConfig, *, resume: bool = False, quiet: bool = False
     model = build_model(config.model, tokenizer).to(device)
     if train.activation_checkpointing:
         model.gradient_checkpointing_enable()
+    if train.compile:
+        compile_blocks(model)
+    fused_loss = _use_fused_loss(train.fused_loss, model, device)
     needed = _sources_needed(config)
     prepared = prepare_sources(config, tokenizer, sources=needed, progress=not quiet)
     eval_sets = {
@@ -108,6 +113,7 @@ def run_training(config: RunConfig, *, resume: bool = False, quiet: bool = False
         mcq_sets=mcq_sets,
         log=MetricsLog(run_dir / "metrics.jsonl"),
         display=display,
+        fused_loss=fused_loss,
     )
     if resume and latest is None and (run_dir / "metrics.jsonl").stat().st_size > 0:
         run.log.write({"kind": "resume", "step": 0, "tokens": 0})  # no checkpoint: start over
@@ -195,10 +201,17 @@ def _train_stage(
 
         loss_sum = torch.zeros((), device=run.device)
         for _ in range(accumulation):
-            batch = torch.from_numpy(sampler.next_batch(micro_batch)).to(run.device, non_blocking=True)
+            batch = _to_device(sampler.next_batch(micro_batch), run.device)
             inputs, targets = batch[:, :-1], batch[:, 1:]
             with _autocast(run):
-                loss = causal_lm_loss(model, inputs, targets)
+                loss = causal_lm_loss(
+                    model,
+                    inputs,
+                    targets,
+                    fused=run.fused_loss,
+                    compute_dtype=run.autocast_dtype,
+                    compiled=train.compile,
+                )
             (loss / accumulation).backward()
             loss_sum += loss.detach()
         grad_norm = _clip_gradients(model, train.grad_clip)
@@ -230,6 +243,8 @@ def _train_stage(
                 "tokens_per_s": window_tokens / max(window_s, 1e-9),
                 "elapsed_s": position.train_s + position.eval_s,
             }
+            if (peak := peak_memory_gib(run.device)) is not None:
+                record["peak_mem_gib"] = peak
             run.log.write(record)
             run.display.update(
                 position.stage_step * run.tokens_per_step, loss=mean_loss, tokens_per_s=record["tokens_per_s"], lr=lr
@@ -320,6 +335,25 @@ def resolve_device(device: str, precision: str) -> tuple[torch.device, torch.dty
     if precision == "auto":
         precision = "bf16" if dev.type == "cuda" else "fp32"
     return dev, (torch.bfloat16 if precision == "bf16" else None)
+
+
+def _to_device(batch: np.ndarray, device: torch.device) -> torch.Tensor:
+    tensor = torch.from_numpy(batch)
+    if device.type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor
+
+
+def _use_fused_loss(setting: str, model: torch.nn.Module, device: torch.device) -> bool:
+    if setting == "off":
+        return False
+    supported = supports_fused_loss(model)
+    if setting == "on" and not supported:
+        raise UserError(
+            f"train.fused_loss: on is not supported for model type {model.config.model_type!r} "
+            "(its logits are not a plain product with the LM head); use auto or off"
+        )
+    return supported and (setting == "on" or device.type == "cuda")
 
 
 def _autocast(run: Run) -> contextlib.AbstractContextManager[Any]:

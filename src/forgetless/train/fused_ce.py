@@ -1,0 +1,108 @@
+"""Linear + cross-entropy that never materialises the full logits.
+
+The LM head of a model with vocabulary V turns hidden states [N, H] into logits [N, V]; for a batch
+of 16 x 2048 tokens and V = 32000 that is a billion values, stored once in the compute dtype, again
+in float32 for the softmax, and again for its gradient. `linear_cross_entropy` instead walks over
+the tokens in chunks: for each chunk it computes the logits, the loss and, in the same pass, the
+gradients with respect to the hidden states and the head's weight, then drops the logits. The
+backward pass only scales the stored gradients. Peak extra memory is one chunk of logits.
+
+The result equals `F.cross_entropy(hidden @ weight.T, targets)` (mean over targets that are not
+-100) up to the rounding of the compute dtype.
+"""
+
+from __future__ import annotations
+
+import torch
+
+IGNORE_INDEX = -100
+
+
+def _chunk_loss_and_grad(
+    hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed NLL of one chunk and d(summed NLL)/d(logits), in the compute dtype."""
+    logits = (hidden @ weight.t()).float()
+    valid = targets != IGNORE_INDEX
+    safe = torch.where(valid, targets, 0)
+    lse = torch.logsumexp(logits, dim=-1)
+    target_logit = logits.gather(1, safe.unsqueeze(1)).squeeze(1)
+    loss = torch.where(valid, lse - target_logit, 0.0).sum()
+    grad = torch.softmax(logits, dim=-1)
+    grad.scatter_add_(1, safe.unsqueeze(1), torch.full_like(target_logit, -1.0).unsqueeze(1))
+    grad = grad * valid.unsqueeze(1)
+    return loss, grad.to(hidden.dtype)
+
+
+def _chunk_loss(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    logits = (hidden @ weight.t()).float()
+    valid = targets != IGNORE_INDEX
+    safe = torch.where(valid, targets, 0)
+    nll = torch.logsumexp(logits, dim=-1) - logits.gather(1, safe.unsqueeze(1)).squeeze(1)
+    return torch.where(valid, nll, 0.0).sum()
+
+
+_compiled: dict[str, object] = {}
+
+
+def _kernels(compiled: bool) -> tuple:
+    if not compiled:
+        return _chunk_loss_and_grad, _chunk_loss
+    if not _compiled:
+        _compiled["grad"] = torch.compile(_chunk_loss_and_grad, dynamic=False)
+        _compiled["loss"] = torch.compile(_chunk_loss, dynamic=False)
+    return _compiled["grad"], _compiled["loss"]
+
+
+class _LinearCrossEntropy(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, hidden, weight, targets, chunk_size, compute_dtype, compiled):  # type: ignore[override]
+        with_grad, loss_only = _kernels(compiled)
+        count = (targets != IGNORE_INDEX).sum().clamp(min=1).to(torch.float32)
+        w = weight.to(compute_dtype)
+        needs_grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
+        total = torch.zeros((), dtype=torch.float32, device=hidden.device)
+        grad_hidden = torch.empty_like(hidden) if needs_grad else None
+        grad_weight = (
+            torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) if needs_grad else None
+        )
+        for start in range(0, hidden.shape[0], chunk_size):
+            h = hidden[start : start + chunk_size].to(compute_dtype)
+            t = targets[start : start + chunk_size]
+            if not needs_grad:
+                total += loss_only(h, w, t)
+                continue
+            loss, grad_logits = with_grad(h, w, t)
+            total += loss
+            grad_hidden[start : start + chunk_size] = grad_logits @ w
+            grad_weight += (grad_logits.t() @ h).float()
+        if needs_grad:
+            ctx.save_for_backward(grad_hidden, grad_weight, count)
+            ctx.weight_dtype = weight.dtype
+        return total / count
+
+    @staticmethod
+    def backward(ctx, grad_output):  # type: ignore[override]
+        grad_hidden, grad_weight, count = ctx.saved_tensors
+        scale = grad_output / count
+        grad_weight = (grad_weight * scale).to(ctx.weight_dtype)
+        return (grad_hidden * scale).to(grad_hidden.dtype), grad_weight, None, None, None, None
+
+
+def linear_cross_entropy(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    chunk_size: int = 4096,
+    compute_dtype: torch.dtype | None = None,
+    compiled: bool = False,
+) -> torch.Tensor:
+    """Mean next-token cross-entropy (nats) of logits `hidden @ weight.T`, without storing them.
+
+    hidden: [N, H] final hidden states; weight: [V, H] the LM head; targets: [N] token ids, -100 to
+    ignore. `compute_dtype` is the dtype of the matrix products (default: hidden's); the softmax is
+    always float32. `compiled` fuses each chunk's softmax and gradient with torch.compile.
+    """
+    compute_dtype = compute_dtype or hidden.dtype
+    return _LinearCrossEntropy.apply(hidden, weight, targets, chunk_size, compute_dtype, compiled)

@@ -1,0 +1,54 @@
+"""Speed and scale applied to an unchanged Hugging Face model: compile, activation checkpointing.
+
+Model code stays free of these concerns (as in torchtitan): the run loads a plain HF model and then
+calls the functions here, which change how its decoder blocks execute, never what they compute.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+# Families whose logits are exactly `final_hidden @ lm_head.weight.T` (no bias, scaling or
+# soft-capping), so the loss can be computed from the hidden states without materialising logits.
+PLAIN_HEAD_FAMILIES = frozenset({"llama", "mistral", "qwen2", "qwen3", "gpt_neox", "phi3", "gemma", "gpt2"})
+
+
+def decoder_blocks(model: nn.Module) -> nn.ModuleList:
+    """The repeated decoder blocks of an HF causal LM: its longest ModuleList of same-class modules."""
+    best: nn.ModuleList | None = None
+    for module in model.modules():
+        if isinstance(module, nn.ModuleList) and len(module) > 0:
+            if len({type(m) for m in module}) == 1 and (best is None or len(module) > len(best)):
+                best = module
+    if best is None:
+        raise ValueError(f"{type(model).__name__}: found no list of decoder blocks")
+    return best
+
+
+def compile_blocks(model: nn.Module) -> None:
+    """torch.compile each decoder block in place.
+
+    Blocks share one compiled graph (parameters are graph inputs), so compile time does not grow
+    with depth, and the embedding, head and loss stay in eager mode where they are cheap.
+    """
+    for block in decoder_blocks(model):
+        block.compile()
+
+
+def supports_fused_loss(model: nn.Module) -> bool:
+    config = getattr(model, "config", None)
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    return (
+        getattr(config, "model_type", None) in PLAIN_HEAD_FAMILIES
+        and isinstance(head, nn.Linear)
+        and head.bias is None
+        and getattr(config, "logit_scale", None) is None
+        and getattr(config, "final_logit_softcapping", None) is None
+    )
+
+
+def peak_memory_gib(device: torch.device) -> float | None:
+    if device.type != "cuda":
+        return None
+    return torch.cuda.max_memory_allocated(device) / 2**30
