@@ -41,7 +41,9 @@ import re
 import shutil
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from itertools import chain
@@ -69,7 +71,8 @@ DEFAULT_HELDOUT_FRACTION = 0.1
 # A batch goes to the tokenizer when it holds this many documents or bytes; large batches keep
 # every core busy (the Rust tokenizer encodes the documents of a batch in parallel).
 _BATCH_DOCUMENTS = 4096
-_BATCH_BYTES = 8 << 20
+_BATCH_BYTES = 4 << 20
+_ENCODING_IN_FLIGHT = 2
 
 
 @dataclass
@@ -394,6 +397,13 @@ def _encode(batch: _Batch, tok: TokenizerInfo) -> tuple[np.ndarray, np.ndarray]:
 def _tokenize_units(
     name: str, todo: list[tuple[SourceUnit, Path, list[Any]]], tok: TokenizerInfo, reporter: _Reporter
 ) -> None:
+    """Tokenize the files of `todo` into their cache directories.
+
+    Three things overlap: a thread reads and parses the files into batches, and two batches are
+    encoded at a time (the Rust encoder frees the GIL), so the cores stay busy while Python turns
+    one batch's ids into arrays or waits for the longest document of a batch. Batches are written
+    in order.
+    """
     units = [unit for unit, _, _ in todo]
     stats = [ReadStats() for _ in units]
     writers: dict[int, StoreWriter] = {}
@@ -402,35 +412,59 @@ def _tokenize_units(
     stop = threading.Event()
     task = reporter.start(name)
     batches = _prefetch(_batches(units, stats, stop), stop)
+    pool = ThreadPoolExecutor(max_workers=_ENCODING_IN_FLIGHT, thread_name_prefix="forgetless-encode")
+    in_flight: deque[tuple[_Batch, Future[tuple[np.ndarray, np.ndarray]] | None]] = deque()
+
+    def write(batch: _Batch, encoded: Future[tuple[np.ndarray, np.ndarray]] | None) -> None:
+        if encoded is not None:
+            tokens, lengths = encoded.result()
+            _write_batch(batch, tokens, lengths, todo, writers, hashes, temps, tok)
+            reporter.advance(task, len(batch.texts), int(tokens.shape[0]))
+        for i in batch.finished:
+            _finish_unit(i, todo[i], stats[i], writers, hashes, temps, tok)
+
     try:
         for batch in batches:
-            if batch.texts:
-                tokens, lengths = _encode(batch, tok)
-                doc_bytes = np.asarray(batch.doc_bytes, dtype=np.int64)
-                start = 0
-                tok_start = 0
-                for i, count in batch.segments:
-                    if i not in writers:
-                        temps[i] = temp_dir_beside(todo[i][1])
-                        writers[i] = StoreWriter(temps[i], tok.dtype)
-                        hashes[i] = []
-                    stop_doc = start + count
-                    tok_stop = tok_start + int(lengths[start:stop_doc].sum())
-                    writers[i].append(
-                        tokens[tok_start:tok_stop], lengths[start:stop_doc], doc_bytes[start:stop_doc]
-                    )
-                    hashes[i].extend(batch.hashes[start:stop_doc])
-                    start, tok_start = stop_doc, tok_stop
-                reporter.advance(task, len(batch.texts), int(tokens.shape[0]))
-            for i in batch.finished:
-                _finish_unit(i, todo[i], stats[i], writers, hashes, temps, tok)
+            in_flight.append((batch, pool.submit(_encode, batch, tok) if batch.texts else None))
+            if len(in_flight) >= _ENCODING_IN_FLIGHT:
+                write(*in_flight.popleft())
+        while in_flight:
+            write(*in_flight.popleft())
     finally:
         stop.set()
         batches.close()  # stops the reading thread now, not when a traceback lets go of the frame
+        pool.shutdown(wait=True, cancel_futures=True)
         for i, writer in writers.items():
             writer.abort()
             shutil.rmtree(temps[i], ignore_errors=True)
         reporter.stop(task)
+
+
+def _write_batch(
+    batch: _Batch,
+    tokens: np.ndarray,
+    lengths: np.ndarray,
+    todo: list[tuple[SourceUnit, Path, list[Any]]],
+    writers: dict[int, StoreWriter],
+    hashes: dict[int, list[bytes]],
+    temps: dict[int, Path],
+    tok: TokenizerInfo,
+) -> None:
+    """Append an encoded batch to the writers of the files its documents came from."""
+    doc_bytes = np.asarray(batch.doc_bytes, dtype=np.int64)
+    doc_start = tok_start = 0
+    for i, count in batch.segments:
+        if i not in writers:
+            temps[i] = temp_dir_beside(todo[i][1])
+            writers[i] = StoreWriter(temps[i], tok.dtype)
+            hashes[i] = []
+        doc_stop = doc_start + count
+        tok_stop = tok_start + int(lengths[doc_start:doc_stop].sum())
+        writers[i].append(
+            tokens[tok_start:tok_stop], lengths[doc_start:doc_stop], doc_bytes[doc_start:doc_stop]
+        )
+        hashes[i].extend(batch.hashes[doc_start:doc_stop])
+        doc_start, tok_start = doc_stop, tok_stop
 
 
 def _finish_unit(
