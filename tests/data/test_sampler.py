@@ -321,3 +321,11 @@ def test_cached_epoch_orders_match_orders_computed_per_position(stores, monkeypa
     monkeypatch.setattr(sampler_module, "_TABLE_WINDOWS", 10)  # both sources are now "large"
     computed = quiet(spec, stores, SEQ, seed=4).next_batch(500)
     np.testing.assert_array_equal(cached, computed)
+
+
+def test_settings_that_do_not_change_the_stream_do_not_block_resume(stores) -> None:
+    a = quiet(stage(schedule={"kind": "constant"}), stores, SEQ, 0)
+    a.next_batch(5)
+    b = quiet(stage(schedule={"kind": "cosine", "peak_lr": 1e-3}, reset_optimizer=False), stores, SEQ, 0)
+    b.load_state_dict(a.state_dict())
+    np.testing.assert_array_equal(b.next_batch(5), a.next_batch(5))

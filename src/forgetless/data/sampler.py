@@ -310,8 +310,9 @@ class MixtureSampler:
 
     def _make_fingerprint(self) -> str:
         data = {
+            # Only what decides the stream: other stage settings may change across a resume.
             "stage": self.stage.model_dump(
-                mode="json", by_alias=True, exclude={"schedule", "reset_optimizer"}
+                mode="json", by_alias=True, include={"name", "tokens", "mix", "replay"}
             ),
             "seq_len": self.seq_len,
             "seed": self.seed,
