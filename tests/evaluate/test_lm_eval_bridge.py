@@ -100,10 +100,39 @@ def test_agrees_with_our_own_mcq_scoring(tmp_path, tiny_model, tiny_tokenizer):
     assert theirs["acc_stderr"] == pytest.approx(ours["acc_stderr"])
 
 
-def test_unknown_task_is_a_user_error(tmp_path, tiny_model, tiny_tokenizer):
-    with pytest.raises(UserError, match="tiny_mcqq"):
+class FakeTaskManager:
+    """Stands in for lm-eval's TaskManager: indexing its own few thousand tasks takes seconds."""
+
+    made: list[bool] = []
+
+    def __init__(self, include_path=None, include_defaults=True):
+        FakeTaskManager.made.append(include_defaults)
+        self.all_tasks = ["tiny_mcq"] + (["hellaswag", "arc_easy"] if include_defaults else [])
+
+
+def test_tasks_are_looked_up_locally_first_then_among_lm_evals_own(tmp_path):
+    from forgetless.evaluate.lm_eval_bridge import _task_manager
+
+    FakeTaskManager.made = []
+    _task_manager(FakeTaskManager, ["tiny_mcq"], str(tmp_path))
+    assert FakeTaskManager.made == [False]  # found locally: lm-eval's own tasks never indexed
+
+    FakeTaskManager.made = []
+    assert "hellaswag" in _task_manager(FakeTaskManager, ["tiny_mcq", "hellaswag"], str(tmp_path)).all_tasks
+    assert FakeTaskManager.made == [False, True]
+
+
+def test_an_unknown_task_is_a_user_error_with_a_suggestion(tmp_path):
+    from forgetless.evaluate.lm_eval_bridge import _task_manager
+
+    with pytest.raises(UserError, match="unknown task 'helaswag' \\(did you mean 'hellaswag'\\?\\)"):
+        _task_manager(FakeTaskManager, ["helaswag"], str(tmp_path))
+
+
+def test_a_missing_include_folder_is_a_user_error(tmp_path, tiny_model, tiny_tokenizer):
+    with pytest.raises(UserError, match="--lm-eval-include"):
         run_lm_eval(
-            tiny_model, tiny_tokenizer, ["tiny_mcqq"], str(write_task(tmp_path)), batch_size=8, device="cpu"
+            tiny_model, tiny_tokenizer, ["tiny_mcq"], str(tmp_path / "none"), batch_size=8, device="cpu"
         )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -157,11 +158,12 @@ def direct_choice_logprob(model, tokenizer, prompt: str, choice: str) -> float:
     return sum(float(logprobs[len(context) + j - 1, token]) for j, token in enumerate(continuation))
 
 
-@pytest.mark.parametrize("few_shot", [0, 2])
-def test_batched_choice_scores_match_one_sequence_at_a_time(tiny_model, tiny_tokenizer, few_shot):
+@pytest.mark.parametrize(("few_shot", "batch_size"), [(0, 3), (0, 12), (2, 12), (2, 100)])
+def test_batched_choice_scores_match_one_sequence_at_a_time(tiny_model, tiny_tokenizer, few_shot, batch_size):
+    # Batches of one question, and of several questions whose prompts differ in length.
     template = "Question: {question}\nAnswer:"
     scores = choice_logprobs(
-        tiny_model, tiny_tokenizer, ITEMS, batch_size=3, template=template, few_shot=few_shot
+        tiny_model, tiny_tokenizer, ITEMS, batch_size=batch_size, template=template, few_shot=few_shot
     )
     prompts = build_prompts(ITEMS, template, few_shot=few_shot, seed=0)
     tiny_model.eval()
@@ -210,3 +212,66 @@ def test_score_mcq_is_deterministic_and_restores_training_mode(tiny_model, tiny_
 def test_no_items_is_a_user_error(tiny_model, tiny_tokenizer):
     with pytest.raises(UserError, match="no questions"):
         score_mcq(tiny_model, tiny_tokenizer, [])
+
+
+def test_a_prompt_longer_than_the_model_context_is_cut_from_the_left(tiny_tokenizer):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tiny_tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=16,
+    )
+    model = LlamaForCausalLM(config).eval()
+    long_item = {"question": "word " * 40 + "which?", "choices": ["yes", "no"], "answer": 0}
+    scores = choice_logprobs(model, tiny_tokenizer, [long_item])[0]
+
+    context = tiny_tokenizer(long_item["question"] + "\nAnswer:")["input_ids"]
+    continuations = [
+        tiny_tokenizer(" " + c, add_special_tokens=False)["input_ids"] for c in long_item["choices"]
+    ]
+    # The prompt keeps its last tokens: as many as leave room for the longest choice.
+    kept = context[-(16 + 1 - max(len(c) for c in continuations)) :]
+    assert len(kept) < len(context)
+    for continuation, score in zip(continuations, scores, strict=True):
+        ids = kept + continuation
+        assert len(ids) - 1 <= 16
+        with torch.no_grad():
+            logprobs = torch.log_softmax(model(input_ids=torch.tensor([ids[:-1]])).logits[0].double(), dim=-1)
+        expected = sum(float(logprobs[len(kept) - 1 + j, token]) for j, token in enumerate(continuation))
+        assert score == pytest.approx(expected, abs=1e-4)
+
+
+class NoCacheModel(torch.nn.Module):
+    """A causal LM that returns logits only, and ignores positions: nothing to share a prompt with."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+        self.config = inner.config
+
+    def forward(self, input_ids, attention_mask=None, **ignored):
+        return SimpleNamespace(logits=self.inner(input_ids=input_ids, attention_mask=attention_mask).logits)
+
+
+def test_prompts_are_run_once_per_question_when_the_model_keeps_a_cache(
+    monkeypatch, tiny_model, tiny_tokenizer
+):
+    def whole_sequences(*args, **kwargs):
+        raise AssertionError("the shared-prompt path should have been used")
+
+    monkeypatch.setattr(mcq, "_whole_sequence_logprobs", whole_sequences)
+    assert len(choice_logprobs(tiny_model, tiny_tokenizer, ITEMS, batch_size=8)) == len(ITEMS)
+
+
+def test_a_model_without_a_cache_is_scored_one_whole_sequence_per_choice(tiny_model, tiny_tokenizer):
+    shared = choice_logprobs(tiny_model, tiny_tokenizer, ITEMS, batch_size=6, few_shot=1)
+    whole = choice_logprobs(NoCacheModel(tiny_model), tiny_tokenizer, ITEMS, batch_size=6, few_shot=1)
+    assert np.allclose(whole, shared, atol=1e-4, rtol=0)
+    prompt = build_prompts(ITEMS, "{question}\nAnswer:", few_shot=1, seed=0)[3]
+    expected = [direct_choice_logprob(tiny_model, tiny_tokenizer, prompt, c) for c in ITEMS[3]["choices"]]
+    assert np.allclose(whole[3], expected, atol=1e-4, rtol=0)

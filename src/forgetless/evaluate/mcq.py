@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import inspect
 import json
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -194,23 +196,40 @@ def choice_logprobs(
     """For every item, the summed log-probability (nats) of `" " + choice` after its prompt, per choice.
 
     The prompt and the continuation are tokenized separately and their ids concatenated, so the
-    scored tokens are exactly the continuation's. `batch_size` counts (prompt, choice) sequences;
-    the model runs in eval mode without gradients and its mode is restored afterwards.
+    scored tokens are exactly the continuation's. A prompt longer than the model's context is cut
+    from the left so that the longest choice fits. `batch_size` counts (prompt, choice) pairs per
+    batch. The model runs in eval mode without gradients; its mode is restored afterwards.
     """
     if not items:
         raise UserError("no questions to score")
     if batch_size < 1:
         raise UserError(f"batch_size must be positive, got {batch_size}")
     prompts = build_prompts(items, template, few_shot, seed)
-    requests = []
+    max_length = _max_length(model)
+    questions = []
     for item, prompt in zip(items, prompts, strict=True):
         context_ids, continuations = _encode(tokenizer, prompt, item["choices"])
-        requests.extend((context_ids, continuation_ids) for continuation_ids in continuations)
-    flat = _continuation_logprobs(model, requests, batch_size=batch_size, device=device, dtype=autocast_dtype)
-    scores, first = [], 0
-    for item in items:
-        scores.append(flat[first : first + len(item["choices"])])
-        first += len(item["choices"])
+        questions.append(_Question(_fit(context_ids, continuations, max_length), continuations))
+
+    device = torch.device(device)
+    was_training = model.training
+    model.eval()
+    autocast = (
+        torch.autocast(device_type=device.type, dtype=autocast_dtype)
+        if autocast_dtype is not None
+        else contextlib.nullcontext()
+    )
+    scores: list[list[float]] = [[] for _ in questions]
+    try:
+        with torch.no_grad(), autocast:
+            for batch in _batches(questions, batch_size):
+                batch_scores = _shared_prompt_logprobs(model, [questions[i] for i in batch], device)
+                if batch_scores is None:  # the model keeps no reusable cache: score whole sequences
+                    batch_scores = _whole_sequence_logprobs(model, [questions[i] for i in batch], device)
+                for i, item_scores in zip(batch, batch_scores, strict=True):
+                    scores[i] = item_scores
+    finally:
+        model.train(was_training)
     return scores
 
 
@@ -236,57 +255,157 @@ def _encode(tokenizer: Any, prompt: str, choices: list[str]) -> tuple[list[int],
     return context_ids, continuations
 
 
-def _continuation_logprobs(
-    model: torch.nn.Module,
-    requests: list[tuple[list[int], list[int]]],
-    *,
-    batch_size: int,
-    device: Any,
-    dtype: torch.dtype | None,
-) -> list[float]:
-    """Summed log-probability of each continuation after its context, in the order of `requests`.
+@dataclass(frozen=True)
+class _Question:
+    context: list[int]  # token ids of the prompt
+    continuations: list[list[int]]  # token ids of " " + each choice
 
-    Sequences are sorted by length (longest first) so that each padded batch wastes little, and
-    padded on the right, where a causal model's predictions for real tokens cannot see the padding.
+
+def _max_length(model: torch.nn.Module) -> int | None:
+    limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    return limit if isinstance(limit, int) and limit > 1 else None
+
+
+def _fit(context: list[int], continuations: list[list[int]], max_length: int | None) -> list[int]:
+    """The context, cut from the left so that context + the longest continuation (less its last
+    token, which is only a target) fits in `max_length` positions."""
+    longest = max(len(c) for c in continuations)
+    if max_length is None or len(context) + longest - 1 <= max_length:
+        return context
+    keep = max_length + 1 - longest
+    if keep < 1:
+        raise UserError(f"a choice of {longest} tokens does not fit the model's {max_length}-token context")
+    return context[-keep:]
+
+
+def _batches(questions: list[_Question], batch_size: int) -> list[list[int]]:
+    """Question indices in batches of at most `batch_size` (prompt, choice) pairs (at least one
+    question each), longest prompts first so that the padding in each batch is small."""
+    order = sorted(range(len(questions)), key=lambda i: -len(questions[i].context))
+    batches: list[list[int]] = []
+    pairs = 0
+    for i in order:
+        n = len(questions[i].continuations)
+        if batches and pairs + n <= batch_size:
+            batches[-1].append(i)
+            pairs += n
+        else:
+            batches.append([i])
+            pairs = n
+    return batches
+
+
+def _shared_prompt_logprobs(
+    model: torch.nn.Module, questions: list[_Question], device: torch.device
+) -> list[list[float]] | None:
+    """Score every choice of `questions` running each prompt once: one forward pass over the
+    prompts keeps their key/value cache, which is copied for every choice of the prompt; a second
+    pass runs all choices on it. Returns None if the model returns no cache that can be copied.
+
+    Prompts are padded on the left, with explicit positions, so that all of them end in the last
+    column and the choices continue at the right positions.
     """
-    device = torch.device(device)
-    order = sorted(range(len(requests)), key=lambda k: -(len(requests[k][0]) + len(requests[k][1])))
-    results = [0.0] * len(requests)
-    was_training = model.training
-    model.eval()
-    autocast = (
-        torch.autocast(device_type=device.type, dtype=dtype)
-        if dtype is not None
-        else contextlib.nullcontext()
+    width = max(len(q.context) for q in questions)
+    input_ids = torch.zeros((len(questions), width), dtype=torch.long)
+    mask = torch.zeros((len(questions), width), dtype=torch.long)
+    positions = torch.zeros((len(questions), width), dtype=torch.long)
+    for row, q in enumerate(questions):
+        n = len(q.context)
+        input_ids[row, width - n :] = torch.tensor(q.context)
+        mask[row, width - n :] = 1
+        positions[row, width - n :] = torch.arange(n)
+    extra = {"logits_to_keep": 1} if _accepts(model, "logits_to_keep") else {}
+    out = model(
+        input_ids=input_ids.to(device),
+        attention_mask=mask.to(device),
+        position_ids=positions.to(device),
+        use_cache=True,
+        **extra,
     )
+    # transformers names the key/value cache `cache` since 5.x, `past_key_values` before.
+    cache = getattr(out, "cache", None)
+    if cache is None:
+        cache = getattr(out, "past_key_values", None)
+    if cache is None or not hasattr(cache, "reorder_cache"):
+        return None
+    # The last prompt position predicts the first token of every choice.
+    first_logprobs = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
+
+    owner = [row for row, q in enumerate(questions) for _ in q.continuations]
+    choices = [c for q in questions for c in q.continuations]
+    owner_index = torch.tensor(owner, device=device)
+    firsts = torch.tensor([c[0] for c in choices], device=device)
+    totals = first_logprobs[owner_index, firsts].double()
+
+    rest = max(len(c) for c in choices) - 1  # inputs per choice: all tokens but the last
+    if rest > 0:
+        cache.reorder_cache(owner_index)  # one copy of its prompt's cache per choice
+        inputs = torch.zeros((len(choices), rest), dtype=torch.long)
+        new_mask = torch.zeros((len(choices), rest), dtype=torch.long)
+        for row, c in enumerate(choices):
+            inputs[row, : len(c) - 1] = torch.tensor(c[:-1])
+            new_mask[row, : len(c) - 1] = 1
+        lengths = torch.tensor([len(questions[r].context) for r in owner])
+        out = model(
+            input_ids=inputs.to(device),
+            attention_mask=torch.cat([mask[owner], new_mask], dim=1).to(device),
+            position_ids=(lengths[:, None] + torch.arange(rest)[None, :]).to(device),
+            use_cache=True,
+            **{"cache" if _accepts(model, "cache") else "past_key_values": cache},
+        )
+        rows, cols, targets = [], [], []
+        for row, c in enumerate(choices):
+            rows.extend([row] * (len(c) - 1))
+            cols.extend(range(len(c) - 1))
+            targets.extend(c[1:])
+        if targets:
+            picked = out.logits[torch.tensor(rows, device=device), torch.tensor(cols, device=device)]
+            logprobs = torch.log_softmax(picked.float(), dim=-1)
+            token_logprobs = logprobs.gather(1, torch.tensor(targets, device=device)[:, None])[:, 0]
+            totals.index_add_(0, torch.tensor(rows, device=device), token_logprobs.double())
+    return _split(totals.tolist(), questions)
+
+
+def _whole_sequence_logprobs(
+    model: torch.nn.Module, questions: list[_Question], device: torch.device
+) -> list[list[float]]:
+    """Score every choice of `questions` as its own sequence, prompt + choice, padded on the right,
+    where a causal model's predictions for the real tokens cannot see the padding."""
+    sequences = [q.context + c[:-1] for q in questions for c in q.continuations]
+    width = max(len(s) for s in sequences)
+    input_ids = torch.zeros((len(sequences), width), dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    rows, cols, targets = [], [], []
+    row = 0
+    for q in questions:
+        for c in q.continuations:
+            n = len(q.context) + len(c) - 1
+            input_ids[row, :n] = torch.tensor(q.context + c[:-1])
+            mask[row, :n] = 1
+            start = len(q.context) - 1  # the position whose output predicts c[0]
+            rows.extend([row] * len(c))
+            cols.extend(range(start, start + len(c)))
+            targets.extend(c)
+            row += 1
+    logits = model(input_ids=input_ids.to(device), attention_mask=mask.to(device), use_cache=False).logits
+    picked = logits[torch.tensor(rows, device=device), torch.tensor(cols, device=device)]
+    logprobs = torch.log_softmax(picked.float(), dim=-1)
+    token_logprobs = logprobs.gather(1, torch.tensor(targets, device=device)[:, None])[:, 0]
+    totals = torch.zeros(len(sequences), dtype=torch.float64, device=device)
+    totals.index_add_(0, torch.tensor(rows, device=device), token_logprobs.double())
+    return _split(totals.tolist(), questions)
+
+
+def _split(flat: list[float], questions: list[_Question]) -> list[list[float]]:
+    out, first = [], 0
+    for q in questions:
+        out.append(flat[first : first + len(q.continuations)])
+        first += len(q.continuations)
+    return out
+
+
+def _accepts(model: torch.nn.Module, argument: str) -> bool:
     try:
-        with torch.no_grad(), autocast:
-            for first in range(0, len(order), batch_size):
-                chunk = order[first : first + batch_size]
-                # The last continuation token is never an input.
-                sequences = [requests[k][0] + requests[k][1][:-1] for k in chunk]
-                width = max(len(s) for s in sequences)
-                input_ids = torch.zeros((len(chunk), width), dtype=torch.long)
-                attention_mask = torch.zeros((len(chunk), width), dtype=torch.long)
-                rows, positions, targets = [], [], []
-                for row, (k, seq) in enumerate(zip(chunk, sequences, strict=True)):
-                    input_ids[row, : len(seq)] = torch.tensor(seq)
-                    attention_mask[row, : len(seq)] = 1
-                    context, continuation = requests[k]
-                    start = len(context) - 1  # the position whose output predicts continuation[0]
-                    rows.extend([row] * len(continuation))
-                    positions.extend(range(start, start + len(continuation)))
-                    targets.extend(continuation)
-                logits = model(
-                    input_ids=input_ids.to(device), attention_mask=attention_mask.to(device), use_cache=False
-                ).logits
-                picked = logits[torch.tensor(rows, device=device), torch.tensor(positions, device=device)]
-                logprobs = torch.log_softmax(picked.float(), dim=-1)
-                token_logprobs = logprobs.gather(1, torch.tensor(targets, device=device)[:, None])[:, 0]
-                per_request = torch.zeros(len(chunk), dtype=torch.float64, device=device)
-                per_request.index_add_(0, torch.tensor(rows, device=device), token_logprobs.double())
-                for row, k in enumerate(chunk):
-                    results[k] = float(per_request[row])
-    finally:
-        model.train(was_training)
-    return results
+        return argument in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return False
