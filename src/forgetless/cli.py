@@ -217,7 +217,12 @@ def eval_(
         int | None, typer.Option("--mcq-limit", min=1, help="Score only the first N questions of each set.")
     ] = None,
     mcq_template: Annotated[
-        str, typer.Option("--mcq-template", help="Prompt template; fields come from the question record.")
+        str,
+        typer.Option(
+            "--mcq-template",
+            help="Prompt template; fields come from the question record.",
+            show_default=r"{question}\nAnswer:",
+        ),
     ] = "{question}\nAnswer:",
     mcq_few_shot: Annotated[
         int,
@@ -226,7 +231,7 @@ def eval_(
     lm_eval: Annotated[
         str | None,
         typer.Option(
-            "--lm-eval", help="lm-evaluation-harness tasks, comma-separated (needs forgetless[eval])."
+            "--lm-eval", help="lm-evaluation-harness tasks, comma-separated (needs the lm-eval extra)."
         ),
     ] = None,
     lm_eval_include: Annotated[
