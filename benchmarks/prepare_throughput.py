@@ -18,7 +18,7 @@ Corpus: the bundled corpora (train and held-out splits) with the bundled tokeniz
 bundle (`--corpus stdlib`), documents are built from CPython's own files (the pydoc topics and the
 standard library's modules) and a byte-level BPE of 8192 tokens is trained on them.
 
-    python benchmarks/prepare_throughput.py [--corpus bundled|stdlib] [--repeats 3]
+    python benchmarks/prepare_throughput.py [--corpus bundled|stdlib] [--repeats 5]
 """
 
 from __future__ import annotations
@@ -239,7 +239,7 @@ def time_sampler(prepared: dict, seq_len: int, batch: int, seconds: float = 2.0)
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", choices=["auto", "bundled", "stdlib"], default="auto")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
@@ -269,14 +269,27 @@ def main(argv: list[str] | None = None) -> dict:
         raw_tokens = prep_tokens = ds_tokens = 0
         prepared = None
         all_files = [p for paths in files.values() for p in paths]
-        for _ in range(args.repeats):  # interleaved, so that a busy moment hurts every path alike
+
+        def run_raw() -> None:
+            nonlocal raw_tokens
             seconds, raw_tokens = time_raw(backend, texts)
             raw.append(seconds)
+
+        def run_prepare() -> None:
+            nonlocal prep_tokens, prepared
             seconds, prep_tokens, prepared = time_prepare(files, tokenizer, work)
             prep.append(seconds)
+
+        def run_datasets() -> None:
+            nonlocal ds_tokens
             seconds, map_seconds, ds_tokens = time_datasets_map(all_files, tokenizer, work, cores)
             dsm.append(seconds)
             dsm_only.append(map_seconds)
+
+        paths = [run_raw, run_prepare, run_datasets]
+        for repeat in range(args.repeats):  # interleaved and rotated: a busy moment hurts every path alike
+            for run in paths[repeat % 3 :] + paths[: repeat % 3]:
+                run()
         if not raw_tokens == prep_tokens == ds_tokens:
             raise SystemExit(
                 f"token counts differ: raw {raw_tokens}, prepare {prep_tokens}, datasets {ds_tokens}"

@@ -228,7 +228,9 @@ class MixtureSampler:
         self._new_lanes = [self._lane(name, False, "shuffled") for name, _ in mix]
         self._new_splits = _nested_shares([Fraction(w) for _, w in mix])
         if replay:
-            self._replay_lanes = [self._lane(name, True, replay.order) for name in replay.from_]
+            self._replay_lanes = [
+                self._lane(name, True, replay.order) for name in dict.fromkeys(replay.from_)
+            ]
             sizes = [Fraction(lane.windows) for lane in self._replay_lanes]
             self._replay_splits = _nested_shares(sizes)
         else:
