@@ -216,7 +216,12 @@ def worker_forgetless(job: dict) -> dict:
                     }
                 },
                 "tokenizer": str(tokenizer),
-                "sources": {"random": {"files": [str(tmp_path / "data" / "random.jsonl")], "heldout": {"documents": 1}}},
+                "sources": {
+                    "random": {
+                        "files": [str(tmp_path / "data" / "random.jsonl")],
+                        "heldout": {"documents": 1},
+                    }
+                },
                 "stages": [
                     {
                         "name": "bench",
@@ -306,11 +311,15 @@ def versions() -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--models", default="llama-134m,llama-1.1b")
     parser.add_argument("--toy", action="store_true", help="tiny model on CPU: checks the script, not speed")
-    parser.add_argument("--warmup", type=int, default=4, help="steps excluded from timing (compile happens here)")
+    parser.add_argument(
+        "--warmup", type=int, default=4, help="steps excluded from timing (compile happens here)"
+    )
     parser.add_argument("--timed", type=int, default=8, help="timed steps; the median step is reported")
     parser.add_argument("--job-timeout", type=float, default=240.0)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "gpu_throughput.json")
@@ -334,7 +343,12 @@ def main() -> None:
             "device": "cpu (toy check)" if args.toy else torch.cuda.get_device_name(0),
             "versions": versions(),
             "date": time.strftime("%Y-%m-%d"),
-            "settings": {"seq_len": seq_len, "vocab": vocab, "warmup_steps": args.warmup, "timed_steps": args.timed},
+            "settings": {
+                "seq_len": seq_len,
+                "vocab": vocab,
+                "warmup_steps": args.warmup,
+                "timed_steps": args.timed,
+            },
         }
     )
     peak = 1.0 if args.toy else run_job({"kind": "peak"}, 120)["peak_tflops"]
@@ -345,14 +359,22 @@ def main() -> None:
         plan = {**DEFAULT_MICRO_BATCHES[name], **args.plan.get(name, {})}
         entry: dict = {"runs": []}
 
-        def measure(kind: str, mb: int, compile_: bool) -> dict:
-            job = {**base, "kind": kind, "model": name, "micro_batch": mb, "compile": compile_ and not args.toy}
+        def measure(kind: str, mb: int, compile_: bool, name: str = name, entry: dict = entry) -> dict:
+            job = {
+                **base,
+                "kind": kind,
+                "model": name,
+                "micro_batch": mb,
+                "compile": compile_ and not args.toy,
+            }
             result = run_job(job, args.job_timeout)
             result.update({"setup": kind, "micro_batch": mb, "compile": job["compile"]})
             if "tokens_per_s" in result:
                 result["mfu"] = result["tokens_per_s"] * result["flops_per_token"] / (peak * 1e12)
             entry["runs"].append(result)
-            print(f"{name:11s} {kind:10s} mb={mb:<3d} compile={job['compile']!s:5s} {_fmt(result)}", flush=True)
+            print(
+                f"{name:11s} {kind:10s} mb={mb:<3d} compile={job['compile']!s:5s} {_fmt(result)}", flush=True
+            )
             return result
 
         last = plan.get("default_last", False)  # measure the default configuration after the others
@@ -368,7 +390,9 @@ def main() -> None:
         entry["forgetless"] = _public(best_fl)
         if best_hf and best_fl:
             entry["speedup"] = best_fl["tokens_per_s"] / best_hf["tokens_per_s"]
-            same_mb = next((r for r in ours if r["micro_batch"] == best_hf["micro_batch"] and "tokens_per_s" in r), None)
+            same_mb = next(
+                (r for r in ours if r["micro_batch"] == best_hf["micro_batch"] and "tokens_per_s" in r), None
+            )
             if same_mb and best_hf.get("peak_mem_gib"):
                 entry["mem_ratio"] = same_mb["peak_mem_gib"] / best_hf["peak_mem_gib"]
                 entry["mem_ratio_micro_batch"] = best_hf["micro_batch"]
@@ -389,7 +413,11 @@ def main() -> None:
                     f"{100 * r['mfu']:>5.1f}% {r['peak_mem_gib'] or 0:>8.1f}"
                 )
         if "speedup" in entry:
-            mem = f", memory {entry['mem_ratio']:.2f}x at mb {entry['mem_ratio_micro_batch']}" if "mem_ratio" in entry else ""
+            mem = (
+                f", memory {entry['mem_ratio']:.2f}x at mb {entry['mem_ratio_micro_batch']}"
+                if "mem_ratio" in entry
+                else ""
+            )
             print(f"{name:11s} forgetless / best Trainer: {entry['speedup']:.2f}x tokens/s{mem}")
 
 
