@@ -1,7 +1,8 @@
 """The `forgetless` command line: parse arguments, load the config, call one function per command.
 
-Bad input (`UserError`) prints one line and exits with code 2; other errors exit with code 1, with a
-traceback only under `--debug`.
+Bad input (`UserError`) prints one line and exits with code 2; a run that stops early (`RunStopped`:
+diverged, disk full, out of memory, or preempted by a signal) prints one line and exits with its own
+code (1, or 128 + the signal); other errors exit with code 1, with a traceback only under `--debug`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Annotated, Optional
 import typer
 
 from forgetless import __version__
-from forgetless.errors import UserError
+from forgetless.errors import Preempted, RunStopped, UserError
 
 app = typer.Typer(
     name="forgetless",
@@ -75,6 +76,11 @@ def main(argv: list[str] | None = None) -> None:
             raise
         typer.echo(f"error: {err}", err=True)
         sys.exit(err.exit_code)
+    except RunStopped as err:
+        if _DEBUG["on"]:
+            raise
+        typer.echo(str(err) if isinstance(err, Preempted) else f"error: {err}", err=True)
+        sys.exit(err.exit_code)
     except typer.Exit as exit_:
         sys.exit(exit_.exit_code)
     except typer.Abort:
@@ -134,7 +140,16 @@ def train(
     if trust_remote_code:
         overrides.append("model.trust_remote_code=true")
     run_config = load_config(config, overrides)
-    run_dir = run_training(run_config, resume=resume, quiet=quiet)
+    try:
+        run_dir = run_training(run_config, resume=resume, quiet=quiet)
+    except Preempted as stop:
+        import shlex
+
+        words = ["forgetless", "train", str(config), *[w for item in set_ or [] for w in ("--set", item)]]
+        words += ["--out", str(out)] if out is not None else []
+        words += ["--allow-pickle"] if allow_pickle else []
+        words += ["--trust-remote-code"] if trust_remote_code else []
+        raise Preempted(f"{stop}; resume with: {shlex.join([*words, '--resume'])}", stop.signum) from None
     _print_run_result(run_dir)
 
 

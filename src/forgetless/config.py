@@ -203,6 +203,23 @@ class OutputConfig(_Strict):
     keep_checkpoints: int = Field(2, ge=1)
 
 
+class ReliabilityConfig(_Strict):
+    """What the loop does about numerical faults (see docs/reliability.md)."""
+
+    max_bad_steps: int = Field(
+        3, gt=0, description="consecutive steps with a non-finite loss or gradient norm before a rollback"
+    )
+    max_rollbacks: int = Field(
+        2, ge=0, description="rollbacks to the latest checkpoint (each halving the LR) before the run stops"
+    )
+    spike_factor: float = Field(
+        3.0, gt=1, description="a step loss above this multiple of the recent median is logged as a spike"
+    )
+    spike_window: int = Field(
+        50, gt=1, description="steps in the recent-median window (detection starts once it is full)"
+    )
+
+
 class RunConfig(_Strict):
     model: ModelConfig
     tokenizer: str | None = None
@@ -211,6 +228,7 @@ class RunConfig(_Strict):
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+    reliability: ReliabilityConfig = Field(default_factory=ReliabilityConfig)
     cache_dir: str | None = None
 
     @field_validator("sources", mode="before")

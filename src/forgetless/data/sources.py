@@ -17,7 +17,8 @@ Formats, chosen by suffix (after an optional `.gz`, `.zst` or `.zstd`) unless `f
 
 Bad input raises `UserError` naming the file and line (or the config key): a missing file, a glob
 that matches nothing, invalid JSON (unless `on_error: skip`, which skips and counts the line), a
-record without the text field. Invalid UTF-8 is replaced with U+FFFD and counted, never fatal.
+record without the text field, a binary file (NUL bytes) read as text. Invalid UTF-8 is replaced
+with U+FFFD and counted, never fatal.
 Empty or whitespace-only documents are skipped and counted.
 """
 
@@ -355,7 +356,12 @@ def _lines(unit: SourceUnit) -> Iterator[tuple[int, bytes]]:
 
 
 def _read_txt(unit: SourceUnit, stats: ReadStats) -> Iterator[str]:
-    yield decode_utf8(_read_all(unit), stats)
+    data = _read_all(unit)
+    if b"\x00" in data[:8192]:  # text never holds NUL bytes; images, archives and weights do
+        raise UserError(
+            f"{unit.location}: a binary file (NUL bytes), not text; remove it from {_source_key(unit)}.files"
+        )
+    yield decode_utf8(data, stats)
 
 
 def _skip_or_fail(unit: SourceUnit, stats: ReadStats, where: str, message: str) -> None:

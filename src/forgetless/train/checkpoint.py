@@ -10,11 +10,14 @@ it had never stopped:
   state, as JSON (numpy arrays tagged, so they come back with their dtype).
 
 It is written into `checkpoints/.tmp-step_N/` and renamed into place only when complete, so a crash
-at any point (including mid-write) leaves the previous checkpoint as the latest one.
+at any point (including mid-write) leaves the previous checkpoint as the latest one. A write that
+fails (a full disk, most often) removes the temporary folder and raises; a full disk is reported as
+`OSError(ENOSPC)` naming the folder, whichever writer noticed it.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -24,7 +27,14 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_model, save_model
+
+from forgetless.errors import UserError, is_disk_full
+
+# torch.save reports a write that failed for lack of space as a bare RuntimeError ("unexpected
+# pos ..."); with less free space than this left, such a failure is taken to be a full disk.
+_NEARLY_FULL_BYTES = 16 << 20
 
 _STEP_DIR = re.compile(r"^step_(\d+)$")
 
@@ -63,13 +73,25 @@ def save_checkpoint(
     tmp = root / f".tmp-step_{step}"
     if tmp.exists():
         shutil.rmtree(tmp)
-    tmp.mkdir()
-    _write_files(tmp, model, optimizer, trainer_state)
-    _fsync_dir(tmp)
-    if final.exists():  # the same step saved again (e.g. after a rollback): replace it whole
-        shutil.rmtree(final)
+    try:
+        tmp.mkdir()
+        _write_files(tmp, model, optimizer, trainer_state)
+        _fsync_dir(tmp)
+    except BaseException as err:
+        full = is_disk_full(err) or (isinstance(err, RuntimeError) and _nearly_full(root))
+        shutil.rmtree(tmp, ignore_errors=True)
+        if full:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp)) from err
+        raise
+    replaced = None
+    if final.exists():  # the same step saved again: move the old copy aside first, then drop it
+        replaced = root / f".old-step_{step}"
+        shutil.rmtree(replaced, ignore_errors=True)
+        os.rename(final, replaced)
     os.rename(tmp, final)
     _fsync_dir(root)
+    if replaced is not None:
+        shutil.rmtree(replaced, ignore_errors=True)
     for old in list_checkpoints(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
@@ -103,6 +125,47 @@ def load_checkpoint(
         torch.cuda.set_rng_state_all(rng["cuda"])
     with open(folder / "trainer.json", encoding="utf-8") as fh:
         return from_json(json.load(fh))
+
+
+def check_model_matches(folder: Path, model: torch.nn.Module) -> None:
+    """Raise `UserError` unless the checkpoint's weights have exactly the model's names and shapes.
+
+    Reads only the safetensors header, so a resume with another model fails before anything is written.
+    """
+    state = model.state_dict()
+    weights = folder / "model.safetensors"
+    try:
+        with safe_open(str(weights), framework="pt") as fh:
+            found = {name: list(fh.get_slice(name).get_shape()) for name in fh.keys()}  # noqa: SIM118
+    except Exception as err:  # noqa: BLE001 - any unreadable file is reported the same way
+        raise UserError(f"{weights}: unreadable checkpoint weights ({err}); resume from an earlier checkpoint") from None
+    # Tied weights (one storage under several names) are stored once, under one of their names.
+    names_of_storage: dict[int, list[str]] = {}
+    for name, tensor in state.items():
+        names_of_storage.setdefault(tensor.data_ptr(), []).append(name)
+    problem = None
+    for name, tensor in state.items():
+        if name in found and found[name] != list(tensor.shape):
+            problem = f"{name} has shape {found[name]}, the model {list(tensor.shape)}"
+        elif name not in found and not any(n in found for n in names_of_storage[tensor.data_ptr()]):
+            problem = f"{name} is missing from the checkpoint"
+        if problem:
+            break
+    extra = [name for name in found if name not in state]
+    if problem is None and extra:
+        problem = f"{extra[0]} is not in the model"
+    if problem is not None:
+        raise UserError(
+            f"{folder}: the checkpoint does not fit the model of the config ({problem}); resume with "
+            "the config the run was started with"
+        )
+
+
+def _nearly_full(folder: Path) -> bool:
+    try:
+        return shutil.disk_usage(folder).free < _NEARLY_FULL_BYTES
+    except OSError:
+        return False
 
 
 def read_trainer_state(folder: Path) -> dict[str, Any]:

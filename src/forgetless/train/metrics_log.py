@@ -3,10 +3,15 @@
 Line kinds (the ledger reads them): `run_start`, `stage_start`, `train`, `eval`, `stage_end`,
 `event`, `resume`, `run_end`. A resumed run first writes `{"kind": "resume", "step": S}`; readers
 drop earlier lines with a step greater than S, so the file always describes one consistent history.
+
+Each line goes to the file in one `write` on an append-only descriptor. A write that fails (a full
+disk) cuts the file back to its last complete line and raises `OSError` naming the file, so a
+resumed run appends to a clean file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -18,24 +23,36 @@ class MetricsLog:
     def __init__(self, path: Path, *, enabled: bool = True) -> None:
         self.path = path
         self.enabled = enabled
-        self._fh = open(path, "a", encoding="utf-8") if enabled else None  # noqa: SIM115 - long-lived
+        self._fd: int | None = None
+        if enabled:
+            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     def write(self, record: dict[str, Any]) -> None:
-        if self._fh is None:
+        if self._fd is None:
             return
-        self._fh.write(json.dumps(_finite(record), separators=(",", ":")) + "\n")
-        self._fh.flush()
+        data = (json.dumps(_finite(record), separators=(",", ":")) + "\n").encode("utf-8")
+        end = os.fstat(self._fd).st_size
+        try:
+            written = 0
+            while written < len(data):
+                written += os.write(self._fd, data[written:])
+        except OSError as err:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, end)  # no torn line for the next writer to append to
+            raise OSError(err.errno, err.strerror, str(self.path)) from err
 
     def sync(self) -> None:
         """Make everything written so far durable (called with each checkpoint)."""
-        if self._fh is not None:
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
+        if self._fd is not None:
+            try:
+                os.fsync(self._fd)
+            except OSError as err:
+                raise OSError(err.errno, err.strerror, str(self.path)) from err
 
     def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def _finite(record: dict[str, Any]) -> dict[str, Any]:

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+import signal
 import time
+import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,16 +28,18 @@ import torch
 from forgetless.config import RunConfig, StageConfig, dump_config
 from forgetless.data.prepare import prepare_sources
 from forgetless.data.sampler import MixtureSampler
-from forgetless.errors import UserError
+from forgetless.errors import Preempted, RunFailed, RunStopped, UserError, is_disk_full
 from forgetless.evaluate.heldout import evaluate_heldout, heldout_windows
 from forgetless.evaluate.ledger import write_summary
 from forgetless.evaluate.mcq import load_questions, score_mcq
 from forgetless.model.load import build_model, load_tokenizer, save_model
 from forgetless.train import checkpoint as ckpt
+from forgetless.train.health import StepHealth
 from forgetless.train.loss import causal_lm_loss
 from forgetless.train.metrics_log import MetricsLog
 from forgetless.train.parallelize import compile_blocks, peak_memory_gib, supports_fused_loss
 from forgetless.train.param_groups import parameter_groups
+from forgetless.train.preemption import StopRequest
 from forgetless.train.progress import ProgressDisplay
 from forgetless.train.schedules import learning_rate
 
@@ -50,6 +54,12 @@ class Position:
     stage_step: int = 0  # optimizer steps done in the current stage
     train_s: float = 0.0
     eval_s: float = 0.0
+    rollbacks: int = 0  # rollbacks after runs of non-finite steps; each halves the learning rate
+    skipped_steps: int = 0  # steps whose update was skipped for a non-finite loss or gradient norm
+
+    @property
+    def lr_scale(self) -> float:
+        return 0.5**self.rollbacks
 
 
 @dataclass
@@ -68,6 +78,7 @@ class Run:
     log: MetricsLog
     display: ProgressDisplay
     fused_loss: bool = False
+    stop: StopRequest = field(default_factory=StopRequest)
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -76,7 +87,26 @@ class Run:
 
 
 def run_training(config: RunConfig, *, resume: bool = False, quiet: bool = False) -> Path:
-    """Train through every stage of `config`; return the run directory."""
+    """Train through every stage of `config`; return the run directory.
+
+    Raises `UserError` for bad input, before anything in the run directory changes; `RunFailed` when
+    the run diverges, the disk fills up or the GPU runs out of memory; `Preempted` when SIGTERM or
+    SIGINT stopped it after a checkpoint (see docs/reliability.md).
+    """
+    try:
+        with _transformers_progress_bars(not quiet):
+            return _run_training(config, resume=resume, quiet=quiet)
+    except (UserError, RunStopped):
+        raise
+    except _OUT_OF_MEMORY as err:
+        raise RunFailed(_out_of_memory_message(config, err)) from None
+    except Exception as err:
+        if is_disk_full(err):
+            raise RunFailed(_disk_full_message(Path(config.output.dir), err)) from None
+        raise
+
+
+def _run_training(config: RunConfig, *, resume: bool, quiet: bool) -> Path:
     run_dir = Path(config.output.dir)
     latest = _check_run_dir(run_dir, resume)
     display = ProgressDisplay(quiet=quiet)
@@ -93,11 +123,18 @@ def run_training(config: RunConfig, *, resume: bool = False, quiet: bool = False
     fused_loss = _use_fused_loss(train.fused_loss, model, device)
     needed = _sources_needed(config)
     prepared = prepare_sources(config, tokenizer, sources=needed, progress=not quiet)
+    for name in config.eval_sources:
+        if prepared[name].heldout.num_documents == 0:
+            raise UserError(
+                f"sources.{name}: no held-out documents to evaluate (a source of one document has none); "
+                f"add documents or leave {name} out of eval.sources"
+            )
     eval_sets = {
         name: heldout_windows(prepared[name].heldout, seq_len=train.seq_len, max_tokens=config.eval.max_tokens)
         for name in config.eval_sources
     }
     mcq_sets = {_mcq_name(ref): load_questions(ref)[: config.eval.mcq_limit] for ref in config.eval.mcq}
+    _check_before_writing(config, {name: p.train for name, p in prepared.items()}, model, latest)
 
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(dump_config(config), encoding="utf-8")
@@ -118,7 +155,8 @@ def run_training(config: RunConfig, *, resume: bool = False, quiet: bool = False
     if resume and latest is None and (run_dir / "metrics.jsonl").stat().st_size > 0:
         run.log.write({"kind": "resume", "step": 0, "tokens": 0})  # no checkpoint: start over
     try:
-        _run_stages(run, latest)
+        with run.stop.installed():
+            _run_stages(run, latest)
     finally:
         run.log.close()
         display.close()
@@ -148,11 +186,18 @@ def _run_stages(run: Run, latest: Path | None) -> None:
             sampler.load_state_dict(trainer_state["sampler"])
         elif position.stage_index > 0 and stage.reset_optimizer:
             optimizer = _new_optimizer(run)
-        _train_stage(run, stage, position, optimizer, sampler)
+        try:
+            _train_stage(run, stage, position, optimizer, sampler)
+        except _Diverged as diverged:
+            optimizer, position, trainer_state = _roll_back(run, position, diverged)
+            continue
         position.stage_index += 1
         position.stage_step = 0
+        saved = None
         if config.output.checkpoint_every_tokens is not None:
-            _save(run, position, optimizer, sampler=None)
+            saved = _save(run, position, optimizer, sampler=None)
+        if run.stop.requested and position.stage_index < len(config.stages):
+            _stop_for_signal(run, position, saved or _save(run, position, optimizer, sampler=None))
 
     wall_s = position.train_s + position.eval_s
     run.log.write(
@@ -164,6 +209,8 @@ def _run_stages(run: Run, latest: Path | None) -> None:
             "train_s": position.train_s,
             "eval_s": position.eval_s,
             "tokens_per_s": position.tokens / max(position.train_s, 1e-9),
+            "skipped_steps": position.skipped_steps,
+            "rollbacks": position.rollbacks,
         }
     )
     save_model(run.model, run.tokenizer, run.run_dir / "final")
@@ -190,12 +237,12 @@ def _train_stage(
         stage.name, position.stage_index, len(config.stages), stage_total_tokens, position.stage_step * run.tokens_per_step
     )
     model.train()
-    window_losses: list[torch.Tensor] = []
+    health = StepHealth(config.reliability, run.log, stage.name, run.display)
     window_tokens, window_s = 0, 0.0
     tick = time.perf_counter()
 
     while position.stage_step < total_steps:
-        lr = learning_rate(stage.schedule, position.stage_step, total_steps)
+        lr = learning_rate(stage.schedule, position.stage_step, total_steps) * position.lr_scale
         for group in optimizer.param_groups:
             group["lr"] = lr * group["lr_multiplier"]
 
@@ -215,13 +262,14 @@ def _train_stage(
             (loss / accumulation).backward()
             loss_sum += loss.detach()
         grad_norm = _clip_gradients(model, train.grad_clip)
-        optimizer.step()
+        if health.guard_step(optimizer, loss_sum, grad_norm):  # a non-finite step changes nothing
+            optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
         position.step += 1
         position.stage_step += 1
         position.tokens += run.tokens_per_step
-        window_losses.append(loss_sum / accumulation)
+        health.record(position.step, loss_sum / accumulation, grad_norm)
         now = time.perf_counter()
         position.train_s += now - tick
         window_s += now - tick
@@ -230,7 +278,8 @@ def _train_stage(
 
         last = position.stage_step == total_steps
         if position.step % train.log_every_steps == 0 or last:
-            mean_loss = torch.stack(window_losses).mean().item()  # the one host sync per log interval
+            _drain(run, health, position)  # the one host sync per log interval
+            mean_loss, skipped = health.take_window()
             record = {
                 "kind": "train",
                 "step": position.step,
@@ -242,6 +291,7 @@ def _train_stage(
                 "grad_norm": float(grad_norm),
                 "tokens_per_s": window_tokens / max(window_s, 1e-9),
                 "elapsed_s": position.train_s + position.eval_s,
+                "skipped_steps": skipped,
             }
             if (peak := peak_memory_gib(run.device)) is not None:
                 record["peak_mem_gib"] = peak
@@ -249,17 +299,21 @@ def _train_stage(
             run.display.update(
                 position.stage_step * run.tokens_per_step, loss=mean_loss, tokens_per_s=record["tokens_per_s"], lr=lr
             )
-            window_losses.clear()
             window_tokens, window_s = 0, 0.0
 
         if position.stage_step in eval_steps:
             point = "stage_end" if last else eval_steps[position.stage_step]
             _evaluate(run, position, point=point, stage=stage, stage_tokens=position.stage_step * run.tokens_per_step, with_mcq=last)
             model.train()
+        saved = None
         if last:
             run.log.write(_stage_record("stage_end", stage, position))
         elif ckpt_every and position.step % ckpt_every == 0:
-            _save(run, position, optimizer, sampler)
+            _drain(run, health, position)
+            if health.consecutive_bad == 0:  # no checkpoint in the middle of a run of non-finite steps
+                saved = _save(run, position, optimizer, sampler)
+        if run.stop.requested and not last:
+            _stop_for_signal(run, position, saved or _save(run, position, optimizer, sampler))
         tick = time.perf_counter()  # evaluation and checkpoints are not training time
 
 
@@ -308,10 +362,10 @@ def _evaluate(run: Run, position: Position, *, point: str, stage: StageConfig, s
     run.display.set_eval(", ".join(shown))
 
 
-def _save(run: Run, position: Position, optimizer: torch.optim.Optimizer, sampler: MixtureSampler | None) -> None:
+def _save(run: Run, position: Position, optimizer: torch.optim.Optimizer, sampler: MixtureSampler | None) -> Path:
     state = {"position": asdict(position), "sampler": sampler.state_dict() if sampler is not None else None}
     run.log.sync()
-    ckpt.save_checkpoint(
+    return ckpt.save_checkpoint(
         run.run_dir,
         position.step,
         model=run.model,
@@ -319,6 +373,180 @@ def _save(run: Run, position: Position, optimizer: torch.optim.Optimizer, sample
         trainer_state=state,
         keep=run.config.output.keep_checkpoints,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Faults: non-finite steps and rollbacks, preemption, a full disk, out of memory
+# (what each does, and the tests that show it: docs/reliability.md)
+
+_OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+
+
+class _Diverged(Exception):
+    """`reliability.max_bad_steps` non-finite steps in a row: roll back (raised inside a stage)."""
+
+    def __init__(self, stage: str, streak: int) -> None:
+        super().__init__(f"{streak} non-finite steps in a row in stage {stage}")
+        self.stage = stage
+        self.streak = streak
+
+
+def _drain(run: Run, health: StepHealth, position: Position) -> None:
+    """Read the steps recorded since the last drain; raise `_Diverged` after too many bad ones in a row."""
+    position.skipped_steps += health.drain()
+    if health.consecutive_bad >= run.config.reliability.max_bad_steps:
+        raise _Diverged(health.stage, health.consecutive_bad)
+
+
+def _roll_back(
+    run: Run, position: Position, diverged: _Diverged
+) -> tuple[torch.optim.Optimizer, Position, dict[str, Any]]:
+    """Restore the latest checkpoint (model, optimizer, sampler, RNG) with half the learning rate.
+
+    The data after the checkpoint is read again. Raises `RunFailed` when `reliability.max_rollbacks`
+    are used up or there is no checkpoint to go back to.
+    """
+    latest = ckpt.latest_checkpoint(run.run_dir)
+    if latest is None or position.rollbacks >= run.config.reliability.max_rollbacks:
+        run.log.write(
+            {
+                "kind": "event",
+                "event": "diverged",
+                "step": position.step,
+                "tokens": position.tokens,
+                "stage": diverged.stage,
+                "rollbacks": position.rollbacks,
+            }
+        )
+        if latest is None:
+            why = "and there is no checkpoint to roll back to (set output.checkpoint_every_tokens)"
+        else:
+            why = (
+                f"after {position.rollbacks} rollback(s) that brought the learning rate down to "
+                f"{position.lr_scale:g}x; the latest checkpoint {latest} is intact"
+            )
+        raise RunFailed(
+            f"training diverged: {diverged.streak} steps in a row with a non-finite loss or gradient norm up to "
+            f"step {position.step:,} (stage {diverged.stage}) {why}; lower the stage's schedule.peak_lr, "
+            "check its data, or raise reliability.max_rollbacks"
+        )
+    optimizer = _new_optimizer(run)
+    trainer_state = ckpt.load_checkpoint(latest, model=run.model, optimizer=optimizer)
+    restored = Position(**trainer_state["position"])
+    restored.rollbacks = position.rollbacks + 1
+    restored.skipped_steps = position.skipped_steps
+    restored.train_s, restored.eval_s = position.train_s, position.eval_s  # time really spent
+    run.log.write({"kind": "resume", "step": restored.step, "tokens": restored.tokens, "reason": "rollback"})
+    run.log.write(
+        {
+            "kind": "event",
+            "event": "rollback",
+            "step": restored.step,
+            "tokens": restored.tokens,
+            "from_step": position.step,
+            "stage": diverged.stage,
+            "rollback": restored.rollbacks,
+            "lr_scale": restored.lr_scale,
+            "checkpoint": latest.name,
+        }
+    )
+    run.display.message(
+        f"{diverged}: rolled back from step {position.step:,} to {latest.name} with the learning rate at "
+        f"{restored.lr_scale:g}x (rollback {restored.rollbacks} of {run.config.reliability.max_rollbacks})"
+    )
+    return optimizer, restored, trainer_state
+
+
+def _stop_for_signal(run: Run, position: Position, checkpoint: Path) -> None:
+    """After the checkpoint a SIGTERM/SIGINT asked for: log it and raise `Preempted`."""
+    signum = run.stop.signum
+    assert signum is not None
+    name = signal.Signals(signum).name
+    run.log.write(
+        {
+            "kind": "event",
+            "event": "preempted",
+            "signal": name,
+            "step": position.step,
+            "tokens": position.tokens,
+            "checkpoint": checkpoint.name,
+        }
+    )
+    raise Preempted(
+        f"stopped by {name} at step {position.step:,} ({position.tokens:,} tokens) after writing {checkpoint}",
+        signum,
+    )
+
+
+def _check_before_writing(
+    config: RunConfig, stores: dict[str, Any], model: torch.nn.Module, latest: Path | None
+) -> None:
+    """Raise `UserError` for input that would fail later (a stage that cannot be sampled, a
+    checkpoint that does not fit the config) before anything in the run directory changes."""
+    for index, stage in enumerate(config.stages):
+        MixtureSampler(stage, stores, seq_len=config.train.seq_len, seed=config.train.seed + index, max_epochs_warning=None)
+    if latest is None:
+        return
+    ckpt.check_model_matches(latest, model)
+    try:
+        state = ckpt.read_trainer_state(latest)
+        position = Position(**state["position"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise UserError(
+            f"{latest / 'trainer.json'}: unreadable checkpoint state ({type(err).__name__}: {err}); "
+            "delete this checkpoint folder to resume from the one before"
+        ) from None
+    if position.stage_index > len(config.stages):
+        raise UserError(
+            f"stages: the checkpoint {latest} is in stage {position.stage_index + 1} but the config has "
+            f"{len(config.stages)}; resume with the config the run was started with"
+        )
+    if position.stage_step > 0 and position.stage_index < len(config.stages):
+        stage = config.stages[position.stage_index]
+        sampler = MixtureSampler(
+            stage, stores, seq_len=config.train.seq_len, seed=config.train.seed + position.stage_index, max_epochs_warning=None
+        )
+        sampler.load_state_dict(state["sampler"])
+
+
+def _out_of_memory_message(config: RunConfig, err: BaseException) -> str:
+    train = config.train
+    frames = {frame.name for frame in traceback.extract_tb(err.__traceback__)}
+    if "_evaluate" in frames:
+        return (
+            f"out of GPU memory while evaluating with eval.batch_size={config.eval.batch_size} and "
+            f"train.seq_len={train.seq_len}; lower eval.batch_size"
+        )
+    advice = "lower train.micro_batch (batch_tokens stays as it is: more micro-batches are accumulated)"
+    if not train.activation_checkpointing:
+        advice += " or set train.activation_checkpointing: true"
+    return (
+        f"out of GPU memory while training with train.micro_batch={train.micro_batch}, "
+        f"train.seq_len={train.seq_len}, precision={train.precision}, "
+        f"activation_checkpointing={str(train.activation_checkpointing).lower()}; {advice}"
+    )
+
+
+@contextlib.contextmanager
+def _transformers_progress_bars(enabled: bool) -> Any:
+    """Quiet means quiet: no weight-loading or saving bars, so that an error is the only line."""
+    from transformers.utils import logging as transformers_logging
+
+    was_enabled = transformers_logging.is_progress_bar_enabled()
+    if was_enabled and not enabled:
+        transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled and not enabled:
+            transformers_logging.enable_progress_bar()
+
+
+def _disk_full_message(run_dir: Path, err: BaseException) -> str:
+    path = getattr(err, "filename", None) or run_dir
+    latest = ckpt.latest_checkpoint(run_dir)
+    kept = f"the latest checkpoint {latest} is intact" if latest is not None else "no checkpoint was written yet"
+    return f"no space left on device while writing {path}; {kept}; free some space, then run again with --resume"
 
 
 # ---------------------------------------------------------------------------------------------

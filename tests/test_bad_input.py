@@ -1,0 +1,342 @@
+"""The bad-input catalogue: every malformed config, data file, tokenizer, model or checkpoint gives
+exit code 2 and one line naming what is wrong, and leaves an earlier run directory as it was.
+
+Each case starts from a valid config whose output directory holds a finished run (a copy per case),
+breaks one thing, and runs `forgetless train CONFIG --resume` (or `prepare`) in this process.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from faults_helpers import cli, fault_config, quoted, record, snapshot, write_config, write_corpus
+from forgetless.config import load_config
+from forgetless.model.load import build_model, save_model
+from forgetless.train import checkpoint as ckpt
+from forgetless.train.run import run_training
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread, and far slower with threads competing for shared cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@dataclass
+class Setup:
+    """What a case may break: the config (as a dict, or as raw YAML text), files under `tmp`, the
+    arguments, and the copy of the earlier run."""
+
+    tmp: Path
+    config: dict[str, Any]
+    run_dir: Path
+    model_dir: Path
+    config_text: str | None = None
+
+    def file(self, name: str, data: bytes | str) -> str:
+        path = self.tmp / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data.encode() if isinstance(data, str) else data)
+        return str(path)
+
+    def source(self, *files: str, **settings: Any) -> None:
+        self.config["sources"]["general"] = {"files": list(files), **settings}
+
+    def model_copy(self, name: str = "model") -> Path:
+        return Path(shutil.copytree(self.model_dir, self.tmp / name))
+
+
+@dataclass
+class Case:
+    edit: Callable[[Setup], list[str] | None]  # breaks the setup; may return extra arguments
+    expect: str  # a regular expression the one stderr line must match
+    command: str = "train"
+    resume: bool = True
+
+
+def _set(path: str, value: Any) -> Callable[[Setup], None]:
+    def edit(s: Setup) -> None:
+        node: Any = s.config
+        *parents, leaf = path.split(".")
+        for part in parents:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        node[int(leaf) if isinstance(node, list) else leaf] = value
+
+    return edit
+
+
+def _yaml(text: str) -> Callable[[Setup], None]:
+    def edit(s: Setup) -> None:
+        s.config_text = text
+
+    return edit
+
+
+def _args(*args: str) -> Callable[[Setup], list[str]]:
+    return lambda s: list(args)
+
+
+def _model_dir(change: Callable[[Path], None]) -> Callable[[Setup], None]:
+    def edit(s: Setup) -> None:
+        folder = s.model_copy()
+        change(folder)
+        s.config["model"] = {"path": str(folder)}
+
+    return edit
+
+
+def _pickled(folder: Path) -> None:
+    from safetensors.torch import load_file
+
+    torch.save(load_file(folder / "model.safetensors"), folder / "pytorch_model.bin")
+    (folder / "model.safetensors").unlink()
+
+
+def _custom_code(folder: Path) -> None:
+    config = json.loads((folder / "config.json").read_text())
+    config.update(
+        model_type="forgetless_test_custom", auto_map={"AutoModelForCausalLM": "modeling_x.XForCausalLM"}
+    )
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+def _small_vocab_model(s: Setup) -> None:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=100, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64
+    )
+    folder = s.tmp / "small-vocab"
+    LlamaForCausalLM(config).save_pretrained(folder)
+    s.config["model"] = {"path": str(folder)}
+
+
+def _data(name: str, data: bytes | str, **settings: Any) -> Callable[[Setup], None]:
+    return lambda s: s.source(s.file(name, data), **settings)
+
+
+def _tiny_source(evaluated: bool) -> Callable[[Setup], None]:
+    def edit(s: Setup) -> None:
+        s.config["sources"]["tiny"] = {"files": [s.file("tiny.txt", "hi there")]}  # one document
+        s.config["stages"][1]["mix"] = {"tiny": 1.0}
+        if not evaluated:
+            s.config["eval"]["sources"] = ["general"]
+
+    return edit
+
+
+def _corrupt_checkpoint_state(s: Setup) -> None:
+    (ckpt.latest_checkpoint(s.run_dir) / "trainer.json").write_text('{"position": {"step": ')
+
+
+def _missing_config(s: Setup) -> list[str]:
+    s.config_text = None
+    return ["--missing-config"]
+
+
+def _jsonl(*records: Any) -> str:
+    return "".join(json.dumps(r) + "\n" for r in records)
+
+
+CASES: dict[str, Case] = {
+    # The config file
+    "wrong type": Case(_set("train.micro_batch", "four"), r"config\.yaml:\d+: train\.micro_batch: .*integer"),
+    "unknown key, with a suggestion": Case(
+        _set("train.seq_lenn", 32), r"train\.seq_lenn: unknown key \(did you mean 'seq_len'\?\)"
+    ),
+    "unknown section, with a suggestion": Case(
+        _set("reliabilty", {}), r"reliabilty: unknown key \(did you mean 'reliability'\?\)"
+    ),
+    "zero token budget": Case(_set("stages.0.tokens", 0), r"stages\.0\.tokens: .*greater than 0"),
+    "negative token budget": Case(_set("stages.0.tokens", -256), r"stages\.0\.tokens: .*greater than 0"),
+    "mix weights summing to zero": Case(
+        _set("stages.0.mix", {"general": 0.0}), r"stages\.0\.mix: .*sum to a positive number"
+    ),
+    "negative mix weight": Case(
+        _set("stages.0.mix", {"general": -1.0}), r"stages\.0\.mix: weights must be non-negative"
+    ),
+    "mix of an unknown source": Case(
+        _set("stages.0.mix", {"genral": 1.0}),
+        r"stages\.0\.mix\.genral: unknown source 'genral' \(did you mean 'general'\?\)",
+    ),
+    "replay from an unknown source": Case(
+        _set("stages.1.replay", {"from": "generl", "ratio": 0.1}),
+        r"stages\.1\.replay\.from\.0: unknown source 'generl' \(did you mean 'general'\?\)",
+    ),
+    "replay ratio of 1": Case(
+        _set("stages.1.replay", {"from": "general", "ratio": 1.0}), r"stages\.1\.replay\.ratio: .*less than 1"
+    ),
+    "batch not divisible into micro-batches": Case(
+        _set("train.micro_batch", 3), r"train\.batch_tokens: .*not a multiple of micro_batch = 3"
+    ),
+    "both model.path and model.init": Case(
+        _set("model.path", "/nonexistent"), r"model: .*exactly one of model\.path .* or model\.init"
+    ),
+    "zero reliability.max_bad_steps": Case(
+        _set("reliability.max_bad_steps", 0), r"reliability\.max_bad_steps: .*greater than 0"
+    ),
+    "duplicate stage names": Case(_set("stages.1.name", "first"), r"stages: .*stage names must be unique"),
+    "invalid YAML": Case(_yaml("stages: [\n  {name: a\n"), r"config\.yaml:\d+: invalid YAML"),
+    "config that is not a mapping": Case(
+        _yaml("- a\n- b\n"), r"config\.yaml: a config must be a YAML mapping"
+    ),
+    "malformed --set": Case(_args("--set", "train.seed"), r"--set 'train\.seed': expected key\.path=value"),
+    "missing config file": Case(_missing_config, r"missing\.yaml: config file not found"),
+    # Tokenizer and model directories
+    "missing tokenizer directory": Case(
+        lambda s: s.config.update(tokenizer=str(s.tmp / "nope")), r"nope: tokenizer directory not found"
+    ),
+    "tokenizer directory without tokenizer files": Case(
+        lambda s: s.config.update(tokenizer=str(s.model_copy("no-tokenizer"))),
+        r"no-tokenizer: no tokenizer files",
+    ),
+    "tokenizer larger than the model's vocabulary": Case(
+        _small_vocab_model, r"has 512 tokens but the model's embedding has 100 rows"
+    ),
+    "tokenizer larger than model.init.vocab_size": Case(
+        _set("model.init.vocab_size", 100),
+        r"tokenizer .*tokenizer0 has 512 tokens but the model's embedding has 100",
+    ),
+    "missing model directory": Case(
+        lambda s: s.config.update(model={"path": str(s.tmp / "no-model")}),
+        r"no-model: model directory not found",
+    ),
+    "missing model weights": Case(
+        _model_dir(lambda d: (d / "model.safetensors").unlink()), r"model: no model weights \(looked for"
+    ),
+    "truncated safetensors": Case(
+        _model_dir(
+            lambda d: (d / "model.safetensors").write_bytes((d / "model.safetensors").read_bytes()[:-64])
+        ),
+        r"model\.safetensors: truncated safetensors file",
+    ),
+    "pickle weights without --allow-pickle": Case(
+        _model_dir(_pickled),
+        r"model: weights are in pickle format \(pytorch_model\.bin\); pass --allow-pickle",
+    ),
+    "model code without --trust-remote-code": Case(
+        _model_dir(_custom_code), r"model: the model needs its own Python code .* pass --trust-remote-code"
+    ),
+    "unreadable model config.json": Case(
+        _model_dir(lambda d: (d / "config.json").write_text("{not json")), r"config\.json: unreadable config"
+    ),
+    # Data files
+    "missing data file": Case(
+        lambda s: s.source(str(s.tmp / "nope.jsonl")),
+        r"sources\.general\.files\.0: .*nope\.jsonl: no such file",
+    ),
+    "empty data file": Case(
+        _data("empty.jsonl", ""), r"sources\.general\.files: no documents in .*empty\.jsonl"
+    ),
+    "binary data file read as text": Case(
+        _data("image.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256))),
+        r"image\.txt: a binary file \(NUL bytes\), not text; remove it from sources\.general\.files",
+    ),
+    "binary data file read as JSON lines": Case(
+        _data("weights.jsonl", bytes(range(256)) * 4), r"weights\.jsonl:1: invalid JSON"
+    ),
+    "data file that is not gzip under a .gz name": Case(
+        _data("plain.jsonl.gz", _jsonl({"text": "a"})), r"plain\.jsonl\.gz(:1)?: cannot read \(gzip\)"
+    ),
+    "records without the text field": Case(
+        _data("fields.jsonl", _jsonl({"body": "a"})), r"fields\.jsonl:1: no field 'text' in the record"
+    ),
+    "held-out larger than its source": Case(
+        _set("sources.general.heldout", {"documents": 100_000}),
+        r"sources\.general\.heldout\.documents: 100,000 held-out documents, but the source has only",
+    ),
+    "a stage whose source is shorter than one sequence": Case(
+        _tiny_source(evaluated=False),
+        r"sources\.tiny: \d+ training tokens, fewer than one sequence of seq_len \+ 1 = 33",
+    ),
+    "evaluating a source without held-out documents": Case(
+        _tiny_source(evaluated=True), r"sources\.tiny: no held-out documents to evaluate"
+    ),
+    "bad data through prepare": Case(
+        _data("empty.jsonl", "\n\n"),
+        r"sources\.general\.files: no documents in .*empty\.jsonl",
+        command="prepare",
+    ),
+    # The run directory and its checkpoints
+    "existing run without --resume": Case(
+        lambda s: None, r"run: already holds a run; pass --resume to continue it", resume=False
+    ),
+    "resume with another model size": Case(
+        _args("--set", "model.init.hidden_size=64"),
+        r"step_8: the checkpoint does not fit the model of the config \(.* has shape \[\d+, 32\], the model \[\d+, 64\]\)",
+    ),
+    "resume with other stage data": Case(
+        _args("--set", "stages.0.tokens=4096"),
+        r"stages: the data of stage 'first' changed since the checkpoint",
+    ),
+    "corrupt checkpoint state": Case(
+        _corrupt_checkpoint_state, r"step_8/trainer\.json: unreadable checkpoint state \(JSONDecodeError"
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory, tiny_tokenizer_dir, tiny_tokenizer) -> dict[str, Path]:
+    """The corpus and token cache every case shares, a run to copy (its latest checkpoint in the middle
+    of stage `first`), and a model directory."""
+    root = tmp_path_factory.mktemp("bad-input")
+    corpus = write_corpus(root / "data")
+    config = fault_config(corpus, tiny_tokenizer_dir, root / "earlier", root / "cache")
+    config["output"].update(checkpoint_every_tokens=8 * 256, keep_checkpoints=4)
+    run_dir = run_training(load_config(write_config(root / "config.yaml", config)), quiet=True)
+    for folder in ckpt.list_checkpoints(run_dir)[1:]:  # as if stopped after step 8, in stage `first`
+        shutil.rmtree(folder)
+    assert ckpt.latest_checkpoint(run_dir).name == "step_8"
+    model = build_model(load_config(root / "config.yaml").model, tiny_tokenizer)
+    save_model(model, None, root / "model")
+    return {"root": root, "corpus": corpus, "run": run_dir, "model": root / "model"}
+
+
+def test_the_catalogue_has_twenty_distinct_cases() -> None:
+    assert len(CASES) >= 20
+    assert len({case.expect for case in CASES.values()}) >= 20
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_bad_input_exits_2_with_one_line(
+    name: str, shared, tiny_tokenizer_dir, tmp_path, capsys, record_property
+) -> None:
+    case = CASES[name]
+    run_dir = Path(shutil.copytree(shared["run"], tmp_path / "run"))
+    config = fault_config(shared["corpus"], tiny_tokenizer_dir, run_dir, shared["root"] / "cache")
+    config["output"]["checkpoint_every_tokens"] = 8 * 256
+    setup = Setup(tmp_path, config, run_dir, shared["model"])
+    extra = case.edit(setup) or []
+    config_path = tmp_path / "config.yaml"
+    if setup.config_text is not None:
+        config_path.write_text(setup.config_text)
+    else:
+        write_config(config_path, setup.config)
+    if extra == ["--missing-config"]:
+        config_path, extra = tmp_path / "missing.yaml", []
+    before = snapshot(run_dir)
+
+    args = [case.command, str(config_path), "--quiet", *extra]
+    if case.command == "train" and case.resume:
+        args.append("--resume")
+    code, out, err = cli(args, capsys)
+
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert re.search(case.expect, lines[0]), lines[0]
+    assert "Traceback" not in err and out == ""
+    assert snapshot(run_dir) == before  # the earlier run is untouched
+    record(record_property, "Bad input", name, f"exit {code}: {quoted(lines[0])}")
