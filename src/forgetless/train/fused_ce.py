@@ -25,12 +25,13 @@ def _chunk_loss_and_grad(
     logits = (hidden @ weight.t()).float()
     valid = targets != IGNORE_INDEX
     safe = torch.where(valid, targets, 0)
+    rows = torch.arange(logits.shape[0], device=logits.device)
     lse = torch.logsumexp(logits, dim=-1)
-    target_logit = logits.gather(1, safe.unsqueeze(1)).squeeze(1)
-    loss = torch.where(valid, lse - target_logit, 0.0).sum()
-    grad = torch.softmax(logits, dim=-1)
-    grad.scatter_add_(1, safe.unsqueeze(1), torch.full_like(target_logit, -1.0).unsqueeze(1))
-    grad = grad * valid.unsqueeze(1)
+    loss = torch.where(valid, lse - logits[rows, safe], 0.0).sum()
+    # softmax - one-hot, written over the logits: one chunk-sized buffer, fewer passes over it
+    grad = logits.sub_(lse.unsqueeze(1)).exp_()
+    grad[rows, safe] -= 1.0
+    grad.mul_(valid.unsqueeze(1))
     return loss, grad.to(hidden.dtype)
 
 
@@ -75,7 +76,10 @@ class _LinearCrossEntropy(torch.autograd.Function):
             loss, grad_logits = with_grad(h, w, t)
             total += loss
             grad_hidden[start : start + chunk_size] = grad_logits @ w
-            grad_weight += (grad_logits.t() @ h).float()
+            if h.dtype == grad_weight.dtype:
+                grad_weight.addmm_(grad_logits.t(), h)  # accumulate in the product: no [V, H] temporary
+            else:
+                grad_weight += (grad_logits.t() @ h).float()
         if needs_grad:
             ctx.save_for_backward(grad_hidden, grad_weight, count)
             ctx.weight_dtype = weight.dtype

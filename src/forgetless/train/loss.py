@@ -7,6 +7,10 @@ import torch.nn.functional as F
 
 from forgetless.train.fused_ce import linear_cross_entropy
 
+# On a CPU the fused loss walks over chunks of about this many float32 logits (8 MiB), small enough
+# to stay in cache between the passes over a chunk; elsewhere it keeps its larger default chunks.
+CPU_CHUNK_LOGITS = 1 << 21
+
 
 def causal_lm_loss(
     model: torch.nn.Module,
@@ -27,12 +31,16 @@ def causal_lm_loss(
     if fused:
         hidden = model.base_model(input_ids=inputs, use_cache=False).last_hidden_state
         head = model.get_output_embeddings()
+        chunk: dict[str, int] = {}
+        if hidden.device.type == "cpu":
+            chunk["chunk_size"] = max(64, CPU_CHUNK_LOGITS // head.weight.shape[0])
         return linear_cross_entropy(
             hidden.flatten(0, 1),
             head.weight,
             targets.flatten(),
             compute_dtype=compute_dtype,
             compiled=compiled,
+            **chunk,
         )
     logits = model(input_ids=inputs, use_cache=False).logits
     return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
