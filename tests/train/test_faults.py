@@ -92,7 +92,8 @@ def inject(monkeypatch):
 
         def build(*args, **kwargs):
             model = original(*args, **kwargs)
-            module = model.get_input_embeddings() if which == "embeddings" else model.get_output_embeddings()
+            # the final norm feeds the logits on every loss path (plain or fused)
+            module = model.get_input_embeddings() if which == "embeddings" else model.base_model.norm
             forwards.append(
                 TrainingForwards(module, lambda count, out: change(len(forwards) - 1, count, out))
             )
@@ -270,7 +271,7 @@ def test_without_a_checkpoint_a_divergence_stops_at_once(make_config, inject, re
 
 
 def test_a_loss_spike_is_an_event(make_config, inject, record_property) -> None:
-    inject("lm_head", lambda run, count, out: out * 50.0 if count == 9 else None)
+    inject("final_norm", lambda run, count, out: out * 50.0 if count == 9 else None)
     run_dir = run_training(
         load_config(make_config(**{"reliability.spike_window": 4, "reliability.spike_factor": 3.0})),
         quiet=True,
@@ -282,7 +283,7 @@ def test_a_loss_spike_is_an_event(make_config, inject, record_property) -> None:
     record(
         record_property,
         "Numerical",
-        "logits x50 at step 9 (a loss spike), spike_window 4, spike_factor 3",
+        "final hidden states (so logits) x50 at step 9, spike_window 4, spike_factor 3",
         f"`loss_spike` event at step {spikes[0]['step']}: loss {spikes[0]['loss']:.1f} = "
         f"{spikes[0]['ratio']:.1f}x the median {spikes[0]['median']:.2f} of the last 4 steps; training went on",
     )
@@ -541,7 +542,7 @@ def test_out_of_memory_names_the_settings_and_what_to_lower(
             if module.training == in_training:  # the first forward of that kind (the base eval comes first)
                 raise oom
 
-        model.get_output_embeddings().register_forward_hook(hook)
+        model.get_input_embeddings().register_forward_hook(hook)
         return model
 
     monkeypatch.setattr(run_module, "build_model", build)
