@@ -410,3 +410,91 @@ def prepare(
     console.print(table)
     if all(source.cached for source in prepared.values()):
         typer.echo("nothing to do: every source is up to date")
+
+
+# ---------------------------------------------------------------------------------------------
+# merge, average, residual: weight-space merging (forgetless.methods.merge)
+
+
+@app.command()
+def merge(
+    base: Annotated[Path, typer.Argument(help="The base model (HF dir).", show_default=False)],
+    cpt: Annotated[
+        Path, typer.Argument(help="The continued model (HF dir), e.g. RUN_DIR/final.", show_default=False)
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", help="With --alpha: the merged model dir. With --sweep: the results folder.")
+    ],
+    alpha: Annotated[
+        float | None, typer.Option("--alpha", min=0.0, max=1.0, help="Write (1 - A) * BASE + A * CPT.")
+    ] = None,
+    sweep: Annotated[
+        str | None,
+        typer.Option("--sweep", help="Alphas, e.g. 0,0.25,0.5,0.75,1: evaluate each and mark the Pareto points."),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", help="The run config whose sources and MCQ sets --sweep evaluates (default: CPT/../config.yaml)."
+        ),
+    ] = None,
+    set_: SetOpt = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress lines while preparing data.")] = False,
+) -> None:
+    """Interpolate the weights of BASE and CPT (same architecture): write one merged model with
+    --alpha, or with --sweep evaluate each point on the run's held-out sources and question sets,
+    print the learning-versus-forgetting table and write sweep.json and sweep.html to --out.
+    """
+    if (alpha is None) == (sweep is None):
+        raise UserError("merge: give exactly one of --alpha A and --sweep A1,A2,...")
+    if alpha is not None:
+        from forgetless.methods.merge import merge_dirs
+
+        path = merge_dirs(base, cpt, alpha, out)
+        typer.echo(f"merged model ({1 - alpha:g} x base + {alpha:g} x CPT): {path}")
+        return
+    from forgetless.config import load_config
+    from forgetless.methods.sweep import parse_alphas, print_sweep, write_sweep
+    from forgetless.methods.sweep import sweep as run_sweep
+
+    alphas = parse_alphas(sweep or "")
+    if config is None:
+        config = cpt.parent / "config.yaml"
+        if not config.is_file():
+            raise UserError(f"merge --sweep: {config} not found; give the run's config with --config")
+    result = run_sweep(base, cpt, alphas, load_config(config, list(set_ or [])), progress=not quiet)
+    print_sweep(result)
+    json_path, html_path = write_sweep(result, out)
+    typer.echo(f"sweep: {json_path} and {html_path}")
+
+
+@app.command()
+def average(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory with checkpoints.", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", help="The averaged model dir to write.")],
+    last: Annotated[int, typer.Option("--last", min=1, help="How many of the stage's last checkpoints.")] = 2,
+    stage: Annotated[
+        str | None, typer.Option("--stage", help="The stage (default: the last one with checkpoints).")
+    ] = None,
+) -> None:
+    """Average the weights of the last checkpoints of a stage into a Hugging Face model directory
+    (keep enough of them with output.keep_checkpoints)."""
+    from forgetless.methods.merge import average_checkpoints
+
+    stage_name, folders = average_checkpoints(run_dir, last, stage, out)
+    typer.echo(f"averaged {', '.join(f.name for f in folders)} of stage {stage_name}: {out}")
+
+
+@app.command()
+def residual(
+    base: Annotated[Path, typer.Option("--base", help="The old base model (HF dir).")],
+    instruct: Annotated[Path, typer.Option("--instruct", help="The old base's instruction-tuned model.")],
+    onto: Annotated[Path, typer.Option("--onto", help="The new base, e.g. RUN_DIR/final.")],
+    out: Annotated[Path, typer.Option("--out", help="The model dir to write.")],
+) -> None:
+    """Apply instruction residuals: write NEW_BASE + (INSTRUCT - BASE), the instruct model's
+    vocabulary rows included (added tokens are zero rows in the models that lack them)."""
+    from forgetless.methods.merge import residual_dirs
+
+    path = residual_dirs(base, instruct, onto, out)
+    typer.echo(f"new instruct model (onto + (instruct - base)): {path}")

@@ -136,6 +136,70 @@ class ScheduleConfig(_Strict):
         return self
 
 
+# ---------------------------------------------------------------------------------------------
+# Forgetting mitigations of a stage (see forgetless.methods and docs/methods.md)
+
+
+class MerConfig(_Strict):
+    """Meta-experience replay as a Reptile meta-update (Abbes et al. 2025)."""
+
+    every: int = Field(500, gt=0, description="optimizer steps between meta-updates")
+    eps: float = Field(0.1, gt=0, le=1, description="theta = anchor + eps * (theta - anchor)")
+    anchor_device: Literal["model", "cpu"] = "model"
+
+
+class L2SPConfig(_Strict):
+    weight: float = Field(gt=0, description="lambda of lambda/2 * ||theta - theta_stage_start||^2")
+
+
+class EWCConfig(_Strict):
+    weight: float = Field(gt=0, description="lambda of lambda/2 * sum F (theta - theta_stage_start)^2")
+    from_: list[str] = Field(alias="from", description="sources whose batches estimate the Fisher")
+    batches: int = Field(16, gt=0, description="micro-batches of train.micro_batch sequences")
+    normalize: bool = Field(True, description="divide the Fisher by its mean (weight then compares with l2sp)")
+
+    @field_validator("from_", mode="before")
+    @classmethod
+    def _one_source_is_a_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
+class DistillConfig(_Strict):
+    """Self-distillation toward the stage-start model: alpha * T^2 * KL(teacher || student)."""
+
+    alpha: float = Field(1.0, gt=0)
+    temperature: float = Field(2.0, gt=0)
+    on: Literal["all", "replay"] = Field("all", description="the sequences that get the term")
+    every: int = Field(1, gt=0, description="apply on every n-th micro-batch only")
+    teacher_dtype: Literal["auto", "float32", "bfloat16"] = Field("auto", description="auto: bf16 on GPU")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _on_is_a_key(cls, value: Any) -> Any:
+        # YAML 1.1 reads a bare `on:` key as the boolean true.
+        if isinstance(value, dict) and True in value and "on" not in value:
+            value = {("on" if k is True else k): v for k, v in value.items()}
+        return value
+
+
+class EMAConfig(_Strict):
+    decay: float = Field(0.999, gt=0, lt=1)
+    every: int = Field(1, gt=0, description="optimizer steps between updates")
+    device: Literal["model", "cpu"] = "model"
+
+
+class MethodsConfig(_Strict):
+    mer: MerConfig | None = None
+    l2sp: L2SPConfig | None = None
+    ewc: EWCConfig | None = None
+    distill: DistillConfig | None = None
+    ema: EMAConfig | None = None
+    freeze: list[str] = Field(default_factory=list, description="parameter presets or globs to freeze")
+    lr_multipliers: dict[str, float] | None = Field(
+        None, description="pattern -> LR multiplier for this stage (replaces train.lr_multipliers)"
+    )
+
+
 class StageConfig(_Strict):
     name: str
     tokens: int = Field(gt=0, description="new-token budget of the stage")
@@ -143,6 +207,7 @@ class StageConfig(_Strict):
     replay: ReplayConfig | None = None
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     reset_optimizer: bool = True
+    methods: MethodsConfig = Field(default_factory=MethodsConfig)
 
     @field_validator("mix")
     @classmethod
@@ -258,6 +323,7 @@ class RunConfig(_Strict):
             if stage.replay is not None:
                 for j, name in enumerate(stage.replay.from_):
                     _check_source(name, known, f"stages.{i}.replay.from.{j}")
+            _check_methods(stage, i, known)
         for i, name in enumerate(self.eval.sources or []):
             _check_source(name, known, f"eval.sources.{i}")
         steps = self.train.sequences_per_step
@@ -280,6 +346,16 @@ class _KeyError(ValueError):
     def __init__(self, key: str, message: str) -> None:
         super().__init__(message)
         self.key = key
+
+
+def _check_methods(stage: StageConfig, i: int, known: list[str]) -> None:
+    methods = stage.methods
+    if methods.ewc is not None:
+        for j, name in enumerate(methods.ewc.from_):
+            _check_source(name, known, f"stages.{i}.methods.ewc.from.{j}")
+    replays = stage.replay is not None and stage.replay.ratio > 0
+    if methods.distill is not None and methods.distill.on == "replay" and not replays:
+        raise _KeyError(f"stages.{i}.methods.distill.on", "replay needs replay in the stage; use all or add replay")
 
 
 def _check_source(name: str, known: list[str], key: str) -> None:

@@ -7,7 +7,9 @@ it had never stopped:
 - `optimizer.pt`: the optimizer state, loaded with `torch.load(weights_only=True)`;
 - `rng.pt`: the torch CPU (and CUDA) generator states, also tensors only;
 - `trainer.json`: step and token counters, the stage position, the sampler state and the methods'
-  state, as JSON (numpy arrays tagged, so they come back with their dtype).
+  state, as JSON (numpy arrays tagged, so they come back with their dtype);
+- `methods/<name>.safetensors`: the tensors of a method's state (anchor weights, a Fisher, a
+  teacher), when the stage has methods that keep tensors.
 
 It is written into `checkpoints/.tmp-step_N/` and renamed into place only when complete, so a crash
 at any point (including mid-write) leaves the previous checkpoint as the latest one. A write that
@@ -28,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_file, load_model, save_file, save_model
 
 from forgetless.errors import UserError, is_disk_full
 
@@ -65,8 +67,12 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer,
     trainer_state: dict[str, Any],
     keep: int,
+    extra_tensors: dict[str, dict[str, torch.Tensor]] | None = None,
 ) -> Path:
-    """Write `checkpoints/step_<step>/` atomically, then delete all but the newest `keep`."""
+    """Write `checkpoints/step_<step>/` atomically, then delete all but the newest `keep`.
+
+    `extra_tensors` maps a name to tensors written as `methods/<name>.safetensors`.
+    """
     root = checkpoint_dir(run_dir)
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step_{step}"
@@ -75,7 +81,7 @@ def save_checkpoint(
         shutil.rmtree(tmp)
     try:
         tmp.mkdir()
-        _write_files(tmp, model, optimizer, trainer_state)
+        _write_files(tmp, model, optimizer, trainer_state, extra_tensors)
         _fsync_dir(tmp)
     except BaseException as err:
         full = is_disk_full(err) or (isinstance(err, RuntimeError) and _nearly_full(root))
@@ -98,9 +104,17 @@ def save_checkpoint(
 
 
 def _write_files(
-    folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, trainer_state: dict[str, Any]
+    folder: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    trainer_state: dict[str, Any],
+    extra_tensors: dict[str, dict[str, torch.Tensor]] | None = None,
 ) -> None:
     save_model(model, str(folder / "model.safetensors"))
+    for name, tensors in (extra_tensors or {}).items():
+        (folder / "methods").mkdir(exist_ok=True)
+        plain = {key: tensor.detach().contiguous() for key, tensor in tensors.items()}
+        save_file(plain, str(folder / "methods" / f"{name}.safetensors"))
     torch.save(optimizer.state_dict(), folder / "optimizer.pt")
     rng = {"cpu": torch.get_rng_state()}
     if torch.cuda.is_available():
@@ -166,6 +180,14 @@ def _nearly_full(folder: Path) -> bool:
         return shutil.disk_usage(folder).free < _NEARLY_FULL_BYTES
     except OSError:
         return False
+
+
+def read_extra_tensors(folder: Path) -> dict[str, dict[str, torch.Tensor]]:
+    """The `extra_tensors` saved with a checkpoint (on CPU), by name."""
+    root = folder / "methods"
+    if not root.is_dir():
+        return {}
+    return {path.stem: load_file(str(path)) for path in sorted(root.glob("*.safetensors"))}
 
 
 def read_trainer_state(folder: Path) -> dict[str, Any]:

@@ -44,3 +44,12 @@ def causal_lm_loss(
         )
     logits = model(input_ids=inputs, use_cache=False).logits
     return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
+
+
+def causal_lm_loss_and_logits(
+    model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`causal_lm_loss` (unfused) and the logits `[B, T, vocab]` it came from, for methods that need
+    them (self-distillation compares them with a teacher's)."""
+    logits = model(input_ids=inputs, use_cache=False).logits
+    return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100), logits

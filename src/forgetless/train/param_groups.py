@@ -1,27 +1,133 @@
-"""Optimizer parameter groups: which parameters get weight decay, and per-parameter LR multipliers.
+"""Optimizer parameter groups: weight decay, per-parameter LR multipliers per stage, and freezing.
 
 Weight decay applies to every parameter with two or more dimensions: the weight matrices of
 attention and MLP layers, and also the embedding tables and a separate output head (as in GPT-2,
 GPT-3 and nanoGPT). Parameters with one dimension, biases and the gains of LayerNorm / RMSNorm, get
 no decay: shrinking a norm's gain toward zero, or a bias, only adds noise to the optimisation.
 
-LR multipliers come from `train.lr_multipliers`: parameter-name globs (`fnmatch`, case-sensitive;
-`*` also matches dots) mapped to a factor on the schedule's LR. The first glob that matches a name
-wins; names no glob matches get 1.0. Frozen parameters (`requires_grad=False`) go in no group.
+**Name patterns.** LR multipliers (`train.lr_multipliers`, or a stage's `methods.lr_multipliers`)
+and freezing (a stage's `methods.freeze`) select parameters by pattern. A pattern is one of the
+presets below or a parameter-name glob (`fnmatch`, case-sensitive; `*` also matches dots):
+
+    embeddings   every embedding table (token and learned position embeddings)
+    lm_head      the output head (the token embedding itself when the two are tied)
+    norms        the gains and biases of LayerNorm / RMSNorm modules
+    attention    everything inside the attention modules (self_attn, attn, attention, ...)
+    mlp          everything inside the feed-forward modules (mlp, feed_forward, fc1/fc2, ...)
+    layers       every parameter of the decoder blocks
+    layers.A-B   decoder blocks A to B, 0-based and inclusive; `layers.N` is one block
+
+Presets are found from the module structure (module classes and names), so they work across
+families (Llama, Qwen, Mistral, GPT-2, GPT-NeoX, ...) without knowing their parameter names.
+
+For multipliers, the first pattern that matches a name wins; names no pattern matches get 1.0.
+Frozen parameters (`requires_grad=False`) go in no group.
+
+**Stages.** The optimizer of a run has the same groups in every stage, so its state carries across
+stages and checkpoints: parameters are grouped by their decay and by their *vector* of multipliers
+over all stages, each group keeps that vector as `stage_lr_multipliers`, and `apply_stage` sets
+each group's `lr_multiplier` and the `requires_grad` flags for the stage that starts. A frozen
+parameter stays in its group; it has no gradient, so AdamW leaves it (and its moments) untouched.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Collection, Sequence
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+from torch import nn
 
 from forgetless.errors import UserError
 
+if TYPE_CHECKING:
+    from forgetless.config import RunConfig
+
+PRESETS = ("embeddings", "lm_head", "norms", "attention", "mlp", "layers", "layers.A-B")
+_ATTENTION_MODULES = frozenset({"self_attn", "attn", "attention", "self_attention", "cross_attn"})
+_MLP_MODULES = frozenset({"mlp", "feed_forward", "ffn", "block_sparse_moe", "moe", "fc1", "fc2"})
+_LAYER_RANGE = re.compile(r"^layers\.(\d+)(?:-(\d+))?$")
+
+
+# ---------------------------------------------------------------------------------------------
+# Name patterns
+
+
+def select_parameters(model: nn.Module, pattern: str, *, key: str = "pattern") -> list[str]:
+    """Names of the parameters of `model` that `pattern` (a preset or a glob) selects.
+
+    Names are those of `model.named_parameters()` (tied parameters appear once), in that order.
+    Raises `UserError` naming `key` for a layer range outside the model's blocks.
+    """
+    named = list(model.named_parameters())
+    if pattern in ("embeddings", "lm_head", "norms"):
+        ids = {id(p) for p in _preset_parameters(model, pattern)}
+        return [name for name, p in named if id(p) in ids]
+    if pattern in ("attention", "mlp"):
+        wanted = _ATTENTION_MODULES if pattern == "attention" else _MLP_MODULES
+        prefixes = tuple(f"{name}." for name, _ in model.named_modules() if name.rsplit(".", 1)[-1] in wanted)
+        return [name for name, _ in named if name.startswith(prefixes)]
+    if pattern == "layers" or _LAYER_RANGE.match(pattern):
+        prefix, count = _blocks(model, key)
+        first, last = 0, count - 1
+        if (match := _LAYER_RANGE.match(pattern)) is not None:
+            first = int(match.group(1))
+            last = int(match.group(2)) if match.group(2) is not None else first
+            if not first <= last < count:
+                raise UserError(
+                    f"{key}: {pattern} is outside the model's {count} decoder blocks (0-{count - 1})"
+                )
+        prefixes = tuple(f"{prefix}.{i}." for i in range(first, last + 1))
+        return [name for name, _ in named if name.startswith(prefixes)]
+    return [name for name, _ in named if fnmatchcase(name, pattern)]
+
+
+def _preset_parameters(model: nn.Module, preset: str) -> list[nn.Parameter]:
+    if preset == "embeddings":
+        return [
+            p for m in model.modules() if isinstance(m, nn.Embedding) for p in m.parameters(recurse=False)
+        ]
+    if preset == "lm_head":
+        get_head = getattr(model, "get_output_embeddings", None)
+        head = get_head() if callable(get_head) else None
+        return list(head.parameters()) if head is not None else []
+    return [
+        p
+        for m in model.modules()
+        if isinstance(m, (nn.LayerNorm, nn.GroupNorm, nn.RMSNorm)) or "norm" in type(m).__name__.lower()
+        for p in m.parameters(recurse=False)
+    ]
+
+
+def _blocks(model: nn.Module, key: str) -> tuple[str, int]:
+    """The module path and length of the decoder blocks (the longest list of same-class modules)."""
+    best: tuple[str, int] | None = None
+    for name, module in model.named_modules():
+        if isinstance(module, nn.ModuleList) and len(module) > 0 and len({type(m) for m in module}) == 1:
+            if best is None or len(module) > best[1]:
+                best = (name, len(module))
+    if best is None:
+        raise UserError(f"{key}: {type(model).__name__} has no list of decoder blocks for a layers pattern")
+    return best
+
+
+def trainable_names(model: nn.Module) -> frozenset[str]:
+    """Names of the parameters that train (`requires_grad`), as `named_parameters` gives them."""
+    return frozenset(name for name, p in model.named_parameters() if p.requires_grad)
+
+
+# ---------------------------------------------------------------------------------------------
+# Groups
+
 
 def parameter_groups(
-    model: torch.nn.Module, *, weight_decay: float, lr_multipliers: dict[str, float]
+    model: nn.Module,
+    *,
+    weight_decay: float,
+    lr_multipliers: dict[str, float],
+    key: str = "train.lr_multipliers",
 ) -> list[dict[str, Any]]:
     """AdamW parameter groups of the trainable parameters of `model`.
 
@@ -31,46 +137,156 @@ def parameter_groups(
     on every run); tied parameters appear once. Pass the unwrapped model (not a `torch.compile` or
     FSDP wrapper) so that names are the ones users see in the model's state dict.
 
-    Raises `UserError` naming `train.lr_multipliers.<glob>` for a negative multiplier, or a glob
-    that selects no trainable parameter (none matches, or earlier globs take all it matches).
+    Raises `UserError` naming `<key>.<pattern>` for a negative multiplier, or a pattern that
+    selects no trainable parameter (none matches, or earlier patterns take all it matches).
     """
-    for glob, multiplier in lr_multipliers.items():
-        if multiplier < 0:
-            raise UserError(f"train.lr_multipliers.{glob}: a multiplier must be >= 0 (got {multiplier})")
-    globs = list(lr_multipliers)
-    matched: dict[str, int] = dict.fromkeys(globs, 0)  # parameters each glob matches at all
-    selected: dict[str, int] = dict.fromkeys(globs, 0)  # parameters each glob is the first match of
-    groups: dict[tuple[float, float], dict[str, Any]] = {}
-    for name, param in model.named_parameters():
-        if not param.requires_grad:
+    groups = stage_parameter_groups(
+        model, weight_decay=weight_decay, stage_multipliers=[(lr_multipliers, key)], trainable=None
+    )
+    for group in groups:
+        del group["stage_lr_multipliers"]
+    return groups
+
+
+def stage_parameter_groups(
+    model: nn.Module,
+    *,
+    weight_decay: float,
+    stage_multipliers: Sequence[tuple[dict[str, float], str]],
+    trainable: Collection[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Parameter groups for a run of stages: one group per (decay, multipliers of every stage).
+
+    `stage_multipliers[i]` is stage i's `(pattern -> multiplier, config key for errors)`. The
+    parameters are those named in `trainable` (default: those with `requires_grad`), so groups do
+    not depend on which parameters a stage freezes. Each group is like `parameter_groups`'s, with
+    `stage_lr_multipliers` (one per stage) and `lr_multiplier` set to the first stage's.
+    """
+    if not stage_multipliers:
+        raise ValueError("stage_multipliers needs at least one stage")
+    named = list(model.named_parameters())
+    train_set = set(trainable) if trainable is not None else {n for n, p in named if p.requires_grad}
+    per_stage: list[dict[str, float]] = []  # name -> multiplier, one dict per stage
+    checked: set[tuple[str, str]] = set()
+    for multipliers, key in stage_multipliers:
+        per_stage.append(
+            _multipliers(model, multipliers, key, train_set, check=(key, repr(multipliers)) not in checked)
+        )
+        checked.add((key, repr(multipliers)))
+    groups: dict[tuple[float, tuple[float, ...]], dict[str, Any]] = {}
+    for name, param in named:
+        if name not in train_set:
             continue
-        hits = [glob for glob in globs if fnmatchcase(name, glob)]
-        for glob in hits:
-            matched[glob] += 1
-        if hits:
-            selected[hits[0]] += 1
-        multiplier = float(lr_multipliers[hits[0]]) if hits else 1.0
+        vector = tuple(stage.get(name, 1.0) for stage in per_stage)
         decay = float(weight_decay) if param.ndim >= 2 else 0.0
         group = groups.setdefault(
-            (multiplier, decay),
-            {"params": [], "weight_decay": decay, "lr_multiplier": multiplier, "names": []},
+            (decay, vector),
+            {
+                "params": [],
+                "weight_decay": decay,
+                "lr_multiplier": vector[0],
+                "stage_lr_multipliers": list(vector),
+                "names": [],
+            },
         )
         group["params"].append(param)
         group["names"].append(name)
-    for glob in globs:
-        if not matched[glob]:
-            raise UserError(
-                f"train.lr_multipliers.{glob}: matches no trainable parameter; names look like "
-                f"{_examples(model)}"
-            )
-        if not selected[glob]:
-            raise UserError(
-                f"train.lr_multipliers.{glob}: every parameter it matches is taken by an earlier "
-                "glob (the first match wins); reorder or remove it"
-            )
     return list(groups.values())
 
 
-def _examples(model: torch.nn.Module, count: int = 3) -> str:
-    names = [name for name, p in model.named_parameters() if p.requires_grad][:count]
+def _multipliers(
+    model: nn.Module, lr_multipliers: dict[str, float], key: str, trainable: set[str], *, check: bool
+) -> dict[str, float]:
+    """name -> multiplier for the trainable names some pattern matches (the first match wins)."""
+    for pattern, multiplier in lr_multipliers.items():
+        if multiplier < 0:
+            raise UserError(f"{key}.{pattern}: a multiplier must be >= 0 (got {multiplier})")
+    out: dict[str, float] = {}
+    for pattern, multiplier in lr_multipliers.items():
+        matched = [n for n in select_parameters(model, pattern, key=f"{key}.{pattern}") if n in trainable]
+        taken = [n for n in matched if n not in out]
+        if check and not matched:
+            raise UserError(
+                f"{key}.{pattern}: matches no trainable parameter; names look like {_examples(model, trainable)} "
+                f"(or use a preset: {', '.join(PRESETS)})"
+            )
+        if check and not taken:
+            raise UserError(
+                f"{key}.{pattern}: every parameter it matches is taken by an earlier "
+                "pattern (the first match wins); reorder or remove it"
+            )
+        for name in taken:
+            out[name] = float(multiplier)
+    return out
+
+
+def _examples(model: nn.Module, trainable: Collection[str], count: int = 3) -> str:
+    names = [name for name, _ in model.named_parameters() if name in trainable][:count]
     return ", ".join(names) if names else "(the model has no trainable parameters)"
+
+
+# ---------------------------------------------------------------------------------------------
+# Stages
+
+
+def apply_stage(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    *,
+    stage_index: int,
+    freeze: Sequence[str],
+    trainable: Collection[str],
+    key: str = "methods.freeze",
+) -> list[str]:
+    """Set up stage `stage_index`: its LR multipliers on the optimizer's groups, and its freezing.
+
+    Parameters named in `trainable` (the run's trainable set) train unless a pattern of `freeze`
+    selects them; all others stay frozen. Returns the names frozen by `freeze`. Raises `UserError`
+    naming `<key>.<i>` for a pattern that selects no trainable parameter, or when nothing would train.
+    """
+    frozen: list[str] = []
+    for i, pattern in enumerate(freeze):
+        names = [n for n in select_parameters(model, pattern, key=f"{key}.{i}") if n in trainable]
+        if not names:
+            raise UserError(
+                f"{key}.{i}: {pattern!r} matches no trainable parameter; names look like "
+                f"{_examples(model, trainable)} (or use a preset: {', '.join(PRESETS)})"
+            )
+        frozen.extend(n for n in names if n not in frozen)
+    frozen_set = set(frozen)
+    named = list(model.named_parameters())
+    if not any(name in trainable and name not in frozen_set for name, _ in named):
+        raise UserError(f"{key}: freezes every trainable parameter; leave something to train")
+    for name, param in named:
+        param.requires_grad_(name in trainable and name not in frozen_set)
+    for group in optimizer.param_groups:
+        vector = group.get("stage_lr_multipliers")
+        if vector is not None:
+            group["lr_multiplier"] = float(vector[min(stage_index, len(vector) - 1)])
+    return frozen
+
+
+def run_parameter_groups(
+    model: nn.Module, config: RunConfig, trainable: Collection[str] | None = None
+) -> list[dict[str, Any]]:
+    """`stage_parameter_groups` for the stages of a run config (a stage's own multipliers, if it has
+    them, replace `train.lr_multipliers` for that stage). Also checks every stage's `methods.freeze`
+    patterns, so that a bad one fails before the run starts rather than when its stage does."""
+    train_set = set(trainable) if trainable is not None else set(trainable_names(model))
+    stages = []
+    for i, stage in enumerate(config.stages):
+        for j, pattern in enumerate(stage.methods.freeze):
+            key = f"stages.{i}.methods.freeze.{j}"
+            if not any(n in train_set for n in select_parameters(model, pattern, key=key)):
+                raise UserError(
+                    f"{key}: {pattern!r} matches no trainable parameter; names look like "
+                    f"{_examples(model, train_set)} (or use a preset: {', '.join(PRESETS)})"
+                )
+        own = stage.methods.lr_multipliers
+        if own is not None:
+            stages.append((own, f"stages.{i}.methods.lr_multipliers"))
+        else:
+            stages.append((config.train.lr_multipliers, "train.lr_multipliers"))
+    return stage_parameter_groups(
+        model, weight_decay=config.train.weight_decay, stage_multipliers=stages, trainable=train_set
+    )

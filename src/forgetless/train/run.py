@@ -32,13 +32,23 @@ from forgetless.errors import Preempted, RunFailed, RunStopped, UserError, is_di
 from forgetless.evaluate.heldout import evaluate_heldout, heldout_windows
 from forgetless.evaluate.ledger import write_summary
 from forgetless.evaluate.mcq import load_questions, score_mcq
+from forgetless.methods.base import (
+    LossTerms,
+    Method,
+    MicroBatch,
+    after_optimizer_step,
+    before_optimizer_step,
+    begin_stage,
+    eval_weights,
+    method_states,
+    training_loss,
+)
 from forgetless.model.load import build_model, load_tokenizer, save_model
 from forgetless.train import checkpoint as ckpt
 from forgetless.train.health import StepHealth
-from forgetless.train.loss import causal_lm_loss
 from forgetless.train.metrics_log import MetricsLog
 from forgetless.train.parallelize import compile_blocks, peak_memory_gib, supports_fused_loss
-from forgetless.train.param_groups import parameter_groups
+from forgetless.train.param_groups import run_parameter_groups, trainable_names
 from forgetless.train.preemption import StopRequest
 from forgetless.train.progress import ProgressDisplay
 from forgetless.train.schedules import learning_rate
@@ -79,6 +89,8 @@ class Run:
     display: ProgressDisplay
     fused_loss: bool = False
     stop: StopRequest = field(default_factory=StopRequest)
+    trainable: frozenset[str] = frozenset()  # parameters that train unless a stage freezes them
+    methods: list[Method] = field(default_factory=list)  # the current stage's (forgetless.methods)
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -134,6 +146,7 @@ def _run_training(config: RunConfig, *, resume: bool, quiet: bool) -> Path:
         for name in config.eval_sources
     }
     mcq_sets = {_mcq_name(ref): load_questions(ref)[: config.eval.mcq_limit] for ref in config.eval.mcq}
+    run_parameter_groups(model, config)  # every stage's LR multipliers and freeze patterns, checked early
     _check_before_writing(config, {name: p.train for name, p in prepared.items()}, model, latest)
 
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -151,6 +164,7 @@ def _run_training(config: RunConfig, *, resume: bool, quiet: bool) -> Path:
         log=MetricsLog(run_dir / "metrics.jsonl"),
         display=display,
         fused_loss=fused_loss,
+        trainable=trainable_names(model),
     )
     if resume and latest is None and (run_dir / "metrics.jsonl").stat().st_size > 0:
         run.log.write({"kind": "resume", "step": 0, "tokens": 0})  # no checkpoint: start over
@@ -186,6 +200,9 @@ def _run_stages(run: Run, latest: Path | None) -> None:
             sampler.load_state_dict(trainer_state["sampler"])
         elif position.stage_index > 0 and stage.reset_optimizer:
             optimizer = _new_optimizer(run)
+        run.methods = begin_stage(
+            run, optimizer, sampler, position.stage_index, position.stage_step, trainer_state.get("methods")
+        )
         try:
             _train_stage(run, stage, position, optimizer, sampler)
         except _Diverged as diverged:
@@ -238,6 +255,7 @@ def _train_stage(
     )
     model.train()
     health = StepHealth(config.reliability, run.log, stage.name, run.display)
+    terms = LossTerms()  # the methods' loss terms, logged as loss/<name>
     window_tokens, window_s = 0, 0.0
     tick = time.perf_counter()
 
@@ -247,20 +265,24 @@ def _train_stage(
             group["lr"] = lr * group["lr_multiplier"]
 
         loss_sum = torch.zeros((), device=run.device)
-        for _ in range(accumulation):
+        for micro in range(accumulation):
             batch = _to_device(sampler.next_batch(micro_batch), run.device)
             inputs, targets = batch[:, :-1], batch[:, 1:]
+            replay = sampler.last_plan.replay if sampler.last_plan is not None else None
+            micro_step = MicroBatch(inputs, targets, replay, index=position.stage_step * accumulation + micro)
             with _autocast(run):
-                loss = causal_lm_loss(
+                loss, objective, extra = training_loss(
+                    run.methods,
                     model,
-                    inputs,
-                    targets,
+                    micro_step,
                     fused=run.fused_loss,
                     compute_dtype=run.autocast_dtype,
                     compiled=train.compile,
                 )
-            (loss / accumulation).backward()
+            (objective / accumulation).backward()
             loss_sum += loss.detach()
+            terms.add(extra)
+        terms.add(before_optimizer_step(run.methods))  # penalties on the weights: their gradients
         grad_norm = _clip_gradients(model, train.grad_clip)
         if health.guard_step(optimizer, loss_sum, grad_norm):  # a non-finite step changes nothing
             optimizer.step()
@@ -269,6 +291,7 @@ def _train_stage(
         position.step += 1
         position.stage_step += 1
         position.tokens += run.tokens_per_step
+        after_optimizer_step(run.methods, position.stage_step)
         health.record(position.step, loss_sum / accumulation, grad_norm)
         now = time.perf_counter()
         position.train_s += now - tick
@@ -295,6 +318,7 @@ def _train_stage(
             }
             if (peak := peak_memory_gib(run.device)) is not None:
                 record["peak_mem_gib"] = peak
+            record.update(terms.means())
             run.log.write(record)
             run.display.update(
                 position.stage_step * run.tokens_per_step, loss=mean_loss, tokens_per_s=record["tokens_per_s"], lr=lr
@@ -342,6 +366,19 @@ def _evaluate(run: Run, position: Position, *, point: str, stage: StageConfig, s
         record[f"eval/{name}/bpb"] = result["bpb"]
         record[f"eval/{name}/ppl"] = result["ppl"]
         shown.append(f"{name} {result['loss']:.3f}")
+    for suffix, weights in eval_weights(run.methods):  # e.g. the EMA of the weights, as loss@ema
+        with weights:
+            for name, (windows, num_bytes) in run.eval_sets.items():
+                result = evaluate_heldout(
+                    run.model,
+                    windows,
+                    num_bytes,
+                    batch_size=run.config.eval.batch_size,
+                    device=run.device,
+                    autocast_dtype=run.autocast_dtype,
+                )
+                record[f"eval/{name}/loss{suffix}"] = result["loss"]
+                record[f"eval/{name}/bpb{suffix}"] = result["bpb"]
     if with_mcq:
         for name, items in run.mcq_sets.items():
             result = score_mcq(
@@ -364,6 +401,8 @@ def _evaluate(run: Run, position: Position, *, point: str, stage: StageConfig, s
 
 def _save(run: Run, position: Position, optimizer: torch.optim.Optimizer, sampler: MixtureSampler | None) -> Path:
     state = {"position": asdict(position), "sampler": sampler.state_dict() if sampler is not None else None}
+    # A finished stage's methods are done with: the next stage starts its own.
+    state["methods"], tensors = method_states(run.methods if sampler is not None else [])
     run.log.sync()
     return ckpt.save_checkpoint(
         run.run_dir,
@@ -372,6 +411,7 @@ def _save(run: Run, position: Position, optimizer: torch.optim.Optimizer, sample
         optimizer=optimizer,
         trainer_state=state,
         keep=run.config.output.keep_checkpoints,
+        extra_tensors=tensors,
     )
 
 
@@ -592,7 +632,7 @@ def _autocast(run: Run) -> contextlib.AbstractContextManager[Any]:
 
 def _new_optimizer(run: Run) -> torch.optim.Optimizer:
     train = run.config.train
-    groups = parameter_groups(run.model, weight_decay=train.weight_decay, lr_multipliers=train.lr_multipliers)
+    groups = run_parameter_groups(run.model, run.config, run.trainable)
     for group in groups:
         group.pop("names", None)
     kwargs: dict[str, Any] = {"lr": 0.0, "betas": tuple(train.betas), "eps": train.eps}
@@ -634,6 +674,8 @@ def _sources_needed(config: RunConfig) -> list[str]:
         needed.update(stage.mix)
         if stage.replay is not None:
             needed.update(stage.replay.from_)
+        if stage.methods.ewc is not None:
+            needed.update(stage.methods.ewc.from_)
     return sorted(needed)
 
 

@@ -1,0 +1,356 @@
+"""Forgetting mitigations as small objects composed into the training loop (see DESIGN.md).
+
+A stage's `methods:` config becomes a list of method objects when the stage starts
+(`build_methods`). The loop in `forgetless.train.run` calls their hooks at fixed points; a method
+implements the hooks it needs, and `Method` gives the others as no-ops:
+
+    start()                        at the start of the stage (not on resume): snapshots, a Fisher
+    wants_logits(batch)            whether `extra_loss` needs this micro-batch's logits
+    extra_loss(batch, outputs)     terms added to a micro-batch's loss: {name: scalar tensor}
+    before_optimizer_step()        after the micro-batches, before clipping: add the gradient of a
+                                   penalty on the weights alone; returns {name: penalty} for the log
+    after_optimizer_step(step)     `step` counts the optimizer steps done in the stage
+    state_dict(), load_state_dict  exact resume; `state["tensors"]` goes to a safetensors file
+    weights_for_eval()             (EMA) a context manager that swaps other weights into the model,
+                                   evaluated beside the live weights under the suffix `@<name>`
+
+A penalty on the weights alone (L2-SP, EWC) adds its gradient once per optimizer step rather than
+a loss term per micro-batch: the same gradient as adding it to the loss, without a pass over the
+weights for every micro-batch. Methods that change the weights after a step run in a fixed order,
+MER before EMA, so the average follows the weights the run continues from.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from forgetless.config import StageConfig
+from forgetless.errors import UserError
+from forgetless.train.loss import causal_lm_loss, causal_lm_loss_and_logits
+
+if TYPE_CHECKING:
+    from forgetless.train.run import Run
+
+
+@dataclass
+class MicroBatch:
+    """One micro-batch as the loop sees it."""
+
+    inputs: torch.Tensor  # int64 [B, T]
+    targets: torch.Tensor  # int64 [B, T]; -100 is ignored
+    replay: np.ndarray | None  # bool [B]: which rows are replayed sequences (None: unknown, none)
+    index: int  # micro-batches of this stage before this one (the same after a resume)
+
+    def replay_rows(self) -> torch.Tensor:
+        rows = np.zeros(len(self.inputs), dtype=bool) if self.replay is None else self.replay
+        return torch.from_numpy(np.asarray(rows, dtype=bool)).to(self.inputs.device)
+
+
+@dataclass
+class Outputs:
+    """What the loop computed for a micro-batch: the LM loss, and the logits when a method asked."""
+
+    loss: torch.Tensor
+    logits: torch.Tensor | None
+
+
+@dataclass
+class MethodContext:
+    """What methods may use besides the model: where the run is and how it computes."""
+
+    stage: StageConfig
+    stage_index: int
+    total_steps: int  # optimizer steps of the stage
+    last_stage: bool
+    run_dir: Path
+    device: torch.device
+    autocast_dtype: torch.dtype | None
+    tokenizer: Any
+    train_stores: dict[str, Any]
+    seq_len: int
+    micro_batch: int
+    seed: int
+
+    @classmethod
+    def from_run(cls, run: Run, stage_index: int, total_steps: int) -> MethodContext:
+        config = run.config
+        return cls(
+            stage=config.stages[stage_index],
+            stage_index=stage_index,
+            total_steps=total_steps,
+            last_stage=stage_index == len(config.stages) - 1,
+            run_dir=run.run_dir,
+            device=run.device,
+            autocast_dtype=run.autocast_dtype,
+            tokenizer=run.tokenizer,
+            train_stores=run.train_stores,
+            seq_len=config.train.seq_len,
+            micro_batch=config.train.micro_batch,
+            seed=config.train.seed,
+        )
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
+
+    def batches(self, sources: list[str], count: int) -> Iterator[torch.Tensor]:
+        """`count` micro-batches `[micro_batch, seq_len + 1]` of training sequences of `sources`
+        (equal token shares, a seeded order of their own): the data of a Fisher estimate."""
+        from forgetless.data.sampler import MixtureSampler
+
+        stage = StageConfig(
+            name=f"{self.stage.name}/methods",
+            tokens=count * self.micro_batch * self.seq_len,
+            mix=dict.fromkeys(sources, 1.0),
+        )
+        sampler = MixtureSampler(
+            stage,
+            self.train_stores,
+            seq_len=self.seq_len,
+            seed=self.seed + self.stage_index,
+            max_epochs_warning=None,
+        )
+        for _ in range(count):
+            yield torch.from_numpy(sampler.next_batch(self.micro_batch)).to(self.device)
+
+
+class Method:
+    """No-op hooks; a method overrides the ones it uses (see the module docstring)."""
+
+    name = "method"
+
+    def start(self) -> None:
+        pass
+
+    def wants_logits(self, batch: MicroBatch) -> bool:
+        return False
+
+    def extra_loss(self, batch: MicroBatch, outputs: Outputs) -> dict[str, torch.Tensor]:
+        return {}
+
+    def before_optimizer_step(self) -> dict[str, torch.Tensor]:
+        return {}
+
+    def after_optimizer_step(self, step: int) -> None:
+        pass
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+    def weights_for_eval(self) -> contextlib.AbstractContextManager[Any] | None:
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Building a stage's methods
+
+
+def build_methods(stage: StageConfig, model: nn.Module, context: MethodContext) -> list[Method]:
+    """The methods of `stage.methods`, in hook order, for `model` (whose trainable parameters are
+    those of the stage: freeze first). Cheap: snapshots are taken by `start_or_resume`."""
+    from forgetless.methods.distill import SelfDistillation
+    from forgetless.methods.ema import WeightEMA
+    from forgetless.methods.mer import ReptileMER
+    from forgetless.methods.regularize import EWC, L2SP
+
+    config = stage.methods
+    methods: list[Method] = []
+    if config.l2sp is not None:
+        methods.append(L2SP(config.l2sp, model))
+    if config.ewc is not None:
+        methods.append(EWC(config.ewc, model, context))
+    if config.distill is not None:
+        methods.append(SelfDistillation(config.distill, model, context))
+    if config.mer is not None:
+        methods.append(ReptileMER(config.mer, model))
+    if config.ema is not None:
+        methods.append(WeightEMA(config.ema, model, context))
+    return methods
+
+
+def begin_stage(
+    run: Run,
+    optimizer: torch.optim.Optimizer,
+    sampler: Any,
+    stage_index: int,
+    stage_step: int,
+    states: dict | None,
+) -> list[Method]:
+    """Set up stage `stage_index` of `run`: its LR multipliers and frozen parameters, then its methods,
+    started fresh (`stage_step == 0`) or restored from the latest checkpoint and its `states`."""
+    from forgetless.train.checkpoint import latest_checkpoint
+    from forgetless.train.param_groups import apply_stage
+
+    stage = run.config.stages[stage_index]
+    apply_stage(
+        run.model,
+        optimizer,
+        stage_index=stage_index,
+        freeze=stage.methods.freeze,
+        trainable=run.trainable,
+        key=f"stages.{stage_index}.methods.freeze",
+    )
+    total_steps = max(1, math.ceil(sampler.total_sequences / run.config.train.sequences_per_step))
+    methods = build_methods(stage, run.model, MethodContext.from_run(run, stage_index, total_steps))
+    start_or_resume(methods, latest_checkpoint(run.run_dir) if stage_step > 0 else None, states)
+    return methods
+
+
+def start_or_resume(methods: list[Method], checkpoint: Path | None, states: dict[str, Any] | None) -> None:
+    """Start every method (a fresh stage), or restore each from `checkpoint` and its `states`."""
+    if checkpoint is None:
+        for method in methods:
+            method.start()
+        return
+    from forgetless.train.checkpoint import read_extra_tensors
+
+    tensors = read_extra_tensors(checkpoint)
+    states = states or {}
+    for method in methods:
+        if method.name not in states:
+            raise UserError(
+                f"{checkpoint}: the checkpoint has no state for method {method.name!r}; resume with the "
+                "methods the run was started with"
+            )
+        state = dict(states[method.name])
+        state["tensors"] = tensors.get(method.name, {})
+        method.load_state_dict(state)
+
+
+def method_states(methods: list[Method]) -> tuple[dict[str, Any], dict[str, dict[str, torch.Tensor]]]:
+    """The methods' states for a checkpoint: plain values (for JSON) and tensors (for safetensors)."""
+    plain: dict[str, Any] = {}
+    tensors: dict[str, dict[str, torch.Tensor]] = {}
+    for method in methods:
+        state = dict(method.state_dict())
+        own = state.pop("tensors", None)
+        plain[method.name] = state
+        if own:
+            tensors[method.name] = own
+    return plain, tensors
+
+
+# ---------------------------------------------------------------------------------------------
+# Hooks, as the loop calls them
+
+
+def training_loss(
+    methods: list[Method], model: nn.Module, batch: MicroBatch, **loss_options: Any
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+    """`(lm_loss, objective, terms)` of a micro-batch: the LM loss, the loss to differentiate (LM
+    loss plus the methods' terms) and the terms by name. With no terms, the objective is the LM loss
+    itself, computed exactly as without methods (`loss_options` go to `causal_lm_loss`)."""
+    logits = None
+    if any(m.wants_logits(batch) for m in methods):
+        loss, logits = causal_lm_loss_and_logits(model, batch.inputs, batch.targets)
+    else:
+        loss = causal_lm_loss(model, batch.inputs, batch.targets, **loss_options)
+    terms: dict[str, torch.Tensor] = {}
+    outputs = Outputs(loss, logits)
+    for method in methods:
+        terms.update(method.extra_loss(batch, outputs))
+    if not terms:
+        return loss, loss, terms
+    return loss, loss + sum(terms.values()), terms
+
+
+def before_optimizer_step(methods: list[Method]) -> dict[str, torch.Tensor]:
+    terms: dict[str, torch.Tensor] = {}
+    for method in methods:
+        terms.update(method.before_optimizer_step())
+    return terms
+
+
+def after_optimizer_step(methods: list[Method], step: int) -> None:
+    for method in methods:
+        method.after_optimizer_step(step)
+
+
+def eval_weights(methods: list[Method]) -> list[tuple[str, contextlib.AbstractContextManager[Any]]]:
+    """`(suffix, context manager)` for every other set of weights to evaluate beside the live ones."""
+    out = []
+    for method in methods:
+        swap = method.weights_for_eval()
+        if swap is not None:
+            out.append((f"@{method.name}", swap))
+    return out
+
+
+class LossTerms:
+    """The methods' loss terms over a log window, averaged at log time with one host sync."""
+
+    def __init__(self) -> None:
+        self._values: dict[str, list[torch.Tensor]] = {}
+
+    def add(self, terms: dict[str, torch.Tensor]) -> None:
+        for name, value in terms.items():
+            self._values.setdefault(name, []).append(value.detach().float())
+
+    def means(self) -> dict[str, float]:
+        """`{"loss/<name>": mean}` over the window, then start a new window."""
+        if not self._values:
+            return {}
+        names = list(self._values)
+        values = torch.stack([torch.stack(self._values[n]).mean() for n in names]).tolist()
+        self._values.clear()
+        return {f"loss/{name}": value for name, value in zip(names, values, strict=True)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Weights
+
+
+def trainable_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    """The parameters that train in this stage, by name (tied parameters once)."""
+    return [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+
+
+@torch.no_grad()
+def snapshot(
+    params: list[tuple[str, nn.Parameter]], device: torch.device | str | None = None
+) -> dict[str, torch.Tensor]:
+    """Copies of `params` (on `device`, default their own), by name."""
+    return {name: p.detach().to(device if device is not None else p.device, copy=True) for name, p in params}
+
+
+def restore(
+    params: list[tuple[str, nn.Parameter]],
+    saved: dict[str, torch.Tensor],
+    prefix: str,
+    what: str,
+    *,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+) -> dict[str, torch.Tensor]:
+    """The tensors saved under `prefix + name` for the `params`, by name, on `device` (default:
+    each parameter's) in `dtype` (default: each parameter's). Raises `UserError` naming `what`
+    when one is missing or has another shape."""
+    out = {}
+    for name, param in params:
+        value = saved.get(prefix + name)
+        if value is None or value.shape != param.shape:
+            raise UserError(
+                f"{what}: the checkpoint's {prefix + name} is missing or has another shape; resume with "
+                "the config (and frozen parameters) the run was started with"
+            )
+        out[name] = value.to(
+            device=device if device is not None else param.device, dtype=dtype or param.dtype, copy=True
+        )
+    return out
+
+
+def prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {prefix + name: tensor for name, tensor in tensors.items()}

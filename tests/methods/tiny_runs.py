@@ -1,0 +1,72 @@
+"""Tiny run configs for the methods' tests: hidden 32, 2 layers, seq_len 32, a few steps on CPU.
+
+A plain module (not a conftest.py, which would shadow the root conftest for `from conftest import`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from safetensors.torch import load_file
+
+from conftest import sample_texts
+
+
+def write_corpora(root: Path) -> dict[str, Path]:
+    """Two small sources: English prose (Python's topic docs) and Python code (the json package)."""
+    root.mkdir(parents=True, exist_ok=True)
+    general = root / "general.jsonl"
+    with open(general, "w") as fh:
+        for i, text in enumerate(sample_texts()):
+            fh.write(json.dumps({"id": i, "text": text}) + "\n")
+    code = root / "code"
+    code.mkdir(exist_ok=True)
+    stdlib = Path(json.__file__).parent
+    for path in sorted(stdlib.glob("*.py")):
+        (code / f"{path.stem}.txt").write_text(path.read_text())
+    return {"general": general, "code": code}
+
+
+def tiny_config(tmp: Path, tokenizer_dir: Path, corpora: dict[str, Path], **stage: Any) -> dict[str, Any]:
+    """One stage of 8 steps (256 tokens each) on code with 25% replay of general; a checkpoint
+    every 4 steps. `stage` entries (e.g. methods=...) go into the stage."""
+    return {
+        "model": {
+            "init": {
+                "architecture": "llama",
+                "hidden_size": 32,
+                "num_layers": 2,
+                "num_heads": 2,
+                "intermediate_size": 64,
+            }
+        },
+        "tokenizer": str(tokenizer_dir),
+        "sources": {
+            "general": {"files": [str(corpora["general"])], "heldout": {"documents": 8}},
+            "code": {"files": [str(corpora["code"])], "heldout": {"documents": 1}},
+        },
+        "stages": [
+            {
+                "name": "code",
+                "tokens": 2048,
+                "mix": {"code": 1.0},
+                "replay": {"from": "general", "ratio": 0.25},
+                "schedule": {"kind": "cosine", "peak_lr": 3e-3, "warmup": 0.1},
+                **stage,
+            }
+        ],
+        "train": {"seq_len": 32, "batch_tokens": 256, "micro_batch": 4, "log_every_steps": 2},
+        "eval": {"max_tokens": 512, "batch_size": 8, "dense_start": [0.25]},
+        "output": {"dir": str(tmp / "run"), "checkpoint_every_tokens": 1024, "keep_checkpoints": 2},
+        "cache_dir": str(tmp.parent / "cache"),
+    }
+
+
+def weights(model_dir: Path) -> dict:
+    return load_file(model_dir / "model.safetensors")
+
+
+def read_lines(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
