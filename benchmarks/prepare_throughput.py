@@ -248,6 +248,7 @@ def main(argv: list[str] | None = None) -> dict:
     from forgetless.data.prepare import tokenizer_info
 
     cores = os.cpu_count() or 1
+    load_before = os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="forgetless-bench-"))
     try:
         corpus = args.corpus
@@ -348,7 +349,14 @@ def main(argv: list[str] | None = None) -> dict:
                     "datasets_map_only": statistics.median(dsm_only),
                 },
             },
-            "machine": {"cpu": cpu_model(), "cores": cores, "platform": platform.platform()},
+            "machine": {
+                "cpu": cpu_model(),
+                "cores": cores,
+                "platform": platform.platform(),
+                # Other work on the machine slows every path; the 1/5/15-minute load averages tell how much.
+                "load_average_before": [round(x, 2) for x in load_before],
+                "load_average_after": [round(x, 2) for x in os.getloadavg()],
+            },
             "versions": versions(),
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
