@@ -1,7 +1,13 @@
-"""Methods in the training loop: exact resume with their state, logging, EMA evaluation, freezing."""
+"""Methods in the training loop: exact resume with their state, logging, EMA evaluation, freezing.
+
+Runs are tiny (8 steps) and shared between tests through module fixtures: a run without methods,
+and two groups of methods, each run whole and interrupted-then-resumed.
+"""
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
 import pytest
@@ -11,17 +17,30 @@ from tiny_runs import read_lines, tiny_config, weights, write_corpora
 import forgetless.train.run as run_module
 from forgetless.config import config_from_dict
 from forgetless.errors import UserError
+from forgetless.model.load import build_model, load_tokenizer
 from forgetless.train import checkpoint as ckpt
 from forgetless.train.run import run_training
 
-METHODS = {
-    "mer": {"mer": {"every": 3, "eps": 0.5, "anchor_device": "cpu"}},
-    "l2sp": {"l2sp": {"weight": 0.5}},
-    "ewc": {"ewc": {"weight": 0.5, "from": "general", "batches": 2}},
-    "distill": {"distill": {"alpha": 1.0, "temperature": 2.0, "on": "replay"}},
-    "ema": {"ema": {"decay": 0.8}},
-    "freeze": {"freeze": ["norms", "layers.0"], "lr_multipliers": {"embeddings": 0.25}},
+GROUPS = {
+    # Every method keeps state that changes the weights (or, for the EMA, final_ema/) after the
+    # interruption at step 6: MER's anchor (updates at steps 3 and 6), EWC's Fisher and reference,
+    # L2-SP's reference, the teacher, the stage's frozen parameters and multipliers.
+    "mer+ewc+ema": {
+        "mer": {"every": 3, "eps": 0.5, "anchor_device": "cpu"},
+        "ewc": {"weight": 0.5, "from": "general", "batches": 2},
+        "ema": {"decay": 0.8},
+    },
+    "distill+l2sp+freeze": {
+        "distill": {"alpha": 1.0, "temperature": 2.0, "on": "replay", "every": 2},
+        "l2sp": {"weight": 0.5},
+        "freeze": ["norms", "layers.0"],
+        "lr_multipliers": {"embeddings": 0.25},
+    },
 }
+
+
+class _Interrupted(Exception):
+    pass
 
 
 @pytest.fixture(scope="module")
@@ -29,35 +48,58 @@ def corpora(tmp_path_factory) -> dict[str, Path]:
     return write_corpora(tmp_path_factory.mktemp("corpora"))
 
 
-def _run(tmp: Path, tokenizer_dir: Path, corpora: dict, *, resume: bool = False, **stage) -> Path:
-    config = config_from_dict(tiny_config(tmp, tokenizer_dir, corpora, **stage))
-    return run_training(config, resume=resume, quiet=True)
+@pytest.fixture(scope="module")
+def runner(tmp_path_factory, tiny_tokenizer_dir, corpora):
+    def run(name: str, methods: dict | None = None, *, resume: bool = False, **train) -> Path:
+        tmp = tmp_path_factory.getbasetemp() / "method-runs" / name
+        data = tiny_config(tmp, tiny_tokenizer_dir, corpora, **({"methods": methods} if methods else {}))
+        data["train"].update(train)
+        return run_training(config_from_dict(data), resume=resume, quiet=True)
+
+    return run
 
 
-class _Interrupted(Exception):
-    pass
+@pytest.fixture(scope="module")
+def plain_run(runner) -> Path:
+    return runner("plain")
 
 
-def _interrupted_then_resumed(
-    tmp: Path, tokenizer_dir: Path, corpora: dict, monkeypatch, stop_after: int, **stage
-) -> Path:
-    """Stop the run by an exception after `stop_after` optimizer steps, then resume it."""
+@pytest.fixture(scope="module")
+def group_runs(runner):
+    """name -> (the whole run, the run interrupted after 6 steps and resumed from step_4, the
+    method tensors of the checkpoint it resumed from); each group runs once per module."""
+    done: dict[str, tuple[Path, Path, dict]] = {}
+
+    def get(name: str) -> tuple[Path, Path, dict]:
+        if name not in done:
+            done[name] = _whole_and_resumed(runner, name)
+        return done[name]
+
+    return get
+
+
+def _whole_and_resumed(runner, name: str) -> tuple[Path, Path, dict]:
+    whole = runner(f"{name}-whole", GROUPS[name])
     original = run_module.after_optimizer_step
-    steps = {"done": 0}
+    calls = {"n": 0}
 
     def after_step(methods, step):
         original(methods, step)
-        steps["done"] += 1
-        if steps["done"] == stop_after:
+        calls["n"] += 1
+        if calls["n"] == 6:
             raise _Interrupted
 
-    monkeypatch.setattr(run_module, "after_optimizer_step", after_step)
-    with pytest.raises(_Interrupted):
-        _run(tmp, tokenizer_dir, corpora, **stage)
-    monkeypatch.setattr(run_module, "after_optimizer_step", original)
-    assert not (tmp / "run" / "final").exists()
-    assert ckpt.latest_checkpoint(tmp / "run").name == "step_4"
-    return _run(tmp, tokenizer_dir, corpora, resume=True, **stage)
+    run_module.after_optimizer_step = after_step
+    try:
+        with pytest.raises(_Interrupted):
+            runner(f"{name}-resumed", GROUPS[name])
+    finally:
+        run_module.after_optimizer_step = original
+    resumed_dir = whole.parent.parent / f"{name}-resumed" / "run"
+    assert not (resumed_dir / "final").exists()
+    assert ckpt.latest_checkpoint(resumed_dir).name == "step_4"
+    saved = ckpt.read_extra_tensors(ckpt.latest_checkpoint(resumed_dir))
+    return whole, runner(f"{name}-resumed", GROUPS[name], resume=True), saved
 
 
 def _assert_equal(a: dict, b: dict) -> None:
@@ -66,79 +108,106 @@ def _assert_equal(a: dict, b: dict) -> None:
         assert torch.equal(a[key], b[key]), key
 
 
-@pytest.mark.parametrize("method", sorted(METHODS))
-def test_method_resumes_exactly(method, tmp_path, tiny_tokenizer_dir, corpora, monkeypatch) -> None:
-    methods = METHODS[method]
-    reference = _run(tmp_path / "whole", tiny_tokenizer_dir, corpora, methods=methods)
-    resumed = _interrupted_then_resumed(
-        tmp_path / "resumed", tiny_tokenizer_dir, corpora, monkeypatch, stop_after=6, methods=methods
-    )
-    _assert_equal(weights(reference / "final"), weights(resumed / "final"))
-    if method == "ema":
-        _assert_equal(weights(reference / "final_ema"), weights(resumed / "final_ema"))
-    if method in ("mer", "l2sp", "ewc", "distill", "ema"):
-        saved = ckpt.read_extra_tensors(ckpt.list_checkpoints(resumed)[0])  # step_4, mid-stage
-        assert list(saved) == [method] and saved[method]
-
-
-def test_mer_with_eps_one_leaves_the_run_unchanged(tmp_path, tiny_tokenizer_dir, corpora) -> None:
-    plain = _run(tmp_path / "plain", tiny_tokenizer_dir, corpora)
-    mer = _run(tmp_path / "mer", tiny_tokenizer_dir, corpora, methods={"mer": {"every": 2, "eps": 1.0}})
-    _assert_equal(weights(plain / "final"), weights(mer / "final"))
-    # ... and eps < 1 changes it.
-    shrunk = _run(tmp_path / "shrunk", tiny_tokenizer_dir, corpora, methods={"mer": {"every": 2, "eps": 0.1}})
+@pytest.mark.parametrize("name", sorted(GROUPS))
+def test_methods_resume_exactly(name, group_runs, plain_run) -> None:
+    whole, resumed, saved = group_runs(name)
+    _assert_equal(weights(whole / "final"), weights(resumed / "final"))
+    if "ema" in GROUPS[name]:
+        _assert_equal(weights(whole / "final_ema"), weights(resumed / "final_ema"))
+    # Each method with tensors saved them in the mid-stage checkpoint ...
+    with_tensors = {"mer", "l2sp", "ewc", "distill", "ema"} & set(GROUPS[name])
+    assert set(saved) == with_tensors and all(saved[m] for m in with_tensors)
+    # ... and the methods did change the run.
+    plain = weights(plain_run / "final")
     assert not torch.equal(
-        weights(plain / "final")["model.norm.weight"], weights(shrunk / "final")["model.norm.weight"]
+        plain["model.layers.1.mlp.up_proj.weight"],
+        weights(whole / "final")["model.layers.1.mlp.up_proj.weight"],
     )
 
 
-def test_terms_are_logged_and_ema_is_evaluated(tmp_path, tiny_tokenizer_dir, corpora) -> None:
-    methods = {"l2sp": {"weight": 0.5}, "distill": {"on": "all", "every": 2}, "ema": {"decay": 0.5}}
-    run_dir = _run(tmp_path, tiny_tokenizer_dir, corpora, methods=methods)
-    lines = read_lines(run_dir)
+def test_mer_with_eps_one_leaves_the_run_unchanged(runner, plain_run) -> None:
+    mer = runner("mer-eps-1", {"mer": {"every": 2, "eps": 1.0}})
+    _assert_equal(weights(plain_run / "final"), weights(mer / "final"))
+
+
+@pytest.mark.parametrize("name", sorted(GROUPS))
+def test_terms_are_logged_and_ema_is_evaluated(name, group_runs) -> None:
+    whole = group_runs(name)[0]
+    lines = read_lines(whole)
     train = [r for r in lines if r["kind"] == "train"]
     assert [r["step"] for r in train] == [2, 4, 6, 8]  # log_every_steps: 2
-    for record in train:
-        assert record["loss/l2sp"] >= 0 and record["loss/distill"] >= 0
-    assert train[-1]["loss/l2sp"] > 0 and train[-1]["loss/distill"] > 0
+    terms = {"mer+ewc+ema": ["loss/ewc"], "distill+l2sp+freeze": ["loss/l2sp", "loss/distill"]}[name]
+    for key in terms:
+        assert all(math.isfinite(r[key]) and r[key] >= 0 for r in train), key
+        assert train[-1][key] > 0, key
     evals = [r for r in lines if r["kind"] == "eval"]
-    assert "eval/code/loss@ema" not in evals[0]  # the base evaluation comes before any method
-    for record in evals[1:]:
-        assert {"eval/code/loss@ema", "eval/general/loss@ema", "eval/code/bpb@ema"} <= record.keys()
-        assert record["eval/code/loss@ema"] != record["eval/code/loss"]
-    assert (run_dir / "final_ema" / "config.json").is_file()
-    # The EMA does not touch the live weights: the same run without it ends with the same weights.
-    without = _run(
-        tmp_path / "without",
-        tiny_tokenizer_dir,
-        corpora,
-        methods={k: methods[k] for k in ("l2sp", "distill")},
-    )
-    _assert_equal(weights(run_dir / "final"), weights(without / "final"))
-    # The summary's sources are still only the real ones.
-    import json
-
-    summary = json.loads((run_dir / "summary.json").read_text())
-    assert sorted(summary["sources"]) == ["code", "general"]
+    assert [r["point"] for r in evals] == ["base", "dense", "stage_end"]
+    assert not any("@ema" in key for key in evals[0])  # the base evaluation comes before any method
+    if "ema" in GROUPS[name]:
+        for record in evals[1:]:
+            assert {"eval/code/loss@ema", "eval/general/loss@ema", "eval/code/bpb@ema"} <= record.keys()
+            assert record["eval/code/loss@ema"] != record["eval/code/loss"]
+        assert (whole / "final_ema" / "config.json").is_file()
+    else:
+        assert not (whole / "final_ema").exists()
+    summary = json.loads((whole / "summary.json").read_text())
+    assert sorted(summary["sources"]) == ["code", "general"]  # @ema keys are not sources
 
 
-def test_frozen_parameters_do_not_move(tmp_path, tiny_tokenizer_dir, corpora) -> None:
-    from forgetless.model.load import build_model, load_tokenizer
-
-    config = config_from_dict(
-        tiny_config(tmp_path, tiny_tokenizer_dir, corpora, methods={"freeze": ["embeddings", "layers.1"]})
-    )
-    torch.manual_seed(config.train.seed)
+def test_frozen_parameters_do_not_move(group_runs, tiny_tokenizer_dir, corpora, tmp_path) -> None:
+    whole = group_runs("distill+l2sp+freeze")[0]  # freezes norms and layers.0
+    config = config_from_dict(tiny_config(tmp_path, tiny_tokenizer_dir, corpora))
+    torch.manual_seed(config.train.seed)  # the run's initialisation
     start = dict(build_model(config.model, load_tokenizer(str(tiny_tokenizer_dir))).named_parameters())
-    final = weights(run_training(config, quiet=True) / "final")
-    for name, param in start.items():
-        frozen = name == "model.embed_tokens.weight" or name.startswith("model.layers.1.")
-        assert torch.equal(param.detach(), final[name]) == frozen, name
+    final = weights(whole / "final")
+    for param_name, param in start.items():
+        frozen = param_name.endswith("norm.weight") or param_name.startswith("model.layers.0.")
+        assert torch.equal(param.detach(), final[param_name]) == frozen, param_name
 
 
 def test_bad_freeze_pattern_fails_before_the_run(tmp_path, tiny_tokenizer_dir, corpora) -> None:
+    def run(methods: dict) -> None:
+        run_training(
+            config_from_dict(tiny_config(tmp_path, tiny_tokenizer_dir, corpora, methods=methods)), quiet=True
+        )
+
     with pytest.raises(UserError, match=r"stages\.0\.methods\.freeze\.0: 'decoder\.\*' matches no"):
-        _run(tmp_path, tiny_tokenizer_dir, corpora, methods={"freeze": ["decoder.*"]})
+        run({"freeze": ["decoder.*"]})
     assert not (tmp_path / "run" / "metrics.jsonl").exists()
     with pytest.raises(UserError, match=r"stages\.0\.methods\.lr_multipliers\.layers\.5"):
-        _run(tmp_path, tiny_tokenizer_dir, corpora, methods={"lr_multipliers": {"layers.5": 0.1}})
+        run({"lr_multipliers": {"layers.5": 0.1}})
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_every_method_on_cuda_in_bf16(runner) -> None:
+    """All methods at once on a GPU (bf16 autocast, the fused loss where no logits are needed, a
+    bf16 teacher, the MER anchor and the EMA on the CPU): the run finishes, its terms are finite,
+    and an interrupted run resumes to the same weights up to the GPU's nondeterministic sums."""
+    methods = {**GROUPS["mer+ewc+ema"], **GROUPS["distill+l2sp+freeze"]}
+    methods["ema"] = {"decay": 0.8, "device": "cpu"}
+    gpu = {"device": "cuda", "precision": "bf16"}
+    whole = runner("cuda-whole", methods, **gpu)
+    train = [r for r in read_lines(whole) if r["kind"] == "train"]
+    for key in ("loss/l2sp", "loss/ewc", "loss/distill"):
+        assert all(math.isfinite(r[key]) for r in train), key
+    assert (whole / "final_ema" / "model.safetensors").is_file()
+    original = run_module.after_optimizer_step
+    calls = {"n": 0}
+
+    def after_step(methods_, step):
+        original(methods_, step)
+        calls["n"] += 1
+        if calls["n"] == 6:
+            raise _Interrupted
+
+    run_module.after_optimizer_step = after_step
+    try:
+        with pytest.raises(_Interrupted):
+            runner("cuda-resumed", methods, **gpu)
+    finally:
+        run_module.after_optimizer_step = original
+    resumed = runner("cuda-resumed", methods, resume=True, **gpu)
+    a, b = weights(whole / "final"), weights(resumed / "final")
+    worst = max(float((a[k].float() - b[k].float()).abs().max()) for k in a)
+    print(f"largest difference between the whole and the resumed run on CUDA: {worst:.3g}")
+    assert worst < 1e-3

@@ -50,10 +50,6 @@ class MicroBatch:
     replay: np.ndarray | None  # bool [B]: which rows are replayed sequences (None: unknown, none)
     index: int  # micro-batches of this stage before this one (the same after a resume)
 
-    def replay_rows(self) -> torch.Tensor:
-        rows = np.zeros(len(self.inputs), dtype=bool) if self.replay is None else self.replay
-        return torch.from_numpy(np.asarray(rows, dtype=bool)).to(self.inputs.device)
-
 
 @dataclass
 class Outputs:

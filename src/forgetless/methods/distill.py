@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -73,7 +74,12 @@ class SelfDistillation(Method):
             return torch.zeros(0, dtype=torch.long)
         if self.config.on == "all":
             return None
-        return batch.replay_rows().nonzero().flatten()
+        replay = (
+            np.zeros(len(batch.inputs), dtype=bool)
+            if batch.replay is None
+            else np.asarray(batch.replay, bool)
+        )
+        return torch.from_numpy(np.flatnonzero(replay))  # from the host's plan: no device sync
 
     def wants_logits(self, batch: MicroBatch) -> bool:
         rows = self._rows(batch)
@@ -86,6 +92,7 @@ class SelfDistillation(Method):
         assert self.teacher is not None and outputs.logits is not None
         inputs, targets, student = batch.inputs, batch.targets, outputs.logits
         if rows is not None:
+            rows = rows.to(inputs.device)
             inputs, targets, student = inputs[rows], targets[rows], student[rows]
         with torch.no_grad():
             teacher = self.teacher(input_ids=inputs, use_cache=False).logits
