@@ -233,6 +233,9 @@ class TrainConfig(_Strict):
         "auto", description="loss from hidden states without storing logits; auto: on for CUDA"
     )
     activation_checkpointing: bool = False
+    parallel: Literal["fsdp", "ddp"] = Field(
+        "fsdp", description="under torchrun: FSDP2 sharding per decoder block, or DDP for small models"
+    )
     seed: int = 0
     weight_decay: float = Field(0.1, ge=0)
     grad_clip: float | None = Field(1.0, gt=0)

@@ -33,12 +33,20 @@ from safetensors import safe_open
 from safetensors.torch import load_file, load_model, save_file, save_model
 
 from forgetless.errors import UserError, is_disk_full
+from forgetless.train.distributed import World, barrier, load_sharded, save_sharded
 
 # torch.save reports a write that failed for lack of space as a bare RuntimeError ("unexpected
 # pos ..."); with less free space than this left, such a failure is taken to be a full disk.
 _NEARLY_FULL_BYTES = 16 << 20
 
 _STEP_DIR = re.compile(r"^step_(\d+)$")
+
+
+SHARDED_STATE = "state"  # the torch.distributed.checkpoint folder of a checkpoint written by several ranks
+
+
+def is_sharded(folder: Path) -> bool:
+    return (folder / SHARDED_STATE / ".metadata").is_file()
 
 
 def checkpoint_dir(run_dir: Path) -> Path:
@@ -68,15 +76,21 @@ def save_checkpoint(
     trainer_state: dict[str, Any],
     keep: int,
     extra_tensors: dict[str, dict[str, torch.Tensor]] | None = None,
+    world: World | None = None,
 ) -> Path:
     """Write `checkpoints/step_<step>/` atomically, then delete all but the newest `keep`.
 
-    `extra_tensors` maps a name to tensors written as `methods/<name>.safetensors`.
+    `extra_tensors` maps a name to tensors written as `methods/<name>.safetensors`. Under several
+    ranks (`world`), every rank writes its shards of the model and optimizer with
+    torch.distributed.checkpoint into `state/`, and rank 0 writes the rest and renames the folder.
     """
+    world = world or World()
     root = checkpoint_dir(run_dir)
-    root.mkdir(parents=True, exist_ok=True)
     final = root / f"step_{step}"
     tmp = root / f".tmp-step_{step}"
+    if world.distributed:
+        return _save_sharded_checkpoint(root, tmp, final, model, optimizer, trainer_state, keep, world)
+    root.mkdir(parents=True, exist_ok=True)
     if tmp.exists():
         shutil.rmtree(tmp)
     try:
@@ -103,6 +117,36 @@ def save_checkpoint(
     return final
 
 
+def _save_sharded_checkpoint(
+    root: Path,
+    tmp: Path,
+    final: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    trainer_state: dict[str, Any],
+    keep: int,
+    world: World,
+) -> Path:
+    if world.is_main:
+        root.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+    barrier(world)
+    save_sharded(tmp / SHARDED_STATE, model, optimizer)
+    barrier(world)
+    if world.is_main:
+        _write_trainer_files(tmp, trainer_state)
+        _fsync_dir(tmp)
+        if final.exists():
+            shutil.rmtree(final)
+        os.rename(tmp, final)
+        _fsync_dir(root)
+        for old in list_checkpoints(root.parent)[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+    barrier(world)
+    return final
+
+
 def _write_files(
     folder: Path,
     model: torch.nn.Module,
@@ -116,6 +160,10 @@ def _write_files(
         plain = {key: tensor.detach().contiguous() for key, tensor in tensors.items()}
         save_file(plain, str(folder / "methods" / f"{name}.safetensors"))
     torch.save(optimizer.state_dict(), folder / "optimizer.pt")
+    _write_trainer_files(folder, trainer_state)
+
+
+def _write_trainer_files(folder: Path, trainer_state: dict[str, Any]) -> None:
     rng = {"cpu": torch.get_rng_state()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
@@ -129,10 +177,18 @@ def _write_files(
 def load_checkpoint(
     folder: Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None
 ) -> dict[str, Any]:
-    """Restore the model (and optimizer, when given) in place; return the trainer state."""
-    load_model(model, str(folder / "model.safetensors"), strict=True)
-    if optimizer is not None:
-        optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True, map_location="cpu"))
+    """Restore the model (and optimizer, when given) in place; return the trainer state.
+
+    A sharded checkpoint (written by several ranks) loads on any number of ranks, one included.
+    """
+    if is_sharded(folder):
+        load_sharded(folder / SHARDED_STATE, model, optimizer)
+    else:
+        load_model(model, str(folder / "model.safetensors"), strict=True)
+        if optimizer is not None:
+            optimizer.load_state_dict(
+                torch.load(folder / "optimizer.pt", weights_only=True, map_location="cpu")
+            )
     rng = torch.load(folder / "rng.pt", weights_only=True)
     torch.set_rng_state(rng["cpu"])
     if "cuda" in rng and torch.cuda.is_available():
@@ -145,14 +201,19 @@ def check_model_matches(folder: Path, model: torch.nn.Module) -> None:
     """Raise `UserError` unless the checkpoint's weights have exactly the model's names and shapes.
 
     Reads only the safetensors header, so a resume with another model fails before anything is written.
+    (A sharded checkpoint is checked by torch.distributed.checkpoint when it loads.)
     """
+    if is_sharded(folder):
+        return
     state = model.state_dict()
     weights = folder / "model.safetensors"
     try:
         with safe_open(str(weights), framework="pt") as fh:
             found = {name: list(fh.get_slice(name).get_shape()) for name in fh.keys()}  # noqa: SIM118
     except Exception as err:  # noqa: BLE001 - any unreadable file is reported the same way
-        raise UserError(f"{weights}: unreadable checkpoint weights ({err}); resume from an earlier checkpoint") from None
+        raise UserError(
+            f"{weights}: unreadable checkpoint weights ({err}); resume from an earlier checkpoint"
+        ) from None
     # Tied weights (one storage under several names) are stored once, under one of their names.
     names_of_storage: dict[int, list[str]] = {}
     for name, tensor in state.items():

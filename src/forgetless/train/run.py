@@ -45,6 +45,17 @@ from forgetless.methods.base import (
 )
 from forgetless.model.load import build_model, load_tokenizer, save_model
 from forgetless.train import checkpoint as ckpt
+from forgetless.train.distributed import (
+    World,
+    all_reduce_sum,
+    as_local,
+    barrier,
+    full_state_dict,
+    shard_model,
+    teardown,
+    unwrap,
+)
+from forgetless.train.distributed import setup as setup_world
 from forgetless.train.health import StepHealth
 from forgetless.train.metrics_log import MetricsLog
 from forgetless.train.parallelize import compile_blocks, peak_memory_gib, supports_fused_loss
@@ -91,6 +102,7 @@ class Run:
     stop: StopRequest = field(default_factory=StopRequest)
     trainable: frozenset[str] = frozenset()  # parameters that train unless a stage freezes them
     methods: list[Method] = field(default_factory=list)  # the current stage's (forgetless.methods)
+    world: World = field(default_factory=World)  # this process's rank among the run's processes
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -121,20 +133,33 @@ def run_training(config: RunConfig, *, resume: bool = False, quiet: bool = False
 def _run_training(config: RunConfig, *, resume: bool, quiet: bool) -> Path:
     run_dir = Path(config.output.dir)
     latest = _check_run_dir(run_dir, resume)
-    display = ProgressDisplay(quiet=quiet)
     train = config.train
+    world, device = setup_world(train.device)
+    display = ProgressDisplay(quiet=quiet or not world.is_main)
     torch.manual_seed(train.seed)
-    device, autocast_dtype = resolve_device(train.device, train.precision)
+    autocast_dtype = resolve_device(device.type, train.precision)[1]
+    if train.sequences_per_step % (train.micro_batch * world.size):
+        raise UserError(
+            f"train.batch_tokens: {train.sequences_per_step} sequences per step do not split into micro-batches "
+            f"of {train.micro_batch} on {world.size} processes"
+        )
 
-    tokenizer = load_tokenizer(config.tokenizer or config.model.path, trust_remote_code=config.model.trust_remote_code)
+    tokenizer = load_tokenizer(
+        config.tokenizer or config.model.path, trust_remote_code=config.model.trust_remote_code
+    )
     model = build_model(config.model, tokenizer).to(device)
     if train.activation_checkpointing:
         model.gradient_checkpointing_enable()
     if train.compile:
         compile_blocks(model)
-    fused_loss = _use_fused_loss(train.fused_loss, model, device)
+    fused_loss = _use_fused_loss(train.fused_loss, model, device, world)
+    model = shard_model(model, world, mode=train.parallel, device=device, bf16=autocast_dtype is not None)
     needed = _sources_needed(config)
-    prepared = prepare_sources(config, tokenizer, sources=needed, progress=not quiet)
+    if not world.is_main:
+        barrier(world)  # rank 0 prepares the shards; the others then find them in the cache
+    prepared = prepare_sources(config, tokenizer, sources=needed, progress=not quiet and world.is_main)
+    if world.is_main:
+        barrier(world)
     for name in config.eval_sources:
         if prepared[name].heldout.num_documents == 0:
             raise UserError(
@@ -142,15 +167,20 @@ def _run_training(config: RunConfig, *, resume: bool, quiet: bool) -> Path:
                 f"add documents or leave {name} out of eval.sources"
             )
     eval_sets = {
-        name: heldout_windows(prepared[name].heldout, seq_len=train.seq_len, max_tokens=config.eval.max_tokens)
+        name: heldout_windows(
+            prepared[name].heldout, seq_len=train.seq_len, max_tokens=config.eval.max_tokens
+        )
         for name in config.eval_sources
     }
     mcq_sets = {_mcq_name(ref): load_questions(ref)[: config.eval.mcq_limit] for ref in config.eval.mcq}
-    run_parameter_groups(model, config)  # every stage's LR multipliers and freeze patterns, checked early
-    _check_before_writing(config, {name: p.train for name, p in prepared.items()}, model, latest)
+    run_parameter_groups(
+        unwrap(model), config
+    )  # every stage's LR multipliers and freeze patterns, checked early
+    _check_before_writing(config, {name: p.train for name, p in prepared.items()}, unwrap(model), latest)
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(dump_config(config), encoding="utf-8")
+    if world.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(dump_config(config), encoding="utf-8")
     run = Run(
         config=config,
         run_dir=run_dir,
@@ -161,12 +191,13 @@ def _run_training(config: RunConfig, *, resume: bool, quiet: bool) -> Path:
         train_stores={name: p.train for name, p in prepared.items()},
         eval_sets=eval_sets,
         mcq_sets=mcq_sets,
-        log=MetricsLog(run_dir / "metrics.jsonl"),
+        log=MetricsLog(run_dir / "metrics.jsonl", enabled=world.is_main),
         display=display,
         fused_loss=fused_loss,
-        trainable=trainable_names(model),
+        trainable=trainable_names(unwrap(model)),
+        world=world,
     )
-    if resume and latest is None and (run_dir / "metrics.jsonl").stat().st_size > 0:
+    if world.is_main and resume and latest is None and (run_dir / "metrics.jsonl").stat().st_size > 0:
         run.log.write({"kind": "resume", "step": 0, "tokens": 0})  # no checkpoint: start over
     try:
         with run.stop.installed():
@@ -174,6 +205,7 @@ def _run_training(config: RunConfig, *, resume: bool, quiet: bool) -> Path:
     finally:
         run.log.close()
         display.close()
+    teardown(world)
     return run_dir
 
 
@@ -194,7 +226,12 @@ def _run_stages(run: Run, latest: Path | None) -> None:
     while position.stage_index < len(config.stages):
         stage = config.stages[position.stage_index]
         sampler = MixtureSampler(
-            stage, run.train_stores, seq_len=config.train.seq_len, seed=config.train.seed + position.stage_index
+            stage,
+            run.train_stores,
+            seq_len=config.train.seq_len,
+            seed=config.train.seed + position.stage_index,
+            rank=run.world.rank,
+            world_size=run.world.size,
         )
         if position.stage_step > 0:
             sampler.load_state_dict(trainer_state["sampler"])
@@ -230,19 +267,24 @@ def _run_stages(run: Run, latest: Path | None) -> None:
             "rollbacks": position.rollbacks,
         }
     )
-    save_model(run.model, run.tokenizer, run.run_dir / "final")
+    _save_final(run)
     run.log.close()
-    write_summary(run.run_dir)
+    if run.world.is_main:
+        write_summary(run.run_dir)
 
 
 def _train_stage(
-    run: Run, stage: StageConfig, position: Position, optimizer: torch.optim.Optimizer, sampler: MixtureSampler
+    run: Run,
+    stage: StageConfig,
+    position: Position,
+    optimizer: torch.optim.Optimizer,
+    sampler: MixtureSampler,
 ) -> None:
     """The training loop of one stage: explicit, with no host sync per step except at log intervals."""
     config, model = run.config, run.model
     train = config.train
     micro_batch = train.micro_batch
-    accumulation = train.sequences_per_step // micro_batch
+    accumulation = train.sequences_per_step // (micro_batch * run.world.size)
     total_steps = max(1, math.ceil(sampler.total_sequences / train.sequences_per_step))
     stage_total_tokens = total_steps * run.tokens_per_step
     eval_steps = _eval_steps(run, stage, total_steps)
@@ -251,7 +293,11 @@ def _train_stage(
     if position.stage_step == 0:
         run.log.write(_stage_record("stage_start", stage, position))
     run.display.start_stage(
-        stage.name, position.stage_index, len(config.stages), stage_total_tokens, position.stage_step * run.tokens_per_step
+        stage.name,
+        position.stage_index,
+        len(config.stages),
+        stage_total_tokens,
+        position.stage_step * run.tokens_per_step,
     )
     model.train()
     health = StepHealth(config.reliability, run.log, stage.name, run.display)
@@ -283,7 +329,10 @@ def _train_stage(
             loss_sum += loss.detach()
             terms.add(extra)
         terms.add(before_optimizer_step(run.methods))  # penalties on the weights: their gradients
-        grad_norm = _clip_gradients(model, train.grad_clip)
+        grad_norm = as_local(_clip_gradients(model, train.grad_clip))
+        if run.world.distributed:  # the global mean loss: every rank then takes the same skip decision
+            torch.distributed.all_reduce(loss_sum)
+            loss_sum /= run.world.size
         if health.guard_step(optimizer, loss_sum, grad_norm):  # a non-finite step changes nothing
             optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -293,15 +342,17 @@ def _train_stage(
         position.tokens += run.tokens_per_step
         after_optimizer_step(run.methods, position.stage_step)
         health.record(position.step, loss_sum / accumulation, grad_norm)
+        last = position.stage_step == total_steps
+        log_now = position.step % train.log_every_steps == 0 or last
+        if log_now:  # the one host sync per log interval; the clock is read after it
+            _drain(run, health, position)
         now = time.perf_counter()
         position.train_s += now - tick
         window_s += now - tick
         window_tokens += run.tokens_per_step
         tick = now
 
-        last = position.stage_step == total_steps
-        if position.step % train.log_every_steps == 0 or last:
-            _drain(run, health, position)  # the one host sync per log interval
+        if log_now:
             mean_loss, skipped = health.take_window()
             record = {
                 "kind": "train",
@@ -321,13 +372,23 @@ def _train_stage(
             record.update(terms.means())
             run.log.write(record)
             run.display.update(
-                position.stage_step * run.tokens_per_step, loss=mean_loss, tokens_per_s=record["tokens_per_s"], lr=lr
+                position.stage_step * run.tokens_per_step,
+                loss=mean_loss,
+                tokens_per_s=record["tokens_per_s"],
+                lr=lr,
             )
             window_tokens, window_s = 0, 0.0
 
         if position.stage_step in eval_steps:
             point = "stage_end" if last else eval_steps[position.stage_step]
-            _evaluate(run, position, point=point, stage=stage, stage_tokens=position.stage_step * run.tokens_per_step, with_mcq=last)
+            _evaluate(
+                run,
+                position,
+                point=point,
+                stage=stage,
+                stage_tokens=position.stage_step * run.tokens_per_step,
+                with_mcq=last,
+            )
             model.train()
         saved = None
         if last:
@@ -341,7 +402,9 @@ def _train_stage(
         tick = time.perf_counter()  # evaluation and checkpoints are not training time
 
 
-def _evaluate(run: Run, position: Position, *, point: str, stage: StageConfig, stage_tokens: int, with_mcq: bool) -> None:
+def _evaluate(
+    run: Run, position: Position, *, point: str, stage: StageConfig, stage_tokens: int, with_mcq: bool
+) -> None:
     start = time.perf_counter()
     record: dict[str, Any] = {
         "kind": "eval",
@@ -354,14 +417,7 @@ def _evaluate(run: Run, position: Position, *, point: str, stage: StageConfig, s
     }
     shown = []
     for name, (windows, num_bytes) in run.eval_sets.items():
-        result = evaluate_heldout(
-            run.model,
-            windows,
-            num_bytes,
-            batch_size=run.config.eval.batch_size,
-            device=run.device,
-            autocast_dtype=run.autocast_dtype,
-        )
+        result = _evaluate_heldout_share(run, windows, num_bytes)
         record[f"eval/{name}/loss"] = result["loss"]
         record[f"eval/{name}/bpb"] = result["bpb"]
         record[f"eval/{name}/ppl"] = result["ppl"]
@@ -399,7 +455,61 @@ def _evaluate(run: Run, position: Position, *, point: str, stage: StageConfig, s
     run.display.set_eval(", ".join(shown))
 
 
-def _save(run: Run, position: Position, optimizer: torch.optim.Optimizer, sampler: MixtureSampler | None) -> Path:
+def _evaluate_heldout_share(run: Run, windows: np.ndarray, num_bytes: int) -> dict[str, float]:
+    """Held-out metrics with the windows split over ranks and the sums reduced.
+
+    Every rank gets the same number of windows (padding windows predict nothing), so sharded
+    models run the same forward passes on every rank.
+    """
+    world = run.world
+    if world.distributed:
+        per_rank = -(-len(windows) // world.size)
+        padded = np.full((per_rank * world.size, windows.shape[1]), -100, dtype=windows.dtype)
+        padded[: len(windows)] = windows
+        windows = padded[world.rank :: world.size]
+    result = evaluate_heldout(
+        run.model,
+        windows,
+        num_bytes,
+        batch_size=run.config.eval.batch_size,
+        device=run.device,
+        autocast_dtype=run.autocast_dtype,
+    )
+    if not world.distributed:
+        return result
+    nll = result["loss"] * result["tokens"] if result["tokens"] else 0.0
+    nll, tokens = all_reduce_sum([nll, float(result["tokens"])], world)
+    loss = nll / max(tokens, 1.0)
+    return {
+        "loss": loss,
+        "ppl": math.exp(loss),
+        "bpb": nll / math.log(2) / num_bytes,
+        "tokens": tokens,
+        "bytes": num_bytes,
+    }
+
+
+def _save_final(run: Run) -> None:
+    """`final/`: one standard HF directory, gathered from every rank when the model is sharded."""
+    if not run.world.distributed:
+        save_model(run.model, run.tokenizer, run.run_dir / "final")
+        return
+    state = full_state_dict(run.model)
+    if run.world.is_main:
+        from transformers import AutoModelForCausalLM
+
+        config = unwrap(run.model).config
+        with torch.device("meta"):
+            plain = AutoModelForCausalLM.from_config(config)
+        plain.load_state_dict(state, assign=True, strict=False)
+        plain.tie_weights()
+        save_model(plain, run.tokenizer, run.run_dir / "final")
+    barrier(run.world)
+
+
+def _save(
+    run: Run, position: Position, optimizer: torch.optim.Optimizer, sampler: MixtureSampler | None
+) -> Path:
     state = {"position": asdict(position), "sampler": sampler.state_dict() if sampler is not None else None}
     # A finished stage's methods are done with: the next stage starts its own.
     state["methods"], tensors = method_states(run.methods if sampler is not None else [])
@@ -412,6 +522,7 @@ def _save(run: Run, position: Position, optimizer: torch.optim.Optimizer, sample
         trainer_state=state,
         keep=run.config.output.keep_checkpoints,
         extra_tensors=tensors,
+        world=run.world,
     )
 
 
@@ -524,7 +635,13 @@ def _check_before_writing(
     """Raise `UserError` for input that would fail later (a stage that cannot be sampled, a
     checkpoint that does not fit the config) before anything in the run directory changes."""
     for index, stage in enumerate(config.stages):
-        MixtureSampler(stage, stores, seq_len=config.train.seq_len, seed=config.train.seed + index, max_epochs_warning=None)
+        MixtureSampler(
+            stage,
+            stores,
+            seq_len=config.train.seq_len,
+            seed=config.train.seed + index,
+            max_epochs_warning=None,
+        )
     if latest is None:
         return
     ckpt.check_model_matches(latest, model)
@@ -544,7 +661,11 @@ def _check_before_writing(
     if position.stage_step > 0 and position.stage_index < len(config.stages):
         stage = config.stages[position.stage_index]
         sampler = MixtureSampler(
-            stage, stores, seq_len=config.train.seq_len, seed=config.train.seed + position.stage_index, max_epochs_warning=None
+            stage,
+            stores,
+            seq_len=config.train.seq_len,
+            seed=config.train.seed + position.stage_index,
+            max_epochs_warning=None,
         )
         sampler.load_state_dict(state["sampler"])
 
@@ -585,8 +706,12 @@ def _transformers_progress_bars(enabled: bool) -> Any:
 def _disk_full_message(run_dir: Path, err: BaseException) -> str:
     path = getattr(err, "filename", None) or run_dir
     latest = ckpt.latest_checkpoint(run_dir)
-    kept = f"the latest checkpoint {latest} is intact" if latest is not None else "no checkpoint was written yet"
-    return f"no space left on device while writing {path}; {kept}; free some space, then run again with --resume"
+    kept = (
+        f"the latest checkpoint {latest} is intact" if latest is not None else "no checkpoint was written yet"
+    )
+    return (
+        f"no space left on device while writing {path}; {kept}; free some space, then run again with --resume"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -612,8 +737,12 @@ def _to_device(batch: np.ndarray, device: torch.device) -> torch.Tensor:
     return tensor
 
 
-def _use_fused_loss(setting: str, model: torch.nn.Module, device: torch.device) -> bool:
+def _use_fused_loss(setting: str, model: torch.nn.Module, device: torch.device, world: World) -> bool:
     if setting == "off":
+        return False
+    if world.distributed:  # the sharded head is gathered only inside the model's own forward
+        if setting == "on":
+            raise UserError("train.fused_loss: on is not supported with several processes; use auto or off")
         return False
     supported = supports_fused_loss(model)
     if setting == "on" and not supported:
@@ -632,10 +761,12 @@ def _autocast(run: Run) -> contextlib.AbstractContextManager[Any]:
 
 def _new_optimizer(run: Run) -> torch.optim.Optimizer:
     train = run.config.train
-    groups = run_parameter_groups(run.model, run.config, run.trainable)
+    groups = run_parameter_groups(unwrap(run.model), run.config, run.trainable)
     for group in groups:
         group.pop("names", None)
     kwargs: dict[str, Any] = {"lr": 0.0, "betas": tuple(train.betas), "eps": train.eps}
+    if run.world.distributed and run.device.type != "cuda":
+        return torch.optim.AdamW(groups, **kwargs)  # sharded parameters on CPU: the foreach kernels
     try:
         return torch.optim.AdamW(groups, fused=True, **kwargs)
     except (RuntimeError, TypeError, ValueError):
