@@ -183,30 +183,61 @@ def test_residual_command_with_an_added_token(model_dirs, tmp_path, tiny_tokeniz
     assert torch.equal(result.get_input_embeddings().weight[rows - 1].detach(), added.detach())
 
 
-def test_merge_sweep_marks_pareto_points(tmp_path, tiny_tokenizer_dir) -> None:
-    """A tiny run, then the sweep between its base (an untrained init) and its final model."""
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, tiny_tokenizer_dir) -> tuple[Path, Path]:
+    """A tiny run with checkpoints at steps 4 and 8, and its base (the same init, saved)."""
     from tiny_runs import tiny_config, write_corpora
 
     from forgetless.config import config_from_dict
+    from forgetless.model.load import load_tokenizer
     from forgetless.train.run import run_training
 
-    corpora = write_corpora(tmp_path / "data")
-    data = tiny_config(tmp_path, tiny_tokenizer_dir, corpora)
-    data["output"]["checkpoint_every_tokens"] = None
+    tmp = tmp_path_factory.mktemp("tiny-run")
+    data = tiny_config(tmp, tiny_tokenizer_dir, write_corpora(tmp / "data"))
     data["eval"]["dense_start"] = []
-    run_dir = run_training(config_from_dict(data), quiet=True)
-    # The base: the same init, saved (a run's stage 0 starts from it).
-    from forgetless.model.load import load_tokenizer
-
     config = config_from_dict(data)
+    run_dir = run_training(config, quiet=True)
     torch.manual_seed(config.train.seed)
     tokenizer = load_tokenizer(str(tiny_tokenizer_dir))
-    save_model(build_model(config.model, tokenizer), tokenizer, tmp_path / "base")
+    save_model(build_model(config.model, tokenizer), tokenizer, tmp / "base")
+    return run_dir, tmp / "base"
+
+
+def test_average_of_a_stage_checkpoints(tiny_run, tmp_path, capsys) -> None:
+    run_dir, _ = tiny_run
+    # Checkpoints store the tied embedding under one of its two names; HF directories under the other.
+    tied = ("model.embed_tokens.weight", "lm_head.weight")
+
+    def checkpoint(step: int) -> dict:
+        tensors = load_file(run_dir / "checkpoints" / f"step_{step}" / "model.safetensors")
+        for a, b in (tied, tied[::-1]):
+            if a in tensors:
+                tensors[b] = tensors[a]
+        return tensors
+
+    step4, step8 = checkpoint(4), checkpoint(8)
+    main(["average", str(run_dir), "--last", "2", "--out", str(tmp_path / "avg")])
+    assert "step_4, step_8 of stage code" in capsys.readouterr().out
+    averaged = load_file(tmp_path / "avg" / "model.safetensors")
+    for name, tensor in averaged.items():
+        torch.testing.assert_close(tensor, (step4[name] + step8[name]) / 2)
+    main(["average", str(run_dir), "--last", "1", "--out", str(tmp_path / "last")])
+    final = load_file(run_dir / "final" / "model.safetensors")
+    last = load_file(tmp_path / "last" / "model.safetensors")
+    assert all(torch.equal(last[name], final[name]) for name in final)  # step_8 is the end of the stage
+    with pytest.raises(SystemExit) as exit_:
+        main(["average", str(run_dir), "--last", "3", "--out", str(tmp_path / "x")])
+    assert exit_.value.code == 2 and "fewer than --last 3" in capsys.readouterr().err
+
+
+def test_merge_sweep_marks_pareto_points(tiny_run, tmp_path) -> None:
+    """The sweep between a tiny run's base (an untrained init) and its final model."""
+    run_dir, base = tiny_run
     out = tmp_path / "sweep"
     main(
         [
             "merge",
-            str(tmp_path / "base"),
+            str(base),
             str(run_dir / "final"),
             "--sweep",
             "0,0.5,1",
