@@ -180,10 +180,12 @@ def demo(
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress display.")] = False,
 ) -> None:
-    """The embedded default: pretrain a small base on bundled general text (cached), continue it on
-    bundled security text with no replay, 5% and 25% replay, and print what was learned and forgotten.
+    """The embedded default: continue a small base on bundled security text three ways, show the ledger.
 
-    Writes a run directory per strategy, a combined summary.json and report.html.
+    Pretrains a small base on bundled general text (cached), continues it on bundled security text
+    with no replay, 5% and 25% replay of general, evaluates held-out loss and both question sets,
+    prints what was learned and forgotten, and writes a run directory per strategy, a combined
+    summary.json and report.html.
     """
     from forgetless.demo import run_demo
 
