@@ -40,15 +40,15 @@ class DemoSize:
 
 
 FULL = DemoSize(
-    base_tokens=1_600_000,
-    stage_tokens=320_000,
+    base_tokens=1_228_800,
+    stage_tokens=245_760,
     hidden_size=128,
     num_layers=4,
     num_heads=4,
     seq_len=256,
     batch_tokens=8192,
     eval_tokens=16384,
-    mcq_limit=None,
+    mcq_limit=500,
 )
 QUICK = DemoSize(
     base_tokens=196_608,
