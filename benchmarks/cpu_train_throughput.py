@@ -20,20 +20,26 @@ Two configurations, each side by side: `eager` (no compilation) and `compiled`
 (`train.compile: true` against `TrainingArguments(torch_compile=True)`; compilation happens in the
 warm-up steps and is not timed).
 
-What is timed is the same for both: the wall time from the start of optimizer step `warmup + 1` to
-the start of step `warmup + steps + 1`, so every step's data loading, forward, backward, clipping,
-optimizer step and logging is inside, and start-up, the warm-up steps and saving the final model
-are not. A step starts when forgetless's sampler hands out the step's first micro-batch, and at
-the Trainer's `on_step_begin` callback (after it fetched the step's batches). Tokens/s =
-`steps x tokens per step / that time`. Runs alternate (Trainer, forgetless, ...) and the median over
-`--repeats` counts, since the machine may be shared; the load average is recorded.
+What is timed is the same for both: each of the optimizer steps `warmup + 1 .. warmup + steps`,
+from the start of the step to the start of the next, so every step's data loading, forward,
+backward, clipping, optimizer step and logging is inside, and start-up, the warm-up steps and
+saving the final model are not. A step starts when forgetless's sampler hands out the step's first
+micro-batch, and at the Trainer's `on_step_begin` callback (after it fetched the step's batches).
+Tokens/s = tokens per step / the median step time of a run (the median is robust to other work on
+a shared machine; the mean over the timed steps is reported too). Runs alternate (Trainer,
+forgetless, ...) and the median over `--repeats` runs counts (`--compiled-repeats` for the compiled
+configuration, whose runs each spend half a minute compiling); the load average is recorded.
 
 Both sides train the same thing: the initial model's loss on the first micro-batch through each
 side's loss path, and each side's logged mean loss per log window, are printed and saved.
 
-    python benchmarks/cpu_train_throughput.py [--repeats 3] [--steps 20] [--configs eager,compiled]
+    python benchmarks/cpu_train_throughput.py [--repeats 3] [--steps 16] [--configs eager,compiled]
 
-Results go to `benchmarks/results/cpu_train_throughput.json` (or `--out`).
+Results go to `benchmarks/results/cpu_train_throughput.json` (or `--out`). Part of the Trainer's
+extra time on CPU is glibc handing its logits-sized tensors fresh, page-faulted memory every
+micro-batch; to measure both sides with an allocator that keeps freed memory, run the script with
+`MALLOC_TRIM_THRESHOLD_=4294967296 MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TOP_PAD_=268435456` in
+the environment (recorded in the results) and `--out benchmarks/results/cpu_train_throughput_malloc_tuned.json`.
 """
 
 from __future__ import annotations
@@ -185,13 +191,16 @@ def initial_losses(config: Any, windows: np.ndarray) -> dict[str, float]:
     return {"forgetless": plain, "forgetless_fused": fused, "hf_trainer": trainer}
 
 
-def step_timing(starts: list[float], warmup: int, steps: int, tokens_per_step: int) -> dict[str, float]:
-    """Tokens/s over steps `warmup + 1 .. warmup + steps` from the start times of every step."""
-    seconds = starts[warmup + steps] - starts[warmup]
+def step_timing(starts: list[float], warmup: int, steps: int, tokens_per_step: int) -> dict[str, Any]:
+    """Tokens/s of steps `warmup + 1 .. warmup + steps` from the start times of every step."""
+    durations = np.diff(starts[warmup : warmup + steps + 1])
+    median = float(np.median(durations))
+    seconds = float(durations.sum())
     return {
-        "tokens_per_s": steps * tokens_per_step / seconds,
-        "seconds": seconds,
-        "s_per_step": seconds / steps,
+        "tokens_per_s": tokens_per_step / median,
+        "tokens_per_s_mean": steps * tokens_per_step / seconds,
+        "s_per_step": median,
+        "step_s": [round(float(d), 4) for d in durations],
     }
 
 
@@ -220,6 +229,10 @@ def run_forgetless(
         run_dir = run_training(config, quiet=True)
     finally:
         MixtureSampler.next_batch = original  # type: ignore[method-assign]
+    if len(calls) != total_steps(args) * accumulation:
+        raise RuntimeError(
+            f"expected {accumulation} batches per step, the sampler served {len(calls)} in all"
+        )
     lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     train = [r for r in lines if r["kind"] == "train"]
     timed = range(args.warmup + 1, args.warmup + args.steps + 1)
@@ -299,9 +312,10 @@ def run_trainer(
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--compiled-repeats", type=int, default=2)
     parser.add_argument("--configs", default=",".join(CONFIGURATIONS), help="eager, compiled or both")
-    parser.add_argument("--warmup", type=int, default=5, help="untimed optimizer steps at the start")
-    parser.add_argument("--steps", type=int, default=20, help="timed optimizer steps")
+    parser.add_argument("--warmup", type=int, default=4, help="untimed optimizer steps at the start")
+    parser.add_argument("--steps", type=int, default=16, help="timed optimizer steps")
     parser.add_argument("--log-every", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seq-len", type=int, default=256)
@@ -320,6 +334,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.quick:
         args.hidden, args.layers, args.heads, args.ffn, args.seq_len = 64, 2, 2, 172, 64
         args.batch, args.micro_batch, args.warmup, args.steps, args.log_every, args.repeats = 4, 2, 2, 3, 1, 1
+        args.compiled_repeats = 1
     args.configs = [c.strip() for c in args.configs.split(",") if c.strip()]
     unknown = set(args.configs) - set(CONFIGURATIONS)
     if unknown or not args.configs:
@@ -339,7 +354,7 @@ def measure(args: argparse.Namespace, work: Path, config: Any, windows: np.ndarr
     results: dict[str, dict[str, list[dict[str, Any]]]] = {c: {s: [] for s in sides(c)} for c in args.configs}
     for configuration in args.configs:
         compile = configuration == "compiled"
-        for index in range(args.repeats):
+        for index in range(args.compiled_repeats if compile else args.repeats):
             for side in sides(configuration):
                 out_dir = work / f"{configuration}-{side}-{index}"
                 if side == "hf_trainer":
@@ -364,7 +379,8 @@ def summarize(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     summary["speedup"] = round(summary["forgetless_tokens_per_s"] / summary["hf_trainer_tokens_per_s"], 3)
     summary["per_repeat"] = {
         side: [
-            {k: round(r[k], 4) for k in ("tokens_per_s", "seconds", "s_per_step", "load_avg_1min")}
+            {k: round(r[k], 4) for k in ("tokens_per_s", "tokens_per_s_mean", "s_per_step", "load_avg_1min")}
+            | {"step_s": r["step_s"]}
             | ({"own_log_tokens_per_s": r["own_log_tokens_per_s"]} if "own_log_tokens_per_s" in r else {})
             for r in side_runs
         ]
@@ -437,6 +453,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "timed_steps": args.steps,
         "log_every_steps": args.log_every,
         "repeats": args.repeats,
+        "compiled_repeats": args.compiled_repeats,
         "threads": args.threads,
         "precision": "fp32",
         "optimizer": f"AdamW lr {args.lr:g} constant, betas (0.9, 0.95), eps 1e-8, weight decay {args.weight_decay:g} "
@@ -445,7 +462,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "hf_trainer_optimizer_fused": trainer_optim["optimizer_fused"],
         "forgetless_settings": "train.fused_loss: on (forgetless_unfused: off, the Trainer's loss path)",
         "data": "bundled general corpus, the first windows of forgetless's sampler (seed 0), same order on both sides",
-        "timing": "wall time from the start of step warmup+1 to the start of step warmup+steps+1; median over repeats",
+        "timing": "each timed step from its start to the next step's start; tokens/s from the median step of "
+        "a run; the median over repeats",
         "compiled": "forgetless train.compile: true (per-block compile, compiled fused-loss chunks); "
         "Trainer torch_compile=True",
     }
@@ -453,6 +471,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "platform": platform.platform(),
+        # glibc allocator settings change how often large tensors get fresh, page-faulted memory
+        "malloc_env": {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")},
         "load_avg_before": [round(x, 2) for x in load_before],
         "load_avg_after": [round(x, 2) for x in load_after],
     }
@@ -471,7 +491,7 @@ def print_table(result: dict[str, Any]) -> None:
     print(
         f"{cfg['params'] / 1e6:.2f}M-parameter Llama, seq_len {cfg['seq_len']}, {cfg['tokens_per_step']} tokens/step "
         f"({cfg['micro_batch']} x {cfg['gradient_accumulation']}), fp32, {cfg['threads']} threads, "
-        f"{cfg['timed_steps']} timed steps, median of {cfg['repeats']}"
+        f"{cfg['timed_steps']} timed steps, median of {cfg['repeats']} runs ({cfg['compiled_repeats']} compiled)"
     )
     print(f"{'configuration':14} {'side':19} {'tokens/s':>9} {'s/step':>7}  {'vs Trainer':>10}  repeats")
     for name, summary in result["configurations"].items():

@@ -26,12 +26,15 @@ def _chunk_loss_and_grad(
     valid = targets != IGNORE_INDEX
     safe = torch.where(valid, targets, 0)
     rows = torch.arange(logits.shape[0], device=logits.device)
-    lse = torch.logsumexp(logits, dim=-1)
-    loss = torch.where(valid, lse - logits[rows, safe], 0.0).sum()
-    # softmax - one-hot, written over the logits: one chunk-sized buffer, fewer passes over it
-    grad = logits.sub_(lse.unsqueeze(1)).exp_()
-    grad[rows, safe] -= 1.0
-    grad.mul_(valid.unsqueeze(1))
+    target_logit = logits[rows, safe]
+    # softmax - one-hot, written over the logits: one chunk-sized buffer and five passes over it
+    top = logits.amax(dim=-1, keepdim=True)
+    grad = logits.sub_(top).exp_()
+    sum_exp = grad.sum(dim=-1)
+    lse = sum_exp.log() + top.squeeze(1)
+    loss = torch.where(valid, lse - target_logit, 0.0).sum()
+    grad.mul_((valid / sum_exp).unsqueeze(1))  # normalise, and zero the ignored rows
+    grad[rows, safe] -= valid.to(grad.dtype)
     return loss, grad.to(hidden.dtype)
 
 
