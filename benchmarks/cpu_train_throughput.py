@@ -58,38 +58,16 @@ from typing import Any
 
 import numpy as np
 import torch
+from machine import cpu_model
+from machine import versions as package_versions
 
 RESULTS = Path(__file__).resolve().parent / "results" / "cpu_train_throughput.json"
 TARGET_SPEEDUP = 1.2
 CONFIGURATIONS = ("eager", "compiled")
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def versions() -> dict[str, str]:
-    import accelerate
-    import datasets
-    import transformers
-
-    import forgetless
-
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "accelerate": accelerate.__version__,
-        "datasets": datasets.__version__,
-        "numpy": np.__version__,
-        "forgetless": forgetless.__version__,
-    }
+    return package_versions("torch", "transformers", "accelerate", "datasets", "numpy", "forgetless")
 
 
 # ---------------------------------------------------------------------------------------------

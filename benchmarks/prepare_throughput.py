@@ -37,37 +37,15 @@ import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
+from machine import cpu_model
+from machine import versions as package_versions
 
 RESULTS = Path(__file__).resolve().parent / "results" / "prepare_throughput.json"
 TARGETS = {"ratio_vs_raw": 0.8, "ratio_vs_datasets": 1.5, "sampler_tokens_per_s": 50e6}
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def versions() -> dict[str, str]:
-    import datasets
-    import tokenizers
-    import transformers
-
-    import forgetless
-
-    return {
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "tokenizers": tokenizers.__version__,
-        "transformers": transformers.__version__,
-        "datasets": datasets.__version__,
-        "forgetless": forgetless.__version__,
-    }
+    return package_versions("numpy", "tokenizers", "transformers", "datasets", "forgetless")
 
 
 # ---------------------------------------------------------------------------------------------
