@@ -31,7 +31,7 @@ from forgetless.data.sampler import MixtureSampler
 from forgetless.errors import Preempted, RunFailed, RunStopped, UserError, is_disk_full
 from forgetless.evaluate.heldout import evaluate_heldout, heldout_windows
 from forgetless.evaluate.ledger import write_summary
-from forgetless.evaluate.mcq import load_questions, score_mcq
+from forgetless.evaluate.mcq import load_questions, question_set_name, score_mcq
 from forgetless.methods.base import (
     LossTerms,
     Method,
@@ -172,7 +172,7 @@ def _run_training(config: RunConfig, *, resume: bool, quiet: bool) -> Path:
         )
         for name in config.eval_sources
     }
-    mcq_sets = {_mcq_name(ref): load_questions(ref)[: config.eval.mcq_limit] for ref in config.eval.mcq}
+    mcq_sets = {question_set_name(ref): load_questions(ref)[: config.eval.mcq_limit] for ref in config.eval.mcq}
     run_parameter_groups(
         unwrap(model), config
     )  # every stage's LR multipliers and freeze patterns, checked early
@@ -808,11 +808,6 @@ def _sources_needed(config: RunConfig) -> list[str]:
         if stage.methods.ewc is not None:
             needed.update(stage.methods.ewc.from_)
     return sorted(needed)
-
-
-def _mcq_name(ref: str) -> str:
-    name = ref.removeprefix("bundled:")
-    return Path(name).name.removesuffix(".gz").removesuffix(".jsonl") if "/" in name or "." in name else name
 
 
 def _run_start_record(run: Run) -> dict[str, Any]:
