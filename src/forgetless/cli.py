@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -52,7 +52,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: Annotated[
-        Optional[bool],
+        bool | None,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks for every error.")] = False,
@@ -62,7 +62,7 @@ def _root(
 
 ConfigArg = Annotated[Path, typer.Argument(help="The run config (YAML).", show_default=False)]
 SetOpt = Annotated[
-    Optional[list[str]],
+    list[str] | None,
     typer.Option("--set", help="Override a config key, e.g. --set train.seed=1 (repeatable)."),
 ]
 
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
 def train(
     config: ConfigArg,
     out: Annotated[
-        Optional[Path], typer.Option("--out", help="Run directory (default: output.dir of the config).")
+        Path | None, typer.Option("--out", help="Run directory (default: output.dir of the config).")
     ] = None,
     set_: SetOpt = None,
     resume: Annotated[
@@ -171,11 +171,11 @@ def _print_run_result(run_dir: Path) -> None:
 @app.command()
 def demo(
     out: Annotated[
-        Optional[Path], typer.Option("--out", help="Output folder (default: runs/demo-<date>-<time>).")
+        Path | None, typer.Option("--out", help="Output folder (default: runs/demo-<date>-<time>).")
     ] = None,
     quick: Annotated[bool, typer.Option("--quick", help="A smaller, faster demo (about a minute).")] = False,
     base: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--base", help="Continue this HF model dir (with its own tokenizer) instead of building a base."),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress display.")] = False,

@@ -35,21 +35,6 @@ def numbered_store(lengths: list[int]) -> TokenStore:
     return TokenStore.from_arrays(np.array(tokens, dtype=np.uint32), np.array(offsets), np.array(lengths) * 3)
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tiny_tokenizer):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tiny_tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-    )
-    return LlamaForCausalLM(config)
-
-
 TEXTS = [
     "The quick brown fox jumps over the lazy dog.",
     "Held-out text: naïve café, déjà vu — bytes differ from characters.",

@@ -52,21 +52,6 @@ def write_task(folder: Path, name: str = "tiny_mcq") -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tiny_tokenizer):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tiny_tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-    )
-    return LlamaForCausalLM(config)
-
-
 def test_local_multiple_choice_task_runs_offline(tmp_path, tiny_model, tiny_tokenizer):
     tiny_model.train()
     torch.manual_seed(123)

@@ -40,21 +40,6 @@ def write_jsonl(path, records, compress=False):
     return path
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tiny_tokenizer):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tiny_tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-    )
-    return LlamaForCausalLM(config)
-
-
 # ---------------------------------------------------------------------------------------------
 # Question files
 

@@ -55,7 +55,7 @@ def test_model_loss_and_gradients_match(family: str, tiny_tokenizer) -> None:
     fused_grads = torch.autograd.grad(fused, list(model.parameters()), allow_unused=True)
 
     assert fused.item() == pytest.approx(plain.item(), rel=1e-5)
-    for a, b in zip(plain_grads, fused_grads):
+    for a, b in zip(plain_grads, fused_grads, strict=True):
         assert (a is None) == (b is None)
         if a is not None:
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)

@@ -15,11 +15,11 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
+from conftest import sample_texts
 from forgetless.cli import main
 from forgetless.config import load_config
 from forgetless.train import checkpoint as ckpt
 from forgetless.train.run import run_training
-from conftest import sample_texts
 
 
 def write_corpora(root: Path) -> dict[str, Path]:
