@@ -59,7 +59,7 @@ OVERHEAD_VARIANTS: dict[str, dict[str, Any] | None] = {
     "no method": None,
     "distill, float32 teacher": {"alpha": 1.0, "temperature": 2.0, "teacher_dtype": "float32"},
     "distill, bfloat16 teacher": {"alpha": 1.0, "temperature": 2.0, "teacher_dtype": "bfloat16"},
-    "distill, every 4th micro-batch": {
+    "distill, every 4th step": {
         "alpha": 1.0,
         "temperature": 2.0,
         "teacher_dtype": "float32",
@@ -184,7 +184,7 @@ def distill_overhead(
             torch.cuda.synchronize()
         wall, cpu = time.perf_counter(), time.process_time()
         for index, batch in enumerate(batches):
-            step = MicroBatch(batch[:, :-1], batch[:, 1:], None, index=index)
+            step = MicroBatch(batch[:, :-1], batch[:, 1:], None, step=index)  # a step of one micro-batch
             with autocast():
                 _, objective, _ = training_loss(
                     methods[name], model, step, fused=device.startswith("cuda"), compute_dtype=autocast_dtype

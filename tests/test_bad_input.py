@@ -340,3 +340,13 @@ def test_bad_input_exits_2_with_one_line(
     assert "Traceback" not in err and out == ""
     assert snapshot(run_dir) == before  # the earlier run is untouched
     record(record_property, "Bad input", name, f"exit {code}: {quoted(lines[0])}")
+
+
+def test_a_command_line_usage_error_exits_2_with_the_usage(capsys) -> None:
+    from forgetless.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "config.yaml", "--no-such-option"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "No such option: --no-such-option" in err and "Usage:" in err

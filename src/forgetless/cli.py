@@ -90,15 +90,26 @@ def main(argv: list[str] | None = None) -> None:
         typer.echo("interrupted", err=True)
         sys.exit(130)
     except Exception as err:  # noqa: BLE001 - the last line of defence for internal errors
-        import click
-
-        if isinstance(err, click.ClickException):
+        if _is_usage_error(err):  # an unknown option, a missing argument: usage and exit 2
             err.show()
             sys.exit(2)
         if _DEBUG["on"]:
             raise
-        typer.echo(f"internal error: {type(err).__name__}: {err} (rerun with --debug for a traceback)", err=True)
+        typer.echo(
+            f"internal error: {type(err).__name__}: {err} "
+            "(rerun as `forgetless --debug COMMAND ...` for a traceback)",
+            err=True,
+        )
         sys.exit(1)
+
+
+def _is_usage_error(err: Exception) -> bool:
+    """A command-line usage error, from click or from the copy of click that typer carries."""
+    import click
+
+    return isinstance(err, click.ClickException) or (
+        isinstance(err, typer.TyperException) and callable(getattr(err, "show", None))
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -176,7 +187,9 @@ def demo(
     quick: Annotated[bool, typer.Option("--quick", help="A smaller, faster demo (about a minute).")] = False,
     base: Annotated[
         Path | None,
-        typer.Option("--base", help="Continue this HF model dir (with its own tokenizer) instead of building a base."),
+        typer.Option(
+            "--base", help="Continue this HF model dir (with its own tokenizer) instead of building a base."
+        ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress display.")] = False,
 ) -> None:
@@ -337,7 +350,9 @@ def report(
     out: Annotated[Path, typer.Option("--out", help="The HTML file to write.")] = Path("report.html"),
     name: Annotated[
         list[str] | None,
-        typer.Option("--name", help="Display name of each run, in order (repeatable; default: folder names)."),
+        typer.Option(
+            "--name", help="Display name of each run, in order (repeatable; default: folder names)."
+        ),
     ] = None,
     title: Annotated[str, typer.Option("--title", help="Page title.")] = "forgetless report",
 ) -> None:
@@ -393,12 +408,24 @@ def prepare(
     )
     prepared = prepare_sources(run_config, tokenizer, progress=not quiet)
     table = Table(title=f"sources (cache: {default_cache_dir(run_config)})", title_justify="left")
-    for column in ("source", "status", "train docs", "train tokens", "held-out docs", "held-out tokens", "notes"):
+    for column in (
+        "source",
+        "status",
+        "train docs",
+        "train tokens",
+        "held-out docs",
+        "held-out tokens",
+        "notes",
+    ):
         table.add_column(column, justify="right" if "docs" in column or "tokens" in column else "left")
     for name, source in prepared.items():
         meta = source.meta
         read = meta.get("read", {})
-        notes = [f"{read[k]:,} {k.replace('_', ' ')}" for k in ("skipped_records", "empty_documents", "invalid_utf8") if read.get(k)]
+        notes = [
+            f"{read[k]:,} {k.replace('_', ' ')}"
+            for k in ("skipped_records", "empty_documents", "invalid_utf8")
+            if read.get(k)
+        ]
         table.add_row(
             name,
             "up to date" if source.cached else "prepared",
@@ -425,19 +452,23 @@ def merge(
         Path, typer.Argument(help="The continued model (HF dir), e.g. RUN_DIR/final.", show_default=False)
     ],
     out: Annotated[
-        Path, typer.Option("--out", help="With --alpha: the merged model dir. With --sweep: the results folder.")
+        Path,
+        typer.Option("--out", help="With --alpha: the merged model dir. With --sweep: the results folder."),
     ],
     alpha: Annotated[
         float | None, typer.Option("--alpha", min=0.0, max=1.0, help="Write (1 - A) * BASE + A * CPT.")
     ] = None,
     sweep: Annotated[
         str | None,
-        typer.Option("--sweep", help="Alphas, e.g. 0,0.25,0.5,0.75,1: evaluate each and mark the Pareto points."),
+        typer.Option(
+            "--sweep", help="Alphas, e.g. 0,0.25,0.5,0.75,1: evaluate each and mark the Pareto points."
+        ),
     ] = None,
     config: Annotated[
         Path | None,
         typer.Option(
-            "--config", help="The run config whose sources and MCQ sets --sweep evaluates (default: CPT/../config.yaml)."
+            "--config",
+            help="The run config whose sources and MCQ sets --sweep evaluates (default: CPT/../config.yaml).",
         ),
     ] = None,
     set_: SetOpt = None,

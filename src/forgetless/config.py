@@ -156,7 +156,9 @@ class EWCConfig(_Strict):
     weight: float = Field(gt=0, description="lambda of lambda/2 * sum F (theta - theta_stage_start)^2")
     from_: list[str] = Field(alias="from", description="sources whose batches estimate the Fisher")
     batches: int = Field(16, gt=0, description="micro-batches of train.micro_batch sequences")
-    normalize: bool = Field(True, description="divide the Fisher by its mean (weight then compares with l2sp)")
+    normalize: bool = Field(
+        True, description="divide the Fisher by its mean (weight then compares with l2sp)"
+    )
 
     @field_validator("from_", mode="before")
     @classmethod
@@ -170,7 +172,7 @@ class DistillConfig(_Strict):
     alpha: float = Field(1.0, gt=0)
     temperature: float = Field(2.0, gt=0)
     on: Literal["all", "replay"] = Field("all", description="the sequences that get the term")
-    every: int = Field(1, gt=0, description="apply on every n-th micro-batch only")
+    every: int = Field(1, gt=0, description="apply in every n-th optimizer step only")
     teacher_dtype: Literal["auto", "float32", "bfloat16"] = Field("auto", description="auto: bf16 on GPU")
 
     @model_validator(mode="before")
@@ -358,7 +360,9 @@ def _check_methods(stage: StageConfig, i: int, known: list[str]) -> None:
             _check_source(name, known, f"stages.{i}.methods.ewc.from.{j}")
     replays = stage.replay is not None and stage.replay.ratio > 0
     if methods.distill is not None and methods.distill.on == "replay" and not replays:
-        raise _KeyError(f"stages.{i}.methods.distill.on", "replay needs replay in the stage; use all or add replay")
+        raise _KeyError(
+            f"stages.{i}.methods.distill.on", "replay needs replay in the stage; use all or add replay"
+        )
 
 
 def _check_source(name: str, known: list[str], key: str) -> None:

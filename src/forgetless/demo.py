@@ -120,7 +120,9 @@ def strategy_config(size: DemoSize, base_dir: Path, replay_ratio: float, out_dir
     }
 
 
-def run_demo(out: Path | None = None, *, quick: bool = False, base: Path | None = None, quiet: bool = False) -> dict:
+def run_demo(
+    out: Path | None = None, *, quick: bool = False, base: Path | None = None, quiet: bool = False
+) -> dict:
     """Run the whole demo; return the combined summary (also written to `out/summary.json`)."""
     from forgetless.train.progress import ProgressDisplay
     from forgetless.train.run import run_training
@@ -140,7 +142,9 @@ def run_demo(out: Path | None = None, *, quick: bool = False, base: Path | None 
 
     runs: dict[str, Path] = {}
     for name, ratio in STRATEGIES:
-        display.message(f"[bold]strategy {name}[/bold]: continue on security with {ratio:.0%} replay of general")
+        display.message(
+            f"[bold]strategy {name}[/bold]: continue on security with {ratio:.0%} replay of general"
+        )
         config = _validated(strategy_config(size, base, ratio, out / name))
         runs[name] = run_training(config, quiet=quiet)
 

@@ -33,8 +33,10 @@ def tiny_model(tiny_tokenizer) -> nn.Module:
     return build_model(ModelConfig(init=init), tiny_tokenizer)
 
 
-def _context(tmp_path: Path | None = None, total_steps: int = 10) -> MethodContext:
-    stage = StageConfig(name="s", tokens=1, mix={"a": 1.0})
+def _context(tmp_path: Path | None = None, total_steps: int = 10, replay: float = 0.0) -> MethodContext:
+    stage = StageConfig(
+        name="s", tokens=1, mix={"a": 1.0}, replay={"from": "b", "ratio": replay} if replay else None
+    )
     return MethodContext(
         stage=stage,
         stage_index=0,
@@ -177,7 +179,7 @@ def test_kl_term_is_zero_when_the_teacher_is_the_student(tiny_model, tiny_tokeni
     distill = SelfDistillation(DistillConfig(alpha=1.0, temperature=2.0), tiny_model, _context())
     distill.start()
     ids = torch.randint(0, len(tiny_tokenizer), (3, 9))
-    batch = MicroBatch(ids[:, :-1], ids[:, 1:], None, index=0)
+    batch = MicroBatch(ids[:, :-1], ids[:, 1:], None, step=0)
     logits = tiny_model(input_ids=batch.inputs).logits
     term = distill.extra_loss(batch, Outputs(torch.zeros(()), logits))["distill"]
     assert float(term.detach()) == 0.0
@@ -198,9 +200,9 @@ def test_kl_term_matches_its_formula() -> None:
     torch.testing.assert_close(distillation_kl(teacher, student, t, mask), expected_first)
 
 
-def test_distillation_on_replay_rows_and_every_nth_micro_batch(tiny_model, tiny_tokenizer) -> None:
+def test_distillation_on_replay_rows_and_every_nth_step(tiny_model, tiny_tokenizer) -> None:
     distill = SelfDistillation(
-        DistillConfig(on="replay", every=2, alpha=0.5, temperature=1.5), tiny_model, _context()
+        DistillConfig(on="replay", every=2, alpha=0.5, temperature=1.5), tiny_model, _context(replay=0.25)
     )
     distill.start()
     _perturb(tiny_model, 0.05)
@@ -208,15 +210,18 @@ def test_distillation_on_replay_rows_and_every_nth_micro_batch(tiny_model, tiny_
     replay = np.array([False, True, False, True])
     logits = tiny_model(input_ids=ids[:, :-1]).logits
     outputs = Outputs(torch.zeros(()), logits)
-    assert not distill.wants_logits(MicroBatch(ids[:, :-1], ids[:, 1:], replay, index=1))  # odd: skipped
-    assert distill.extra_loss(MicroBatch(ids[:, :-1], ids[:, 1:], replay, index=1), outputs) == {}
-    assert not distill.wants_logits(MicroBatch(ids[:, :-1], ids[:, 1:], np.zeros(4, bool), index=2))
-    batch = MicroBatch(ids[:, :-1], ids[:, 1:], replay, index=2)
+    assert not distill.wants_logits(MicroBatch(ids[:, :-1], ids[:, 1:], replay, step=1))  # odd: skipped
+    assert distill.extra_loss(MicroBatch(ids[:, :-1], ids[:, 1:], replay, step=1), outputs) == {}
+    assert not distill.wants_logits(MicroBatch(ids[:, :-1], ids[:, 1:], np.zeros(4, bool), step=2))
+    batch = MicroBatch(ids[:, :-1], ids[:, 1:], replay, step=2)
     assert distill.wants_logits(batch)
     term = distill.extra_loss(batch, outputs)["distill"]
     with torch.no_grad():
         teacher = distill.teacher(input_ids=ids[[1, 3], :-1]).logits
-    torch.testing.assert_close(term, 0.5 * 1.5**2 * distillation_kl(teacher, logits[[1, 3]], 1.5))
+    # The mean over the replayed positions, taken over the share the stage replays on average (a
+    # quarter of the rows, one): this micro-batch holds twice that, so its term counts twice.
+    kl = distillation_kl(teacher, logits[[1, 3]], 1.5)
+    torch.testing.assert_close(term, 2 * 0.5 * 1.5**2 * kl)
 
 
 def test_bfloat16_teacher_keeps_float32_buffers(tiny_model) -> None:
@@ -258,3 +263,17 @@ def test_swap_restores_the_weights_after_an_error() -> None:
         assert float(param.detach().sum()) == 0
         raise RuntimeError("evaluation failed")
     assert torch.equal(param.detach(), torch.ones(3))
+
+
+def test_loss_terms_are_what_each_step_added_to_the_loss() -> None:
+    from forgetless.methods.base import LossTerms
+    from forgetless.train.distributed import World
+
+    terms = LossTerms(["distill", "l2sp", "mer"], torch.device("cpu"))
+    for step in range(2):  # two steps of two micro-batches; only the first micro-batch distils
+        terms.add({"distill": torch.tensor(4.0 + step)}, 0.5)
+        terms.add({}, 0.5)
+        terms.add({"l2sp": torch.tensor(1.0)})
+        terms.end_step()
+    assert terms.means(World()) == {"loss/distill": pytest.approx(2.25), "loss/l2sp": 1.0}
+    assert terms.means(World()) == {}  # a new window

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +12,7 @@ import yaml
 from safetensors.torch import load_file
 
 from forgetless.train import checkpoint as ckpt
+from launch import train
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not built")
 
@@ -57,22 +55,6 @@ def _config(tmp: Path, tokenizer_dir: Path) -> Path:
     return path
 
 
-def _train(config: Path, *args: str, ranks: int = 1) -> None:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}"]
-    command = [
-        *(launcher if ranks > 1 else [sys.executable]),
-        "-m",
-        "forgetless",
-        "train",
-        str(config),
-        "--quiet",
-        *args,
-    ]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-
-
 def _lines(run_dir: Path, kind: str) -> list[dict]:
     lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     return [r for r in lines if r["kind"] == kind]
@@ -82,8 +64,8 @@ def _lines(run_dir: Path, kind: str) -> list[dict]:
 def runs(tmp_path_factory, tiny_tokenizer_dir) -> dict[str, Path]:
     tmp = tmp_path_factory.mktemp("dist")
     config = _config(tmp, tiny_tokenizer_dir)
-    _train(config, "--out", str(tmp / "single"), ranks=1)
-    _train(config, "--out", str(tmp / "two"), ranks=2)
+    train(config, "--out", str(tmp / "single"), ranks=1)
+    train(config, "--out", str(tmp / "two"), ranks=2)
     return {"config": config, "single": tmp / "single", "two": tmp / "two", "tmp": tmp}
 
 
@@ -125,7 +107,7 @@ def test_a_checkpoint_of_two_ranks_resumes_on_one(runs) -> None:
     for folder in ckpt.list_checkpoints(resumed):
         if folder.name != "step_10":
             shutil.rmtree(folder)
-    _train(runs["config"], "--out", str(resumed), "--resume", ranks=1)
+    train(runs["config"], "--out", str(resumed), "--resume", ranks=1)
     after = {r["step"]: r["loss"] for r in _lines(resumed, "train") if r["step"] > 10}
     uninterrupted = {r["step"]: r["loss"] for r in _lines(runs["two"], "train") if r["step"] > 10}
     assert after.keys() == uninterrupted.keys()

@@ -43,7 +43,13 @@ def write_config(tmp: Path, tokenizer_dir: Path, **overrides) -> Path:
     corpora = write_corpora(tmp / "data")
     config = {
         "model": {
-            "init": {"architecture": "llama", "hidden_size": 32, "num_layers": 2, "num_heads": 2, "intermediate_size": 64}
+            "init": {
+                "architecture": "llama",
+                "hidden_size": 32,
+                "num_layers": 2,
+                "num_heads": 2,
+                "intermediate_size": 64,
+            }
         },
         "tokenizer": str(tokenizer_dir),
         "sources": {
@@ -94,7 +100,13 @@ def read_lines(run_dir: Path) -> list[dict]:
 
 
 def test_run_directory_contract(finished_run: Path) -> None:
-    for name in ("config.yaml", "metrics.jsonl", "summary.json", "final/config.json", "final/model.safetensors"):
+    for name in (
+        "config.yaml",
+        "metrics.jsonl",
+        "summary.json",
+        "final/config.json",
+        "final/model.safetensors",
+    ):
         assert (finished_run / name).exists(), name
     assert ckpt.latest_checkpoint(finished_run) is not None
     assert len(ckpt.list_checkpoints(finished_run)) == 2  # keep_checkpoints
@@ -234,7 +246,11 @@ def test_resume_after_sigkill_gives_identical_weights(tmp_path, tiny_tokenizer_d
     deadline = time.time() + 240
     while time.time() < deadline:
         metrics = run_dir / "metrics.jsonl"
-        steps = [json.loads(x)["step"] for x in metrics.read_text().splitlines() if '"kind":"train"' in x] if metrics.exists() else []
+        steps = (
+            [json.loads(x)["step"] for x in metrics.read_text().splitlines() if '"kind":"train"' in x]
+            if metrics.exists()
+            else []
+        )
         if steps and steps[-1] >= 23:
             break
         time.sleep(0.05)
@@ -247,7 +263,9 @@ def test_resume_after_sigkill_gives_identical_weights(tmp_path, tiny_tokenizer_d
     _assert_same_weights(_final_weights(run_dir), _final_weights(reference_run))
 
 
-def test_kill_during_checkpoint_write_keeps_previous_checkpoint(tmp_path, tiny_tokenizer_dir, reference_run) -> None:
+def test_kill_during_checkpoint_write_keeps_previous_checkpoint(
+    tmp_path, tiny_tokenizer_dir, reference_run
+) -> None:
     config = write_config(tmp_path, tiny_tokenizer_dir)
     run_dir = tmp_path / "run"
     proc = _train_process(config, env={"DIE_ON_SAVE": "3"})

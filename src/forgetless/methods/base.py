@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +35,7 @@ from torch import nn
 
 from forgetless.config import StageConfig
 from forgetless.errors import UserError
+from forgetless.train.distributed import World, gather_like, local_shard, reshard, shard_like, unwrap
 from forgetless.train.loss import causal_lm_loss, causal_lm_loss_and_logits
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ class MicroBatch:
     inputs: torch.Tensor  # int64 [B, T]
     targets: torch.Tensor  # int64 [B, T]; -100 is ignored
     replay: np.ndarray | None  # bool [B]: which rows are replayed sequences (None: unknown, none)
-    index: int  # micro-batches of this stage before this one (the same after a resume)
+    step: int  # optimizer steps of this stage before this micro-batch's (the same after a resume)
 
 
 @dataclass
@@ -75,6 +76,7 @@ class MethodContext:
     seq_len: int
     micro_batch: int
     seed: int
+    world: World = field(default_factory=World)  # this process's place among the run's processes
 
     @classmethod
     def from_run(cls, run: Run, stage_index: int, total_steps: int) -> MethodContext:
@@ -92,6 +94,7 @@ class MethodContext:
             seq_len=config.train.seq_len,
             micro_batch=config.train.micro_batch,
             seed=config.train.seed,
+            world=run.world,
         )
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
@@ -191,8 +194,12 @@ def begin_stage(
     from forgetless.train.param_groups import apply_stage
 
     stage = run.config.stages[stage_index]
+    # Stages and methods see the model's own parameter names (not a DDP wrapper's); under FSDP2 the
+    # model is its own wrapper, and the parameters to follow are the sharded ones (see `snapshot`).
+    model = unwrap(run.model)
+    reshard(model)
     apply_stage(
-        run.model,
+        model,
         optimizer,
         stage_index=stage_index,
         freeze=stage.methods.freeze,
@@ -200,7 +207,7 @@ def begin_stage(
         key=f"stages.{stage_index}.methods.freeze",
     )
     total_steps = max(1, math.ceil(sampler.total_sequences / run.config.train.sequences_per_step))
-    methods = build_methods(stage, run.model, MethodContext.from_run(run, stage_index, total_steps))
+    methods = build_methods(stage, model, MethodContext.from_run(run, stage_index, total_steps))
     start_or_resume(methods, latest_checkpoint(run.run_dir) if stage_step > 0 else None, states)
     return methods
 
@@ -286,23 +293,44 @@ def eval_weights(methods: list[Method]) -> list[tuple[str, contextlib.AbstractCo
 
 
 class LossTerms:
-    """The methods' loss terms over a log window, averaged at log time with one host sync."""
+    """The methods' terms as they entered the objective, per optimizer step, averaged over the steps
+    of a log window and over ranks: what each method added to the loss that was differentiated.
 
-    def __init__(self) -> None:
-        self._values: dict[str, list[torch.Tensor]] = {}
+    A micro-batch's terms count `1 / accumulation` (the loop divides its objective so), a penalty on
+    the weights counts once per step; a micro-batch without a term adds zero. Summed on the device
+    (no host sync per step); `means` reads them with one reduction over ranks.
+    """
 
-    def add(self, terms: dict[str, torch.Tensor]) -> None:
+    def __init__(self, names: list[str], device: torch.device) -> None:
+        self.names = sorted(set(names))
+        self._index = {name: i for i, name in enumerate(self.names)}
+        # [sums of the terms, how often each was added]: the second half keeps terms that no
+        # micro-batch of the window produced out of the log.
+        self._totals = torch.zeros(2 * len(self.names), dtype=torch.float32, device=device)
+        self._steps = 0
+
+    def add(self, terms: dict[str, torch.Tensor], weight: float = 1.0) -> None:
         for name, value in terms.items():
-            self._values.setdefault(name, []).append(value.detach().float())
+            i = self._index[name]
+            self._totals[i] += value.detach().float() * weight
+            self._totals[len(self.names) + i] += 1.0
 
-    def means(self) -> dict[str, float]:
-        """`{"loss/<name>": mean}` over the window, then start a new window."""
-        if not self._values:
+    def end_step(self) -> None:
+        self._steps += 1
+
+    def means(self, world: World) -> dict[str, float]:
+        """`{"loss/<name>": mean per step}` over the window and all ranks, then start a new window.
+        Under several ranks every rank calls it."""
+        if not self.names or self._steps == 0:
             return {}
-        names = list(self._values)
-        values = torch.stack([torch.stack(self._values[n]).mean() for n in names]).tolist()
-        self._values.clear()
-        return {f"loss/{name}": value for name, value in zip(names, values, strict=True)}
+        totals = self._totals.double()
+        if world.distributed:
+            torch.distributed.all_reduce(totals)
+        values = (totals / (self._steps * world.size)).tolist()
+        self._totals.zero_()
+        self._steps = 0
+        n = len(self.names)
+        return {f"loss/{name}": values[i] for i, name in enumerate(self.names) if values[n + i] > 0}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -318,22 +346,27 @@ def trainable_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
 def snapshot(
     params: list[tuple[str, nn.Parameter]], device: torch.device | str | None = None
 ) -> dict[str, torch.Tensor]:
-    """Copies of `params` (on `device`, default their own), by name."""
-    return {name: p.detach().to(device if device is not None else p.device, copy=True) for name, p in params}
+    """Copies of `params` (on `device`, default their own), by name. Of a sharded parameter, the
+    copy is of this rank's shard: per-parameter state lives beside the shard it follows."""
+    return {
+        name: local_shard(p).detach().to(device if device is not None else local_shard(p).device, copy=True)
+        for name, p in params
+    }
 
 
 def restore(
     params: list[tuple[str, nn.Parameter]],
-    saved: dict[str, torch.Tensor],
+    saved: Mapping[str, torch.Tensor],
     prefix: str,
     what: str,
     *,
     device: torch.device | str | None = None,
     dtype: torch.dtype | None = None,
 ) -> dict[str, torch.Tensor]:
-    """The tensors saved under `prefix + name` for the `params`, by name, on `device` (default:
-    each parameter's) in `dtype` (default: each parameter's). Raises `UserError` naming `what`
-    when one is missing or has another shape."""
+    """The tensors saved under `prefix + name` for the `params` (whole tensors, as `gathered`
+    wrote them), by name: this rank's shard of each, on `device` (default: each parameter's) in
+    `dtype` (default: each parameter's). Raises `UserError` naming `what` when one is missing or has
+    another shape."""
     out = {}
     for name, param in params:
         value = saved.get(prefix + name)
@@ -342,11 +375,19 @@ def restore(
                 f"{what}: the checkpoint's {prefix + name} is missing or has another shape; resume with "
                 "the config (and frozen parameters) the run was started with"
             )
-        out[name] = value.to(
-            device=device if device is not None else param.device, dtype=dtype or param.dtype, copy=True
+        shard = shard_like(value, param)
+        out[name] = shard.to(
+            device=device if device is not None else local_shard(param).device,
+            dtype=dtype or param.dtype,
+            copy=True,
         )
     return out
 
 
-def prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    return {prefix + name: tensor for name, tensor in tensors.items()}
+def gathered(
+    params: list[tuple[str, nn.Parameter]], state: dict[str, torch.Tensor], prefix: str
+) -> dict[str, torch.Tensor]:
+    """Per-parameter `state` (shards, as `snapshot` makes them) as whole CPU tensors under
+    `prefix + name`, for a checkpoint. Under a sharded model every rank must call it; the tensors
+    are complete on rank 0, the one that writes them."""
+    return {prefix + name: gather_like(state[name], param) for name, param in params}

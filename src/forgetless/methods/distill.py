@@ -6,9 +6,13 @@ A frozen copy of the stage-start model is the teacher. On the chosen sequences o
 
     alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T))
 
-averaged over the predicted positions, with temperature T (the T^2 keeps the gradient's scale
-independent of T, as in Hinton et al. 2015). The teacher runs without gradients, only on the
-chosen rows, and only on every `every`-th micro-batch of the stage; it may be kept in bfloat16
+averaged over the chosen positions, with temperature T (the T^2 keeps the gradient's scale
+independent of T, as in Hinton et al. 2015). The average is taken over the positions the stage
+chooses on average, not over those a micro-batch happens to hold: a micro-batch's sum is divided by
+`share x positions`, with `share` the stage's replay ratio for `on: replay` (1 for `all`). The
+sampler serves replay at that exact share over every optimizer step, so a step's term is the mean
+over its chosen positions however the step is cut into micro-batches and ranks. The teacher runs without gradients, only on the
+chosen rows, and only in every `every`-th optimizer step of the stage; it may be kept in bfloat16
 (`teacher_dtype`, `auto`: bfloat16 on GPU, float32 on CPU). The term needs the student's logits, so
 micro-batches that get it compute the unfused loss. The teacher's weights are saved with
 checkpoints (one copy of the model in the teacher's dtype), so a resumed stage keeps its teacher.
@@ -16,7 +20,6 @@ checkpoints (one copy of the model in the teacher's dtype), so a resumed stage k
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import numpy as np
@@ -25,7 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from forgetless.config import DistillConfig
-from forgetless.methods.base import Method, MethodContext, MicroBatch, Outputs, restore
+from forgetless.methods.base import Method, MethodContext, MicroBatch, Outputs, gathered, restore
+from forgetless.train.distributed import frozen_copy, is_sharded, local_shard
 
 
 def distillation_kl(
@@ -55,22 +59,20 @@ class SelfDistillation(Method):
         else:
             self.dtype = getattr(torch, config.teacher_dtype)
         self.teacher: nn.Module | None = None
+        replay = context.stage.replay
+        self.share = 1.0 if config.on == "all" or replay is None else replay.ratio
+        # A sharded teacher's forward is a collective: every rank runs it on the same micro-batches.
+        self.sharded = any(is_sharded(p) for p in model.parameters())
 
     def _copy_model(self) -> nn.Module:
-        teacher = copy.deepcopy(self.model)
-        teacher.requires_grad_(False)
-        teacher.eval()
-        with torch.no_grad():
-            for param in teacher.parameters():  # parameters only: buffers such as rotary
-                param.data = param.data.to(self.dtype)  # frequencies keep their precision
-        return teacher
+        return frozen_copy(self.model, self.dtype)
 
     def start(self) -> None:
         self.teacher = self._copy_model()
 
     def _rows(self, batch: MicroBatch) -> torch.Tensor | None:
         """The rows that get the term on this micro-batch (None: all of them, or nothing to do)."""
-        if batch.index % self.config.every:
+        if batch.step % self.config.every:
             return torch.zeros(0, dtype=torch.long)
         if self.config.on == "all":
             return None
@@ -88,21 +90,30 @@ class SelfDistillation(Method):
     def extra_loss(self, batch: MicroBatch, outputs: Outputs) -> dict[str, torch.Tensor]:
         rows = self._rows(batch)
         if rows is not None and len(rows) == 0:
+            if self.sharded and batch.step % self.config.every == 0:
+                self._teacher_logits(batch.inputs[:1])  # no replayed rows here, but other ranks may have some
             return {}
-        assert self.teacher is not None and outputs.logits is not None
+        assert outputs.logits is not None
         inputs, targets, student = batch.inputs, batch.targets, outputs.logits
         if rows is not None:
             rows = rows.to(inputs.device)
             inputs, targets, student = inputs[rows], targets[rows], student[rows]
-        with torch.no_grad():
-            teacher = self.teacher(input_ids=inputs, use_cache=False).logits
         t = self.config.temperature
-        kl = distillation_kl(teacher, student, t, targets != -100)
-        return {self.name: self.config.alpha * t * t * kl}
+        chosen = targets != -100
+        kl = distillation_kl(self._teacher_logits(inputs), student, t, chosen)
+        # mean over the chosen positions -> sum over them / the positions chosen on average
+        scale = chosen.sum() / ((batch.targets != -100).sum() * self.share).clamp_min(1.0)
+        return {self.name: self.config.alpha * t * t * kl * scale}
+
+    @torch.no_grad()
+    def _teacher_logits(self, inputs: torch.Tensor) -> torch.Tensor:
+        assert self.teacher is not None
+        return self.teacher(input_ids=inputs, use_cache=False).logits
 
     def state_dict(self) -> dict[str, Any]:
         assert self.teacher is not None
-        return {"tensors": {f"teacher/{n}": p.detach() for n, p in self.teacher.named_parameters()}}
+        params = list(self.teacher.named_parameters())
+        return {"tensors": gathered(params, {n: local_shard(p) for n, p in params}, "teacher/")}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         teacher = self._copy_model()
@@ -110,5 +121,5 @@ class SelfDistillation(Method):
         saved = restore(params, state["tensors"], "teacher/", "methods.distill")
         with torch.no_grad():
             for name, p in params:
-                p.copy_(saved[name])
+                local_shard(p).copy_(saved[name])
         self.teacher = teacher

@@ -21,14 +21,15 @@ import torch
 from torch import nn
 
 from forgetless.config import EMAConfig
-from forgetless.methods.base import Method, MethodContext, prefixed, restore, snapshot, trainable_parameters
+from forgetless.methods.base import Method, MethodContext, gathered, restore, snapshot, trainable_parameters
+from forgetless.train.distributed import local_shard, save_full_model
 
 
 @torch.no_grad()
 def ema_update(averages: list[torch.Tensor], params: list[torch.Tensor], decay: float) -> None:
     """In place: `average <- decay * average + (1 - decay) * param`."""
     for average, param in zip(averages, params, strict=True):
-        average.lerp_(param.detach().to(average.device), 1.0 - decay)
+        average.lerp_(local_shard(param).detach().to(average.device), 1.0 - decay)
 
 
 @contextlib.contextmanager
@@ -37,14 +38,14 @@ def swapped(params: list[tuple[str, nn.Parameter]], weights: dict[str, torch.Ten
     saved = {}
     with torch.no_grad():
         for name, p in params:
-            saved[name] = p.detach().clone()
-            p.copy_(weights[name])
+            saved[name] = local_shard(p).detach().clone()
+            local_shard(p).copy_(weights[name])
     try:
         yield
     finally:
         with torch.no_grad():
             for name, p in params:
-                p.copy_(saved[name])
+                local_shard(p).copy_(saved[name])
 
 
 class WeightEMA(Method):
@@ -67,16 +68,16 @@ class WeightEMA(Method):
                 [self.average[n] for n, _ in self.params], [p for _, p in self.params], self.config.decay
             )
         if step == self.context.total_steps and self.context.last_stage:
-            from forgetless.model.load import save_model
-
             with swapped(self.params, self.average):
-                save_model(self.model, self.context.tokenizer, self.context.run_dir / "final_ema")
+                save_full_model(
+                    self.model, self.context.tokenizer, self.context.run_dir / "final_ema", self.context.world
+                )
 
     def weights_for_eval(self) -> contextlib.AbstractContextManager[Any]:
         return swapped(self.params, self.average)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"tensors": prefixed(self.average, "average/")}
+        return {"tensors": gathered(self.params, self.average, "average/")}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.average = restore(self.params, state["tensors"], "average/", "methods.ema", device=self.device)

@@ -20,18 +20,21 @@ import torch
 from torch import nn
 
 from forgetless.config import MerConfig
-from forgetless.methods.base import Method, prefixed, restore, snapshot, trainable_parameters
+from forgetless.methods.base import Method, gathered, restore, snapshot, trainable_parameters
+from forgetless.train.distributed import local_shard
 
 
 @torch.no_grad()
 def reptile_update(params: list[torch.Tensor], anchors: list[torch.Tensor], eps: float) -> None:
-    """In place: `anchor <- anchor + eps * (param - anchor)`, then `param <- anchor`.
+    """In place: `anchor <- anchor + eps * (param - anchor)`, then `param <- anchor` (of a sharded
+    parameter, on this rank's shard: the update is elementwise).
 
     `torch.lerp` computes `anchor + eps * (param - anchor)` for eps < 0.5, and returns `param`
     exactly for eps = 1 (so eps = 1 leaves the run unchanged, bit for bit)."""
     for param, anchor in zip(params, anchors, strict=True):
-        anchor.lerp_(param.detach().to(anchor.device), eps)
-        param.copy_(anchor)
+        own = local_shard(param)
+        anchor.lerp_(own.detach().to(anchor.device), eps)
+        own.copy_(anchor)
 
 
 class ReptileMER(Method):
@@ -52,7 +55,11 @@ class ReptileMER(Method):
             reptile_update([p for _, p in self.params], [self.anchor[n] for n, _ in self.params], self.eps)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"every": self.every, "eps": self.eps, "tensors": prefixed(self.anchor, "anchor/")}
+        return {
+            "every": self.every,
+            "eps": self.eps,
+            "tensors": gathered(self.params, self.anchor, "anchor/"),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.anchor = restore(self.params, state["tensors"], "anchor/", "methods.mer", device=self.device)

@@ -27,7 +27,8 @@ import torch
 from torch import nn
 
 from forgetless.config import EWCConfig, L2SPConfig
-from forgetless.methods.base import Method, MethodContext, prefixed, restore, snapshot, trainable_parameters
+from forgetless.methods.base import Method, MethodContext, gathered, restore, snapshot, trainable_parameters
+from forgetless.train.distributed import local_shard, sum_over_shards
 from forgetless.train.loss import causal_lm_loss
 
 
@@ -39,19 +40,20 @@ def add_penalty_gradient(
     importance: dict[str, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Add the gradient of `weight / 2 * sum importance * (theta - reference)^2` to each `.grad`
-    (creating it when absent); return the penalty (float32 scalar)."""
+    (creating it when absent); return the penalty (float32 scalar). Of a sharded parameter,
+    `reference` and `importance` hold this rank's shard, and the penalty is summed over ranks."""
     total: torch.Tensor | None = None
     for name, param in params:
-        diff = param.detach().float() - reference[name].float()
+        diff = local_shard(param).detach().float() - reference[name].float()
         weighted = diff * importance[name] if importance is not None else diff
         if param.grad is None:
-            param.grad = (weighted * weight).to(param.dtype)
-        else:
-            param.grad.add_(weighted.to(param.grad.dtype), alpha=weight)
+            param.grad = torch.zeros_like(param)
+        local_shard(param.grad).add_(weighted.to(param.grad.dtype), alpha=weight)
         part = (weighted * diff).sum()
         total = part if total is None else total + part
     if total is None:
         return torch.zeros(())
+    total = sum_over_shards(total, params[0][1])
     return 0.5 * weight * total
 
 
@@ -67,9 +69,11 @@ def estimate_fisher(
     squared gradient of each batch's mean token loss, float32, by name.
 
     With `normalize`, divided by its mean over all elements (when that is positive). Leaves the
-    model's gradients cleared and its train/eval mode as it was.
+    model's gradients cleared and its train/eval mode as it was. Under several ranks every rank
+    passes the same batches: the gradients that FSDP2 averages over ranks are then each batch's own
+    gradient, and each rank keeps the Fisher of its shard of every parameter.
     """
-    fisher = {name: torch.zeros_like(p, dtype=torch.float32) for name, p in params}
+    fisher = {name: torch.zeros_like(local_shard(p), dtype=torch.float32) for name, p in params}
     was_training = model.training
     model.eval()
     count = 0
@@ -81,7 +85,7 @@ def estimate_fisher(
             loss.backward()
             for name, p in params:
                 if p.grad is not None:
-                    fisher[name].add_(p.grad.detach().float().square())
+                    fisher[name].add_(local_shard(p.grad).detach().float().square())
             count += 1
     finally:
         model.zero_grad(set_to_none=True)
@@ -91,9 +95,14 @@ def estimate_fisher(
     for value in fisher.values():
         value.div_(count)
     if normalize:
-        elements = sum(v.numel() for v in fisher.values())
-        mean = sum(v.sum() for v in fisher.values()) / max(elements, 1)
-        if float(mean) > 0:
+        first = next(iter(fisher.values()))
+        totals = torch.zeros(2, dtype=torch.float64, device=first.device)
+        for value in fisher.values():
+            totals[0] += value.sum(dtype=torch.float64)
+            totals[1] += value.numel()
+        total, elements = sum_over_shards(totals, params[0][1]).tolist()
+        mean = total / max(elements, 1.0)
+        if mean > 0:
             for value in fisher.values():
                 value.div_(mean)
     return fisher
@@ -114,7 +123,7 @@ class L2SP(Method):
         return {self.name: add_penalty_gradient(self.params, self.reference, self.weight)}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"tensors": prefixed(self.reference, "reference/")}
+        return {"tensors": gathered(self.params, self.reference, "reference/")}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.reference = restore(self.params, state["tensors"], "reference/", "methods.l2sp")
@@ -145,7 +154,12 @@ class EWC(Method):
         return {self.name: add_penalty_gradient(self.params, self.reference, self.config.weight, self.fisher)}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"tensors": {**prefixed(self.reference, "reference/"), **prefixed(self.fisher, "fisher/")}}
+        return {
+            "tensors": {
+                **gathered(self.params, self.reference, "reference/"),
+                **gathered(self.params, self.fisher, "fisher/"),
+            }
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         tensors = state["tensors"]

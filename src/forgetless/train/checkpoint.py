@@ -24,13 +24,14 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, load_model, save_file, save_model
+from safetensors.torch import load_model, save_file, save_model
 
 from forgetless.errors import UserError, is_disk_full
 from forgetless.train.distributed import World, barrier, load_sharded, save_sharded
@@ -89,7 +90,9 @@ def save_checkpoint(
     final = root / f"step_{step}"
     tmp = root / f".tmp-step_{step}"
     if world.distributed:
-        return _save_sharded_checkpoint(root, tmp, final, model, optimizer, trainer_state, keep, world)
+        return _save_sharded_checkpoint(
+            root, tmp, final, model, optimizer, trainer_state, keep, world, extra_tensors
+        )
     root.mkdir(parents=True, exist_ok=True)
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -126,6 +129,7 @@ def _save_sharded_checkpoint(
     trainer_state: dict[str, Any],
     keep: int,
     world: World,
+    extra_tensors: dict[str, dict[str, torch.Tensor]] | None,
 ) -> Path:
     if world.is_main:
         root.mkdir(parents=True, exist_ok=True)
@@ -135,6 +139,7 @@ def _save_sharded_checkpoint(
     save_sharded(tmp / SHARDED_STATE, model, optimizer)
     barrier(world)
     if world.is_main:
+        _write_extra_tensors(tmp, extra_tensors)  # whole tensors, gathered on this rank
         _write_trainer_files(tmp, trainer_state)
         _fsync_dir(tmp)
         if final.exists():
@@ -155,12 +160,16 @@ def _write_files(
     extra_tensors: dict[str, dict[str, torch.Tensor]] | None = None,
 ) -> None:
     save_model(model, str(folder / "model.safetensors"))
+    _write_extra_tensors(folder, extra_tensors)
+    torch.save(optimizer.state_dict(), folder / "optimizer.pt")
+    _write_trainer_files(folder, trainer_state)
+
+
+def _write_extra_tensors(folder: Path, extra_tensors: dict[str, dict[str, torch.Tensor]] | None) -> None:
     for name, tensors in (extra_tensors or {}).items():
         (folder / "methods").mkdir(exist_ok=True)
         plain = {key: tensor.detach().contiguous() for key, tensor in tensors.items()}
         save_file(plain, str(folder / "methods" / f"{name}.safetensors"))
-    torch.save(optimizer.state_dict(), folder / "optimizer.pt")
-    _write_trainer_files(folder, trainer_state)
 
 
 def _write_trainer_files(folder: Path, trainer_state: dict[str, Any]) -> None:
@@ -243,12 +252,34 @@ def _nearly_full(folder: Path) -> bool:
         return False
 
 
-def read_extra_tensors(folder: Path) -> dict[str, dict[str, torch.Tensor]]:
-    """The `extra_tensors` saved with a checkpoint (on CPU), by name."""
+def read_extra_tensors(folder: Path) -> dict[str, Mapping[str, torch.Tensor]]:
+    """The `extra_tensors` saved with a checkpoint, by name: each a mapping that reads a tensor (on
+    CPU) from its file when it is looked up, so restoring a large state holds one tensor at a time."""
     root = folder / "methods"
     if not root.is_dir():
         return {}
-    return {path.stem: load_file(str(path)) for path in sorted(root.glob("*.safetensors"))}
+    return {path.stem: _TensorFile(path) for path in sorted(root.glob("*.safetensors"))}
+
+
+class _TensorFile(Mapping[str, torch.Tensor]):
+    """The tensors of a safetensors file, read on access."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        with safe_open(str(path), framework="pt") as fh:
+            self._keys = dict.fromkeys(fh.keys())  # noqa: SIM118 - a safe_open handle is not a mapping
+
+    def __getitem__(self, key: str) -> torch.Tensor:
+        if key not in self._keys:
+            raise KeyError(key)
+        with safe_open(str(self.path), framework="pt") as fh:
+            return fh.get_tensor(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
 
 
 def read_trainer_state(folder: Path) -> dict[str, Any]:

@@ -26,6 +26,11 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+try:
+    from torch.distributed.tensor import DTensor
+except ImportError:  # a build of torch without torch.distributed
+    DTensor = None
+
 from forgetless.errors import UserError
 from forgetless.train.parallelize import decoder_blocks
 
@@ -71,17 +76,21 @@ def teardown(world: World) -> None:
         dist.destroy_process_group()
 
 
-def shard_model(model: nn.Module, world: World, *, mode: str, device: torch.device, bf16: bool) -> nn.Module:
+def shard_model(
+    model: nn.Module, world: World, *, mode: str, device: torch.device, bf16: bool, freezes: bool = False
+) -> nn.Module:
     """Wrap `model` for data parallelism: FSDP2 per decoder block and at the root, or DDP.
 
     With FSDP2 on a GPU in bf16, parameters are gathered and computed in bf16 while gradients are
-    reduced in float32 (the master weights stay float32). Parameter names are unchanged.
+    reduced in float32 (the master weights stay float32). Parameter names are unchanged. `freezes`:
+    some stage freezes parameters after the wrapping; DDP then looks for the parameters each step
+    leaves without a gradient (FSDP2 needs nothing: a frozen parameter simply gets none).
     """
     if not world.distributed or mode == "none":
         return model
     if mode == "ddp":
         ids = [device.index] if device.type == "cuda" else None
-        return nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        return nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=freezes)
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
@@ -97,6 +106,85 @@ def shard_model(model: nn.Module, world: World, *, mode: str, device: torch.devi
     return model
 
 
+def reshard(model: nn.Module) -> None:
+    """Drop the whole parameters that FSDP2 gathered and still holds (the root keeps its own after
+    a forward with no backward, such as an evaluation), so the model's registered parameters are
+    the sharded ones again and its next forward gathers their current values. Code that reads or
+    changes the shards outside the training step (methods, weight swaps) calls this first."""
+    if DTensor is None:
+        return
+    from torch.distributed.fsdp import FSDPModule
+
+    for module in model.modules():
+        if isinstance(module, FSDPModule):
+            module.reshard()
+
+
+def frozen_copy(model: nn.Module, dtype: torch.dtype) -> nn.Module:
+    """A frozen copy of `model` in eval mode with its parameters in `dtype` (buffers, such as rotary
+    frequencies, keep theirs). Of a model sharded with FSDP2, the copy is sharded the same way over
+    the same ranks, so it costs each rank a shard, and its forward is a collective like the
+    model's own: every rank must run it."""
+    import copy
+
+    module = unwrap(model)
+    params = list(module.parameters())
+    if not any(is_sharded(p) for p in params):
+        teacher = copy.deepcopy(module)
+        with torch.no_grad():
+            for param in teacher.parameters():
+                param.data = param.data.to(dtype)
+    else:  # parameters take `dtype` before sharding: FSDP2 then keeps its shards in it
+        reshard(module)
+        params = list(module.parameters())
+        from torch.distributed.fsdp import fully_shard
+        from transformers import AutoModelForCausalLM
+
+        with torch.device("meta"):
+            teacher = AutoModelForCausalLM.from_config(module.config)
+        device = local_shard(params[0]).device
+        teacher.to_empty(device=device)
+        teacher.tie_weights()  # to_empty gives tied parameters separate storage
+        with torch.no_grad():
+            buffers = dict(module.named_buffers())
+            for name, buffer in teacher.named_buffers():
+                buffer.copy_(buffers[name])
+            for param in teacher.parameters():
+                param.data = param.data.to(dtype)
+        mesh = params[0].device_mesh
+        for block in decoder_blocks(teacher):
+            fully_shard(block, mesh=mesh)
+        fully_shard(teacher, mesh=mesh)
+        with torch.no_grad():
+            own = dict(module.named_parameters())
+            for name, param in teacher.named_parameters():
+                local_shard(param).copy_(local_shard(own[name]))
+    teacher.requires_grad_(False)
+    teacher.eval()
+    return teacher
+
+
+def save_full_model(model: nn.Module, tokenizer: Any, folder: Path, world: World) -> None:
+    """`folder`: one standard Hugging Face directory of `model`, gathered from every rank when it is
+    sharded (every rank calls this; rank 0 writes)."""
+    from forgetless.model.load import save_model
+
+    if not world.distributed:
+        save_model(unwrap(model), tokenizer, folder)
+        return
+    state = full_state_dict(model)
+    if world.is_main:
+        from transformers import AutoModelForCausalLM
+
+        config = unwrap(model).config
+        with torch.device("meta"):
+            plain = AutoModelForCausalLM.from_config(config)
+        plain.load_state_dict(state, assign=True, strict=False)
+        plain.tie_weights()
+        save_model(plain, tokenizer, folder)
+    barrier(world)
+
+
 def unwrap(model: nn.Module) -> nn.Module:
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
@@ -105,6 +193,54 @@ def as_local(value: torch.Tensor) -> torch.Tensor:
     """A plain tensor from a possibly distributed one (the gradient norm under FSDP2 is a DTensor)."""
     full = getattr(value, "full_tensor", None)
     return full() if callable(full) else value
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-parameter state beside a sharded model (the methods' anchors, references, Fishers)
+#
+# Under FSDP2 a parameter is a DTensor whose rank-local shard is `local_shard(p)`. State kept per
+# parameter is kept as plain tensors shaped like that shard, so the elementwise updates run on the
+# shard alone; the few reductions over all elements go through `sum_over_shards`. State leaves a
+# process whole (`gather_like`) and comes back as this process's shard (`shard_like`), so a
+# checkpoint's method state is the same file on any number of ranks.
+
+
+def is_sharded(tensor: torch.Tensor) -> bool:
+    return DTensor is not None and isinstance(tensor, DTensor)
+
+
+def local_shard(tensor: torch.Tensor) -> torch.Tensor:
+    """This rank's part of a sharded tensor (sharing its storage), or the tensor itself."""
+    return tensor.to_local() if is_sharded(tensor) else tensor
+
+
+def shard_like(full: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """This rank's shard of `full` (a whole tensor, present on every rank) laid out as `like`."""
+    if not is_sharded(like):
+        return full
+    from torch.distributed.tensor import distribute_tensor
+
+    moved = full.to(local_shard(like).device)
+    return distribute_tensor(moved, like.device_mesh, like.placements, src_data_rank=None).to_local()
+
+
+def gather_like(shard: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """The whole tensor on CPU from every rank's `shard` laid out as `like` (a collective when
+    `like` is sharded: every rank calls it). Complete on rank 0; other ranks get an empty tensor."""
+    if not is_sharded(like):
+        return shard.detach().cpu()
+    local = shard.detach().to(device=local_shard(like).device)
+    whole = DTensor.from_local(
+        local, like.device_mesh, like.placements, shape=like.shape, stride=like.stride()
+    ).full_tensor()
+    return whole.cpu() if dist.get_rank() == 0 else torch.empty(0, dtype=whole.dtype)
+
+
+def sum_over_shards(value: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """`value`, a sum over this rank's shards of tensors laid out as `like`, summed over all ranks."""
+    if is_sharded(like):
+        dist.all_reduce(value, group=like.device_mesh.get_group())
+    return value
 
 
 def all_reduce_sum(values: list[float], world: World) -> list[float]:
@@ -139,7 +275,7 @@ def save_sharded(folder: Path, model: nn.Module, optimizer: torch.optim.Optimize
 def load_sharded(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer | None) -> None:
     """Load a DCP checkpoint written by any number of ranks into this process's (sharded) model."""
     import torch.distributed.checkpoint as dcp
-    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict, set_state_dict
 
     module = unwrap(model)
     if optimizer is None:
@@ -151,10 +287,26 @@ def load_sharded(folder: Path, model: nn.Module, optimizer: torch.optim.Optimize
         return
     # How this process steps (fused, foreach) is its own choice, not the saving processes' one.
     kernels = [{k: group.get(k) for k in ("fused", "foreach")} for group in optimizer.param_groups]
-    model_state, optim_state = get_state_dict(module, optimizer)
+    model_state, optim_state = get_state_dict(module, optimizer)  # creates state for every parameter
+    # ... but a parameter that was frozen when the checkpoint was written has none there, and must
+    # have none after loading either (AdamW then starts it afresh, as the uninterrupted run does).
+    saved = dcp.FileSystemReader(str(folder)).read_metadata().state_dict_metadata
+    optim_state["state"] = {
+        fqn: fields
+        for fqn, fields in optim_state["state"].items()
+        if any(f"optimizer.state.{fqn}.{field}" in saved for field in fields)
+    }
     state: dict[str, Any] = {"model": model_state, "optimizer": optim_state}
     dcp.load(state, checkpoint_id=str(folder))
-    set_state_dict(module, optimizer, model_state_dict=state["model"], optim_state_dict=state["optimizer"])
+    # Not strict: for the parameters left without state above. dcp.load has already failed for any
+    # weight the checkpoint lacks.
+    set_state_dict(
+        module,
+        optimizer,
+        model_state_dict=state["model"],
+        optim_state_dict=state["optimizer"],
+        options=StateDictOptions(strict=False),
+    )
     for group, own in zip(optimizer.param_groups, kernels, strict=True):
         group.update(own)
 

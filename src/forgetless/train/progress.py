@@ -48,7 +48,9 @@ class ProgressDisplay:
                     transient=False,
                 )
                 self._progress.start()
-            self._task = self._progress.add_task(self._stage, total=total_tokens, completed=done_tokens, status="")
+            self._task = self._progress.add_task(
+                self._stage, total=total_tokens, completed=done_tokens, status=""
+            )
         elif not self.quiet:
             self.message(f"{self._stage}: {total_tokens:,} tokens")
 
@@ -68,7 +70,9 @@ class ProgressDisplay:
             if now - self._last_plain >= self.plain_every_s or stage_tokens >= self._stage_total:
                 self._last_plain = now
                 pct = 100.0 * stage_tokens / max(1, self._stage_total)
-                self.message(f"{self._stage}: {stage_tokens:,}/{self._stage_total:,} tok ({pct:.0f}%)  {status}")
+                self.message(
+                    f"{self._stage}: {stage_tokens:,}/{self._stage_total:,} tok ({pct:.0f}%)  {status}"
+                )
 
     def close(self) -> None:
         if self._progress is not None:

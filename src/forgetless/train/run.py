@@ -43,14 +43,15 @@ from forgetless.methods.base import (
     method_states,
     training_loss,
 )
-from forgetless.model.load import build_model, load_tokenizer, save_model
+from forgetless.model.load import build_model, load_tokenizer
 from forgetless.train import checkpoint as ckpt
 from forgetless.train.distributed import (
     World,
     all_reduce_sum,
     as_local,
     barrier,
-    full_state_dict,
+    reshard,
+    save_full_model,
     shard_model,
     teardown,
     unwrap,
@@ -153,7 +154,14 @@ def _run_training(config: RunConfig, *, resume: bool, quiet: bool) -> Path:
     if train.compile:
         compile_blocks(model)
     fused_loss = _use_fused_loss(train.fused_loss, model, device, world)
-    model = shard_model(model, world, mode=train.parallel, device=device, bf16=autocast_dtype is not None)
+    model = shard_model(
+        model,
+        world,
+        mode=train.parallel,
+        device=device,
+        bf16=autocast_dtype is not None,
+        freezes=any(stage.methods.freeze for stage in config.stages),
+    )
     needed = _sources_needed(config)
     if not world.is_main:
         barrier(world)  # rank 0 prepares the shards; the others then find them in the cache
@@ -172,7 +180,9 @@ def _run_training(config: RunConfig, *, resume: bool, quiet: bool) -> Path:
         )
         for name in config.eval_sources
     }
-    mcq_sets = {question_set_name(ref): load_questions(ref)[: config.eval.mcq_limit] for ref in config.eval.mcq}
+    mcq_sets = {
+        question_set_name(ref): load_questions(ref)[: config.eval.mcq_limit] for ref in config.eval.mcq
+    }
     run_parameter_groups(
         unwrap(model), config
     )  # every stage's LR multipliers and freeze patterns, checked early
@@ -301,7 +311,7 @@ def _train_stage(
     )
     model.train()
     health = StepHealth(config.reliability, run.log, stage.name, run.display)
-    terms = LossTerms()  # the methods' loss terms, logged as loss/<name>
+    terms = LossTerms([m.name for m in run.methods], run.device)  # logged as loss/<name>
     window_tokens, window_s = 0, 0.0
     tick = time.perf_counter()
 
@@ -311,11 +321,11 @@ def _train_stage(
             group["lr"] = lr * group["lr_multiplier"]
 
         loss_sum = torch.zeros((), device=run.device)
-        for micro in range(accumulation):
+        for _ in range(accumulation):
             batch = _to_device(sampler.next_batch(micro_batch), run.device)
             inputs, targets = batch[:, :-1], batch[:, 1:]
             replay = sampler.last_plan.replay if sampler.last_plan is not None else None
-            micro_step = MicroBatch(inputs, targets, replay, index=position.stage_step * accumulation + micro)
+            micro_step = MicroBatch(inputs, targets, replay, step=position.stage_step)
             with _autocast(run):
                 loss, objective, extra = training_loss(
                     run.methods,
@@ -327,8 +337,9 @@ def _train_stage(
                 )
             (objective / accumulation).backward()
             loss_sum += loss.detach()
-            terms.add(extra)
+            terms.add(extra, 1.0 / accumulation)
         terms.add(before_optimizer_step(run.methods))  # penalties on the weights: their gradients
+        terms.end_step()
         grad_norm = as_local(_clip_gradients(model, train.grad_clip))
         if run.world.distributed:  # the global mean loss: every rank then takes the same skip decision
             torch.distributed.all_reduce(loss_sum)
@@ -369,7 +380,7 @@ def _train_stage(
             }
             if (peak := peak_memory_gib(run.device)) is not None:
                 record["peak_mem_gib"] = peak
-            record.update(terms.means())
+            record.update(terms.means(run.world))
             run.log.write(record)
             run.display.update(
                 position.stage_step * run.tokens_per_step,
@@ -422,19 +433,14 @@ def _evaluate(
         record[f"eval/{name}/bpb"] = result["bpb"]
         record[f"eval/{name}/ppl"] = result["ppl"]
         shown.append(f"{name} {result['loss']:.3f}")
+    reshard(run.model)  # weights swapped in below are then gathered afresh by the next forward
     for suffix, weights in eval_weights(run.methods):  # e.g. the EMA of the weights, as loss@ema
         with weights:
             for name, (windows, num_bytes) in run.eval_sets.items():
-                result = evaluate_heldout(
-                    run.model,
-                    windows,
-                    num_bytes,
-                    batch_size=run.config.eval.batch_size,
-                    device=run.device,
-                    autocast_dtype=run.autocast_dtype,
-                )
+                result = _evaluate_heldout_share(run, windows, num_bytes)
                 record[f"eval/{name}/loss{suffix}"] = result["loss"]
                 record[f"eval/{name}/bpb{suffix}"] = result["bpb"]
+            reshard(run.model)
     if with_mcq:
         for name, items in run.mcq_sets.items():
             result = score_mcq(
@@ -449,6 +455,7 @@ def _evaluate(
             record[f"mcq/{name}/acc_norm"] = result["acc_norm"]
             shown.append(f"{name} acc {result['acc']:.3f}")
     elapsed = time.perf_counter() - start
+    reshard(run.model)  # free the gathered root parameters until training gathers them
     position.eval_s += elapsed
     record["eval_s"] = elapsed
     run.log.write(record)
@@ -491,20 +498,7 @@ def _evaluate_heldout_share(run: Run, windows: np.ndarray, num_bytes: int) -> di
 
 def _save_final(run: Run) -> None:
     """`final/`: one standard HF directory, gathered from every rank when the model is sharded."""
-    if not run.world.distributed:
-        save_model(run.model, run.tokenizer, run.run_dir / "final")
-        return
-    state = full_state_dict(run.model)
-    if run.world.is_main:
-        from transformers import AutoModelForCausalLM
-
-        config = unwrap(run.model).config
-        with torch.device("meta"):
-            plain = AutoModelForCausalLM.from_config(config)
-        plain.load_state_dict(state, assign=True, strict=False)
-        plain.tie_weights()
-        save_model(plain, run.tokenizer, run.run_dir / "final")
-    barrier(run.world)
+    save_full_model(run.model, run.tokenizer, run.run_dir / "final", run.world)
 
 
 def _save(

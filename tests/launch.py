@@ -1,0 +1,26 @@
+"""`forgetless train` in a child process: one plain process, or several under torchrun (gloo, CPU)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def train(config: Path, *args: str, ranks: int = 1, timeout: float = 300) -> None:
+    """Run `forgetless train CONFIG --quiet ARGS` on `ranks` processes; fail with its stderr."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}"]
+    command = [
+        *(launcher if ranks > 1 else [sys.executable]),
+        "-m",
+        "forgetless",
+        "train",
+        str(config),
+        "--quiet",
+        *args,
+    ]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+    # The processes' own messages come first; torchrun's summary of the failure follows them.
+    assert result.returncode == 0, result.stderr[:3000]
