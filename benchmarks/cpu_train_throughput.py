@@ -3,13 +3,15 @@
 The same random-init Llama (about 5M parameters, the bundled 8192-token tokenizer) trains on the
 same packed windows of the bundled `general` corpus, from the same initial weights, with the same
 sequence length, micro-batch, gradient accumulation, AdamW settings (fused AdamW on both sides: the
-Trainer's default `adamw_torch_fused`), constant LR, gradient clipping and thread count, fp32, in
-one process:
+Trainer's default `adamw_torch_fused`), constant LR, gradient clipping and thread count, fp32,
+each run in a fresh Python process of its own (as a user would start either tool):
 
 - forgetless: `run_training` on a one-stage config (evaluation and checkpoints off) with
   `train.fused_loss: on` (the loss computed from the final hidden states in cache-sized chunks,
   never storing the logits; `auto` turns it on only on CUDA); in the eager configuration also with
   `train.fused_loss: off`, the same loss path as the Trainer's, to show what the fused loss brings;
+  like `forgetless train`, the run keeps freed host memory for reuse (`forgetless.train.host_memory`,
+  glibc's `mallopt`), which the Trainer's process does not;
 - Trainer: `Trainer.train()` set up as a user would (`TrainingArguments` with the micro-batch,
   accumulation, `max_steps`, `logging_steps`, `save_strategy="no"`, `use_cpu=True`, the default
   optimizer), on a `datasets.Dataset` of exactly the windows forgetless's sampler serves, in the
@@ -36,10 +38,12 @@ side's loss path, and each side's logged mean loss per log window, are printed a
     python benchmarks/cpu_train_throughput.py [--repeats 3] [--steps 16] [--configs eager,compiled]
 
 Results go to `benchmarks/results/cpu_train_throughput.json` (or `--out`). Part of the Trainer's
-extra time on CPU is glibc handing its logits-sized tensors fresh, page-faulted memory every
-micro-batch; to measure both sides with an allocator that keeps freed memory, run the script with
+extra time on CPU is glibc handing its tensors fresh, page-faulted memory every micro-batch; to
+measure both sides with the same allocator settings (the Trainer then gets what forgetless sets
+for itself), run the script with
 `MALLOC_TRIM_THRESHOLD_=4294967296 MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TOP_PAD_=268435456` in
-the environment (recorded in the results) and `--out benchmarks/results/cpu_train_throughput_malloc_tuned.json`.
+the environment (recorded in the results; forgetless leaves set `MALLOC_*_` variables alone) and
+`--out benchmarks/results/cpu_train_throughput_malloc_tuned.json`.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -308,6 +313,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="a toy size that only checks the script runs")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)  # CONFIGURATION:SIDE, one run
+    parser.add_argument("--work", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--child-out", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
         args.hidden, args.layers, args.heads, args.ffn, args.seq_len = 64, 2, 2, 172, 64
@@ -326,20 +334,20 @@ def sides(configuration: str) -> list[str]:
     return ["hf_trainer", "forgetless"] + (["forgetless_unfused"] if configuration == "eager" else [])
 
 
-def measure(args: argparse.Namespace, work: Path, config: Any, windows: np.ndarray) -> dict[str, Any]:
-    """Every configuration's runs, alternating sides within each repeat."""
-    cache_dir = Path(config.cache_dir)
+def measure(args: argparse.Namespace, argv: list[str], work: Path) -> dict[str, Any]:
+    """Every configuration's runs, alternating sides within each repeat, each run in a process of its
+    own: a side starts as a user's process would, with nothing left behind by the other side
+    (allocator state, compiled code, caches)."""
     results: dict[str, dict[str, list[dict[str, Any]]]] = {c: {s: [] for s in sides(c)} for c in args.configs}
     for configuration in args.configs:
         compile = configuration == "compiled"
         for index in range(args.compiled_repeats if compile else args.repeats):
             for side in sides(configuration):
-                out_dir = work / f"{configuration}-{side}-{index}"
-                if side == "hf_trainer":
-                    result = run_trainer(args, out_dir, config, windows, compile=compile)
-                else:
-                    fused_loss = "off" if side == "forgetless_unfused" else "on"
-                    result = run_forgetless(args, out_dir, cache_dir, compile=compile, fused_loss=fused_loss)
+                run_name = f"{configuration}-{side}-{index}"
+                out = work / f"{run_name}.json"
+                command = [sys.executable, __file__, *argv, "--child", f"{configuration}:{side}"]
+                subprocess.run([*command, "--work", str(work), "--child-out", str(out)], check=True)
+                result = json.loads(out.read_text())
                 result["load_avg_1min"] = round(os.getloadavg()[0], 2)
                 results[configuration][side].append(result)
                 print(
@@ -368,10 +376,32 @@ def summarize(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     return summary
 
 
+def run_child(args: argparse.Namespace) -> None:
+    """One run of one side (`--child CONFIGURATION:SIDE`), its result written to `--child-out`."""
+    from forgetless.config import config_from_dict
+
+    configuration, side = args.child.split(":")
+    compile = configuration == "compiled"
+    work = args.work
+    config = config_from_dict(run_config(args, work / "probe", work / "cache"))
+    out_dir = Path(tempfile.mkdtemp(prefix=f"{configuration}-{side}-", dir=work))
+    if side == "hf_trainer":
+        windows = training_windows(config, total_steps(args) * args.batch)  # cached: no tokenizing
+        result = run_trainer(args, out_dir, config, windows, compile=compile)
+    else:
+        fused_loss = "off" if side == "forgetless_unfused" else "on"
+        result = run_forgetless(args, out_dir, work / "cache", compile=compile, fused_loss=fused_loss)
+    args.child_out.write_text(json.dumps(result), encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if args.child:
+        run_child(args)
+        return {}
     from forgetless.config import config_from_dict
     from forgetless.train.parallelize import supports_fused_loss
 
@@ -391,7 +421,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"{initial['forgetless']:.5f} (fused {initial['forgetless_fused']:.5f}), Trainer {initial['hf_trainer']:.5f}",
             flush=True,
         )
-        runs = measure(args, work, config, windows)
+        runs = measure(args, argv, work)
     load_after = os.getloadavg()
 
     configurations = {name: summarize(side_runs) for name, side_runs in runs.items()}
@@ -438,7 +468,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "(not on norms), grad clip 1.0",
         "hf_trainer_optim": trainer_optim["optim"],
         "hf_trainer_optimizer_fused": trainer_optim["optimizer_fused"],
-        "forgetless_settings": "train.fused_loss: on (forgetless_unfused: off, the Trainer's loss path)",
+        "forgetless_settings": "train.fused_loss: on (forgetless_unfused: off, the Trainer's loss path); "
+        "host memory reuse as forgetless train sets it",
+        "processes": "every run in a fresh process",
         "data": "bundled general corpus, the first windows of forgetless's sampler (seed 0), same order on both sides",
         "timing": "each timed step from its start to the next step's start; tokens/s from the median step of "
         "a run; the median over repeats",

@@ -46,7 +46,6 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -385,12 +384,13 @@ def _prefetch(iterator: Iterator[_Batch], stop: threading.Event, depth: int = 3)
 def _encode(batch: _Batch, tok: TokenizerInfo) -> tuple[np.ndarray, np.ndarray]:
     """Token ids of the batch, each document followed by EOS, and each document's length."""
     encode = getattr(tok.backend, "encode_batch_fast", tok.backend.encode_batch)
-    ids = [enc.ids for enc in encode(batch.texts, add_special_tokens=False)]
-    eos = tok.eos_id
-    for doc in ids:
-        doc.append(eos)
-    lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
-    tokens = np.fromiter(chain.from_iterable(ids), dtype=tok.dtype, count=int(lengths.sum()))
+    eos = np.array([tok.eos_id], dtype=tok.dtype)
+    parts: list[np.ndarray] = []
+    for enc in encode(batch.texts, add_special_tokens=False):
+        parts.append(np.array(enc.ids, dtype=tok.dtype))  # one array per document: the fastest way
+        parts.append(eos)  # from the encoder's lists to one flat array
+    lengths = np.fromiter((len(ids) + 1 for ids in parts[::2]), dtype=np.int64, count=len(parts) // 2)
+    tokens = np.concatenate(parts) if parts else np.zeros(0, dtype=tok.dtype)
     return tokens, lengths
 
 

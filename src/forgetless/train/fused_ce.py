@@ -68,8 +68,10 @@ class _LinearCrossEntropy(torch.autograd.Function):
         total = torch.zeros((), dtype=torch.float32, device=hidden.device)
         grad_hidden = torch.empty_like(hidden) if needs_grad else None
         grad_weight = (
-            torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) if needs_grad else None
+            torch.empty(weight.shape, dtype=torch.float32, device=weight.device) if needs_grad else None
         )
+        if grad_weight is not None and hidden.shape[0] == 0:
+            grad_weight.zero_()  # no chunk to write it
         for start in range(0, hidden.shape[0], chunk_size):
             h = hidden[start : start + chunk_size].to(compute_dtype)
             t = targets[start : start + chunk_size]
@@ -78,11 +80,17 @@ class _LinearCrossEntropy(torch.autograd.Function):
                 continue
             loss, grad_logits = with_grad(h, w, t)
             total += loss
-            grad_hidden[start : start + chunk_size] = grad_logits @ w
-            if h.dtype == grad_weight.dtype:
-                grad_weight.addmm_(grad_logits.t(), h)  # accumulate in the product: no [V, H] temporary
+            torch.mm(grad_logits, w, out=grad_hidden[start : start + chunk_size])
+            if h.dtype != grad_weight.dtype:  # a bf16 product, accumulated in float32
+                part = (grad_logits.t() @ h).float()
+                if start == 0:
+                    grad_weight.copy_(part)
+                else:
+                    grad_weight.add_(part)
+            elif start == 0:
+                torch.mm(grad_logits.t(), h, out=grad_weight)  # the first chunk writes: no zero fill
             else:
-                grad_weight += (grad_logits.t() @ h).float()
+                grad_weight.addmm_(grad_logits.t(), h)  # accumulate in the product: no [V, H] temporary
         if needs_grad:
             ctx.save_for_backward(grad_hidden, grad_weight, count)
             ctx.weight_dtype = weight.dtype
@@ -92,8 +100,10 @@ class _LinearCrossEntropy(torch.autograd.Function):
     def backward(ctx, grad_output):  # type: ignore[override]
         grad_hidden, grad_weight, count = ctx.saved_tensors
         scale = grad_output / count
-        grad_weight = (grad_weight * scale).to(ctx.weight_dtype)
-        return (grad_hidden * scale).to(grad_hidden.dtype), grad_weight, None, None, None, None
+        # The stored gradients are used once: scale them in place rather than into new [N, H] and
+        # [V, H] tensors.
+        grad_weight = grad_weight.mul_(scale).to(ctx.weight_dtype)
+        return grad_hidden.mul_(scale.to(grad_hidden.dtype)), grad_weight, None, None, None, None
 
 
 def linear_cross_entropy(

@@ -58,6 +58,7 @@ from forgetless.train.distributed import (
 )
 from forgetless.train.distributed import setup as setup_world
 from forgetless.train.health import StepHealth
+from forgetless.train.host_memory import keep_freed_memory
 from forgetless.train.metrics_log import MetricsLog
 from forgetless.train.parallelize import compile_blocks, peak_memory_gib, supports_fused_loss
 from forgetless.train.param_groups import run_parameter_groups, trainable_names
@@ -136,6 +137,7 @@ def _run_training(config: RunConfig, *, resume: bool, quiet: bool) -> Path:
     latest = _check_run_dir(run_dir, resume)
     train = config.train
     world, device = setup_world(train.device)
+    keep_freed_memory()  # glibc: reuse freed host memory rather than page-faulting fresh memory each step
     display = ProgressDisplay(quiet=quiet or not world.is_main)
     torch.manual_seed(train.seed)
     autocast_dtype = resolve_device(device.type, train.precision)[1]
@@ -825,6 +827,7 @@ def _run_start_record(run: Run) -> dict[str, Any]:
         "sources": list(run.eval_sets),
         "mcq": list(run.mcq_sets),
         "tokens_per_step": run.tokens_per_step,
+        "host_memory_reuse": keep_freed_memory(),  # see forgetless.train.host_memory
     }
 
 
