@@ -8,6 +8,15 @@ import pytest
 
 EOS = "<|endoftext|>"
 
+# The model of most tests' run configs (`model: {init: ...}`): a 2-layer Llama of hidden size 32.
+TINY_LLAMA = {
+    "architecture": "llama",
+    "hidden_size": 32,
+    "num_layers": 2,
+    "num_heads": 2,
+    "intermediate_size": 64,
+}
+
 
 def sample_texts() -> list[str]:
     """Deterministic English-ish documents from the Python docs shipped with CPython."""

@@ -17,7 +17,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from conftest import sample_texts
+from conftest import TINY_LLAMA, sample_texts
 from forgetless.cli import main
 
 STEPS = 16
@@ -36,15 +36,7 @@ def write_corpus(folder: Path) -> Path:
 
 def fault_config(corpus: Path, tokenizer_dir: Path, out_dir: Path, cache_dir: Path) -> dict[str, Any]:
     return {
-        "model": {
-            "init": {
-                "architecture": "llama",
-                "hidden_size": 32,
-                "num_layers": 2,
-                "num_heads": 2,
-                "intermediate_size": 64,
-            }
-        },
+        "model": {"init": dict(TINY_LLAMA)},
         "tokenizer": str(tokenizer_dir),
         "sources": {"general": {"files": [str(corpus)], "heldout": {"documents": 4}}},
         "stages": [

@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import sample_texts
+from conftest import TINY_LLAMA, sample_texts
 from forgetless.cli import main
 
 QUESTIONS = [
@@ -131,15 +131,7 @@ def write_run_config(tmp_path: Path, tokenizer_dir: Path, corpus: Path, question
     stdlib = Path(json_module.__file__).parent
     write_jsonl(code, [{"text": p.read_text()} for p in sorted(stdlib.glob("*.py"))])
     config = {
-        "model": {
-            "init": {
-                "architecture": "llama",
-                "hidden_size": 32,
-                "num_layers": 2,
-                "num_heads": 2,
-                "intermediate_size": 64,
-            }
-        },
+        "model": {"init": dict(TINY_LLAMA)},
         "tokenizer": str(tokenizer_dir),
         "sources": {
             "general": {"files": [str(corpus)], "heldout": {"documents": 3}},

@@ -11,7 +11,7 @@ from typing import Any
 
 from safetensors.torch import load_file
 
-from conftest import sample_texts
+from conftest import TINY_LLAMA, sample_texts
 
 
 def write_corpora(root: Path) -> dict[str, Path]:
@@ -33,15 +33,7 @@ def tiny_config(tmp: Path, tokenizer_dir: Path, corpora: dict[str, Path], **stag
     """One stage of 8 steps (256 tokens each) on code with 25% replay of general; a checkpoint
     every 4 steps. `stage` entries (e.g. methods=...) go into the stage."""
     return {
-        "model": {
-            "init": {
-                "architecture": "llama",
-                "hidden_size": 32,
-                "num_layers": 2,
-                "num_heads": 2,
-                "intermediate_size": 64,
-            }
-        },
+        "model": {"init": dict(TINY_LLAMA)},
         "tokenizer": str(tokenizer_dir),
         "sources": {
             "general": {"files": [str(corpora["general"])], "heldout": {"documents": 8}},

@@ -20,21 +20,13 @@ pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="to
 def _config(tmp: Path, tokenizer_dir: Path) -> Path:
     data = tmp / "data"
     data.mkdir(parents=True)
-    from conftest import sample_texts
+    from conftest import TINY_LLAMA, sample_texts
 
     with open(data / "general.jsonl", "w") as fh:
         for i, text in enumerate(sample_texts()):
             fh.write(json.dumps({"id": i, "text": text}) + "\n")
     config = {
-        "model": {
-            "init": {
-                "architecture": "llama",
-                "hidden_size": 32,
-                "num_layers": 2,
-                "num_heads": 2,
-                "intermediate_size": 64,
-            }
-        },
+        "model": {"init": dict(TINY_LLAMA)},
         "tokenizer": str(tokenizer_dir),
         "sources": {"general": {"files": [str(data / "general.jsonl")], "heldout": {"documents": 8}}},
         "stages": [

@@ -15,7 +15,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from conftest import sample_texts
+from conftest import TINY_LLAMA, sample_texts
 from forgetless.cli import main
 from forgetless.config import load_config
 from forgetless.train import checkpoint as ckpt
@@ -42,15 +42,7 @@ def write_corpora(root: Path) -> dict[str, Path]:
 def write_config(tmp: Path, tokenizer_dir: Path, **overrides) -> Path:
     corpora = write_corpora(tmp / "data")
     config = {
-        "model": {
-            "init": {
-                "architecture": "llama",
-                "hidden_size": 32,
-                "num_layers": 2,
-                "num_heads": 2,
-                "intermediate_size": 64,
-            }
-        },
+        "model": {"init": dict(TINY_LLAMA)},
         "tokenizer": str(tokenizer_dir),
         "sources": {
             "general": {"files": [str(corpora["general"])], "heldout": {"documents": 8}},
