@@ -1,6 +1,9 @@
 """Throughput of `forgetless prepare` against the raw tokenizer and `datasets.map`, and of the sampler.
 
-Three ways to tokenize the same corpus with the same tokenizer, in one process on one machine:
+Three ways to tokenize the same corpus with the same tokenizer on one machine, each run in a fresh
+Python process of its own (as a user would start it: no state carried from one run to the next,
+such as `datasets` leaving `TOKENIZERS_PARALLELISM=false` in the process environment after a
+multi-process `map`, which turns the tokenizer's own threads off):
 
 - raw: `tokenizers.Tokenizer.encode_batch_fast` on texts already in memory, ids read back (the
   practical limit: no reading, no writing);
@@ -30,6 +33,7 @@ import os
 import platform
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -212,6 +216,38 @@ def time_sampler(prepared: dict, seq_len: int, batch: int, seconds: float = 2.0)
 
 
 # ---------------------------------------------------------------------------------------------
+# One timed run per process
+
+
+def run_child(path: str, work: Path, out: Path) -> None:
+    """Time one run of `path` (raw, prepare or datasets) on the corpus described in `work`; write
+    `{"seconds", "tokens"[, "map_seconds"]}` to `out`."""
+    from transformers import AutoTokenizer
+
+    from forgetless.data.prepare import tokenizer_info
+
+    corpus = json.loads((work / "corpus.json").read_text())
+    files = {name: [Path(p) for p in paths] for name, paths in corpus["files"].items()}
+    tokenizer = AutoTokenizer.from_pretrained(corpus["tokenizer_dir"])
+    result: dict[str, float] = {}
+    if path == "raw":
+        texts = read_texts([p for paths in files.values() for p in paths])
+        result["seconds"], result["tokens"] = time_raw(tokenizer_info(tokenizer).backend, texts)
+    elif path == "prepare":
+        result["seconds"], result["tokens"], _ = time_prepare(files, tokenizer, work)
+    else:
+        all_files = [p for paths in files.values() for p in paths]
+        result["seconds"], result["map_seconds"], result["tokens"] = time_datasets_map(
+            all_files, tokenizer, work, os.cpu_count() or 1
+        )
+    out.write_text(json.dumps(result), encoding="utf-8")
+
+
+def time_in_child(path: str, work: Path, corpus: str) -> dict[str, float]:
+    out = work / f"{path}.json"
+    command = [sys.executable, __file__, "--corpus", corpus, "--child", path, "--work", str(work)]
+    subprocess.run([*command, "--child-out", str(out)], check=True)
+    return json.loads(out.read_text())
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -219,11 +255,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--corpus", choices=["auto", "bundled", "stdlib"], default="auto")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--child", choices=["raw", "prepare", "datasets"], help=argparse.SUPPRESS)
+    parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--child-out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.child:
+        run_child(args.child, args.work, args.child_out)
+        return {"child": args.child}
 
     from transformers import AutoTokenizer
-
-    from forgetless.data.prepare import tokenizer_info
 
     cores = os.cpu_count() or 1
     load_before = os.getloadavg()
@@ -240,39 +280,33 @@ def main(argv: list[str] | None = None) -> dict:
                 corpus = "stdlib"
         files, tokenizer_dir, description = (bundled_corpus if corpus == "bundled" else stdlib_corpus)(work)
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-        backend = tokenizer_info(tokenizer).backend
         texts = read_texts([p for paths in files.values() for p in paths])
         corpus_bytes = sum(len(t.encode("utf-8")) for t in texts)
 
+        (work / "corpus.json").write_text(
+            json.dumps(
+                {
+                    "files": {n: [str(p) for p in ps] for n, ps in files.items()},
+                    "tokenizer_dir": str(tokenizer_dir),
+                }
+            )
+        )
         raw, prep, dsm, dsm_only = [], [], [], []
-        raw_tokens = prep_tokens = ds_tokens = 0
-        prepared = None
-        all_files = [p for paths in files.values() for p in paths]
-
-        def run_raw() -> None:
-            nonlocal raw_tokens
-            seconds, raw_tokens = time_raw(backend, texts)
-            raw.append(seconds)
-
-        def run_prepare() -> None:
-            nonlocal prep_tokens, prepared
-            seconds, prep_tokens, prepared = time_prepare(files, tokenizer, work)
-            prep.append(seconds)
-
-        def run_datasets() -> None:
-            nonlocal ds_tokens
-            seconds, map_seconds, ds_tokens = time_datasets_map(all_files, tokenizer, work, cores)
-            dsm.append(seconds)
-            dsm_only.append(map_seconds)
-
-        paths = [run_raw, run_prepare, run_datasets]
+        counts: dict[str, int] = {}
+        paths = ["raw", "prepare", "datasets"]
         for repeat in range(args.repeats):  # interleaved and rotated: a busy moment hurts every path alike
-            for run in paths[repeat % 3 :] + paths[: repeat % 3]:
-                run()
+            for path in paths[repeat % 3 :] + paths[: repeat % 3]:
+                result = time_in_child(path, work, corpus)
+                counts[path] = int(result["tokens"])
+                {"raw": raw, "prepare": prep, "datasets": dsm}[path].append(result["seconds"])
+                if path == "datasets":
+                    dsm_only.append(result["map_seconds"])
+        raw_tokens, prep_tokens, ds_tokens = counts["raw"], counts["prepare"], counts["datasets"]
         if not raw_tokens == prep_tokens == ds_tokens:
             raise SystemExit(
                 f"token counts differ: raw {raw_tokens}, prepare {prep_tokens}, datasets {ds_tokens}"
             )
+        _, _, prepared = time_prepare(files, tokenizer, work)  # for the sampler (not timed)
 
         seq_len = 1024
         sampler_rate = time_sampler(prepared, seq_len, batch=256)
@@ -320,6 +354,7 @@ def main(argv: list[str] | None = None) -> dict:
                 "sampler": f"MixtureSampler.next_batch of 256 x {seq_len + 1} tokens (and of 8), 5% replay",
                 "repeats": args.repeats,
                 "statistic": "best of the repeats",
+                "processes": "every timed run in a fresh process",
                 "median_seconds": {
                     "raw": statistics.median(raw),
                     "prepare": statistics.median(prep),

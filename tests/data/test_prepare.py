@@ -109,6 +109,29 @@ def test_batches_that_span_many_files(tmp_path, tiny_tokenizer, tiny_tokenizer_d
     ]  # f00, f04, f05_empty, f08, ...
 
 
+@pytest.mark.parametrize("before", [None, "true"])
+def test_the_tokenizer_threads_setting_is_restored(
+    tmp_path, tiny_tokenizer, tiny_tokenizer_dir, monkeypatch, before
+) -> None:
+    # Encoding runs one batch per thread with the tokenizer's own threads off, only meanwhile.
+    if before is None:
+        monkeypatch.delenv("TOKENIZERS_PARALLELISM", raising=False)
+    else:
+        monkeypatch.setenv("TOKENIZERS_PARALLELISM", before)
+    seen = []
+    encode = prepare_module._encode
+    monkeypatch.setattr(
+        prepare_module,
+        "_encode",
+        lambda *a: seen.append(os.environ.get("TOKENIZERS_PARALLELISM")) or encode(*a),
+    )
+    write_jsonl(tmp_path / "data" / "a.jsonl", marked_docs("env", 10))
+    config = make_config(tmp_path, tiny_tokenizer_dir, {"web": {"files": ["data/a.jsonl"]}})
+    prepare_sources(config, tiny_tokenizer, progress=False)
+    assert seen and set(seen) == {"false"}
+    assert os.environ.get("TOKENIZERS_PARALLELISM") == before
+
+
 def test_mixed_formats_in_one_source(tmp_path, tiny_tokenizer, tiny_tokenizer_dir) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq

