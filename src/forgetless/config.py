@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -235,6 +235,10 @@ class TrainConfig(_Strict):
         "auto", description="loss from hidden states without storing logits; auto: on for CUDA"
     )
     activation_checkpointing: bool = False
+    micro_batch_threads: Literal["auto"] | Annotated[int, Field(ge=1)] = Field(
+        "auto",
+        description="micro-batches run at once, one core each; auto: on a CPU in one process (not compiled)",
+    )
     parallel: Literal["fsdp", "ddp"] = Field(
         "fsdp", description="under torchrun: FSDP2 sharding per decoder block, or DDP for small models"
     )

@@ -60,6 +60,7 @@ from forgetless.train.distributed import setup as setup_world
 from forgetless.train.health import StepHealth
 from forgetless.train.host_memory import keep_freed_memory
 from forgetless.train.metrics_log import MetricsLog
+from forgetless.train.microbatches import SerialMicroBatches, ThreadedMicroBatches, micro_batch_runner
 from forgetless.train.parallelize import compile_blocks, peak_memory_gib, supports_fused_loss
 from forgetless.train.param_groups import run_parameter_groups, trainable_names
 from forgetless.train.preemption import StopRequest
@@ -101,6 +102,7 @@ class Run:
     log: MetricsLog
     display: ProgressDisplay
     fused_loss: bool = False
+    micro_batches: SerialMicroBatches | ThreadedMicroBatches = field(default_factory=SerialMicroBatches)
     stop: StopRequest = field(default_factory=StopRequest)
     trainable: frozenset[str] = frozenset()  # parameters that train unless a stage freezes them
     methods: list[Method] = field(default_factory=list)  # the current stage's (forgetless.methods)
@@ -206,6 +208,7 @@ def _run_training(config: RunConfig, *, resume: bool, quiet: bool) -> Path:
         log=MetricsLog(run_dir / "metrics.jsonl", enabled=world.is_main),
         display=display,
         fused_loss=fused_loss,
+        micro_batches=_micro_batch_runner(config, model, device, world),
         trainable=trainable_names(unwrap(model)),
         world=world,
     )
@@ -215,6 +218,7 @@ def _run_training(config: RunConfig, *, resume: bool, quiet: bool) -> Path:
         with run.stop.installed():
             _run_stages(run, latest)
     finally:
+        run.micro_batches.close()
         run.log.close()
         display.close()
     teardown(world)
@@ -313,6 +317,18 @@ def _train_stage(
     )
     model.train()
     health = StepHealth(config.reliability, run.log, stage.name, run.display)
+
+    def work(micro_step: MicroBatch) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        with _autocast(run):
+            return training_loss(
+                run.methods,
+                model,
+                micro_step,
+                fused=run.fused_loss,
+                compute_dtype=run.autocast_dtype,
+                compiled=train.compile,
+            )
+
     terms = LossTerms([m.name for m in run.methods], run.device)  # logged as loss/<name>
     window_tokens, window_s = 0, 0.0
     tick = time.perf_counter()
@@ -323,22 +339,13 @@ def _train_stage(
             group["lr"] = lr * group["lr_multiplier"]
 
         loss_sum = torch.zeros((), device=run.device)
+        batches = []  # drawn in order here, whichever way they then run
         for _ in range(accumulation):
             batch = _to_device(sampler.next_batch(micro_batch), run.device)
-            inputs, targets = batch[:, :-1], batch[:, 1:]
             replay = sampler.last_plan.replay if sampler.last_plan is not None else None
-            micro_step = MicroBatch(inputs, targets, replay, step=position.stage_step)
-            with _autocast(run):
-                loss, objective, extra = training_loss(
-                    run.methods,
-                    model,
-                    micro_step,
-                    fused=run.fused_loss,
-                    compute_dtype=run.autocast_dtype,
-                    compiled=train.compile,
-                )
-            (objective / accumulation).backward()
-            loss_sum += loss.detach()
+            batches.append(MicroBatch(batch[:, :-1], batch[:, 1:], replay, step=position.stage_step))
+        for loss, extra in run.micro_batches.run(work, batches, 1.0 / accumulation):
+            loss_sum += loss
             terms.add(extra, 1.0 / accumulation)
         terms.add(before_optimizer_step(run.methods))  # penalties on the weights: their gradients
         terms.end_step()
@@ -747,6 +754,26 @@ def _use_fused_loss(setting: str, model: torch.nn.Module, device: torch.device, 
             "(its logits are not a plain product with the LM head); use auto or off"
         )
     return supported and (setting == "on" or device.type == "cuda")
+
+
+def _micro_batch_runner(
+    config: RunConfig, model: torch.nn.Module, device: torch.device, world: World
+) -> SerialMicroBatches | ThreadedMicroBatches:
+    train = config.train
+    setting = train.micro_batch_threads
+    if setting != "auto" and setting > 1 and (device.type != "cpu" or world.distributed):
+        raise UserError(
+            "train.micro_batch_threads: several threads run micro-batches on a CPU in one process only; "
+            "use auto or 1"
+        )
+    return micro_batch_runner(
+        setting,
+        model,
+        device=device,
+        distributed=world.distributed,
+        compiled=train.compile,
+        accumulation=train.sequences_per_step // (train.micro_batch * world.size),
+    )
 
 
 def _autocast(run: Run) -> contextlib.AbstractContextManager[Any]:
