@@ -237,7 +237,7 @@ class TrainConfig(_Strict):
     activation_checkpointing: bool = False
     micro_batch_threads: Literal["auto"] | Annotated[int, Field(ge=1)] = Field(
         "auto",
-        description="micro-batches run at once, one core each; auto: on a CPU in one process (not compiled)",
+        description="micro-batches run at once, one core each; auto: on a CPU in one process with the fused loss",
     )
     parallel: Literal["fsdp", "ddp"] = Field(
         "fsdp", description="under torchrun: FSDP2 sharding per decoder block, or DDP for small models"

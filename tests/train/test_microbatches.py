@@ -86,7 +86,7 @@ def test_auto_runs_micro_batches_at_once_only_on_one_cpu_process(tiny_model) -> 
     cpu = torch.device("cpu")
     with _intra_op_threads(2):
         runner = micro_batch_runner(
-            "auto", tiny_model, device=cpu, distributed=False, compiled=False, accumulation=4
+            "auto", tiny_model, device=cpu, distributed=False, compiled=False, fused_loss=True, accumulation=4
         )
         assert isinstance(runner, ThreadedMicroBatches) and runner.threads == 2
         runner.close()
@@ -96,9 +96,22 @@ def test_auto_runs_micro_batches_at_once_only_on_one_cpu_process(tiny_model) -> 
             {"device": cpu, "distributed": False, "compiled": True, "accumulation": 4},
             {"device": cpu, "distributed": False, "compiled": False, "accumulation": 1},
         ):
+            assert isinstance(
+                micro_batch_runner("auto", tiny_model, fused_loss=True, **options), SerialMicroBatches
+            )
+        for options in (
+            {"device": cpu, "distributed": False, "compiled": False, "accumulation": 4, "fused_loss": False},
+        ):
             assert isinstance(micro_batch_runner("auto", tiny_model, **options), SerialMicroBatches)
+        explicit = micro_batch_runner(
+            2, tiny_model, device=cpu, distributed=False, compiled=False, fused_loss=False, accumulation=4
+        )
+        assert isinstance(explicit, ThreadedMicroBatches)
+        explicit.close()
         assert isinstance(
-            micro_batch_runner(1, tiny_model, device=cpu, distributed=False, compiled=False, accumulation=4),
+            micro_batch_runner(
+                1, tiny_model, device=cpu, distributed=False, compiled=False, fused_loss=True, accumulation=4
+            ),
             SerialMicroBatches,
         )
 
@@ -116,4 +129,45 @@ def test_several_threads_on_a_gpu_are_refused(tiny_model, tiny_tokenizer_dir) ->
         }
     )
     with pytest.raises(UserError, match="train.micro_batch_threads"):
-        _micro_batch_runner(config, tiny_model, torch.device("cuda"), World())
+        _micro_batch_runner(config, tiny_model, torch.device("cuda"), World(), True)
+
+
+def test_a_threaded_run_resumes_exactly_and_follows_the_serial_one(tmp_path, tiny_tokenizer_dir) -> None:
+    import forgetless.train.run as run_module
+    from forgetless.train.run import run_training
+    from methods.tiny_runs import read_lines, tiny_config, weights, write_corpora
+
+    corpora = write_corpora(tmp_path / "corpora")
+
+    def run(name: str, threads: int | str, *, resume: bool = False):
+        data = tiny_config(tmp_path / name, tiny_tokenizer_dir, corpora)
+        data["train"].update(micro_batch=2, fused_loss="on", micro_batch_threads=threads)
+        return run_training(config_from_dict(data), resume=resume, quiet=True)
+
+    whole = run("whole", 2)
+    serial = run("serial", 1)
+    original = run_module.after_optimizer_step
+    calls = {"n": 0}
+
+    def stop_after_six(methods, step):
+        original(methods, step)
+        calls["n"] += 1
+        if calls["n"] == 6:
+            raise KeyboardInterrupt
+
+    run_module.after_optimizer_step = stop_after_six
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run("resumed", 2)
+    finally:
+        run_module.after_optimizer_step = original
+    resumed = run("resumed", 2, resume=True)
+    a, b, c = weights(whole / "final"), weights(resumed / "final"), weights(serial / "final")
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+        torch.testing.assert_close(c[key], a[key], rtol=1e-3, atol=1e-5)
+    losses = {r["step"]: r["loss"] for r in read_lines(whole) if r["kind"] == "train"}
+    serial_losses = {r["step"]: r["loss"] for r in read_lines(serial) if r["kind"] == "train"}
+    assert losses.keys() == serial_losses.keys()
+    for step, loss in losses.items():
+        assert loss == pytest.approx(serial_losses[step], abs=1e-4)

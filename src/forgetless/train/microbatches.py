@@ -98,14 +98,19 @@ def micro_batch_runner(
     device: torch.device,
     distributed: bool,
     compiled: bool,
+    fused_loss: bool,
     accumulation: int,
 ) -> SerialMicroBatches | ThreadedMicroBatches:
     """The runner for `train.micro_batch_threads`: `auto` runs micro-batches at once on a CPU, in
-    one process, without torch.compile, when a step has several and PyTorch has several threads;
-    a number asks for that many threads (1: one after another)."""
+    one process, without torch.compile, with the fused loss, when a step has several and PyTorch
+    has several threads; a number asks for that many threads (1: one after another).
+
+    With the unfused loss, a micro-batch's logits-sized tensors (micro-batch x sequence x
+    vocabulary) are large enough to share well over cores, and one thread each was slower on the
+    reference benchmark (`benchmarks/README.md`), so `auto` leaves that case serial."""
     cores = torch.get_num_threads()
     if setting == "auto":
-        if device.type != "cpu" or distributed or compiled:
+        if device.type != "cpu" or distributed or compiled or not fused_loss:
             return SerialMicroBatches()
         threads = min(cores, accumulation)
     else:

@@ -208,7 +208,7 @@ def _run_training(config: RunConfig, *, resume: bool, quiet: bool) -> Path:
         log=MetricsLog(run_dir / "metrics.jsonl", enabled=world.is_main),
         display=display,
         fused_loss=fused_loss,
-        micro_batches=_micro_batch_runner(config, model, device, world),
+        micro_batches=_micro_batch_runner(config, model, device, world, fused_loss),
         trainable=trainable_names(unwrap(model)),
         world=world,
     )
@@ -757,7 +757,7 @@ def _use_fused_loss(setting: str, model: torch.nn.Module, device: torch.device, 
 
 
 def _micro_batch_runner(
-    config: RunConfig, model: torch.nn.Module, device: torch.device, world: World
+    config: RunConfig, model: torch.nn.Module, device: torch.device, world: World, fused_loss: bool
 ) -> SerialMicroBatches | ThreadedMicroBatches:
     train = config.train
     setting = train.micro_batch_threads
@@ -772,6 +772,7 @@ def _micro_batch_runner(
         device=device,
         distributed=world.distributed,
         compiled=train.compile,
+        fused_loss=fused_loss,
         accumulation=train.sequences_per_step // (train.micro_batch * world.size),
     )
 
