@@ -11,7 +11,8 @@ each run in a fresh Python process of its own (as a user would start either tool
   never storing the logits; `auto` turns it on only on CUDA); in the eager configuration also with
   `train.fused_loss: off`, the same loss path as the Trainer's, to show what the fused loss brings;
   like `forgetless train`, the run keeps freed host memory for reuse (`forgetless.train.host_memory`,
-  glibc's `mallopt`), which the Trainer's process does not;
+  glibc's `mallopt`), which the Trainer's process does not, and with the fused loss runs a step's
+  micro-batches at once, one core each (`train.micro_batch_threads: auto`);
 - Trainer: `Trainer.train()` set up as a user would (`TrainingArguments` with the micro-batch,
   accumulation, `max_steps`, `logging_steps`, `save_strategy="no"`, `use_cpu=True`, the default
   optimizer), on a `datasets.Dataset` of exactly the windows forgetless's sampler serves, in the
