@@ -8,7 +8,7 @@ each run in a fresh Python process of its own (as a user would start either tool
 
 - forgetless: `run_training` on a one-stage config (evaluation and checkpoints off) with
   `train.fused_loss: on` (the loss computed from the final hidden states in cache-sized chunks,
-  never storing the logits; `auto` turns it on only on CUDA); in the eager configuration also with
+  never storing the logits; what `auto` picks for this model); in the eager configuration also with
   `train.fused_loss: off`, the same loss path as the Trainer's, to show what the fused loss brings;
   like `forgetless train`, the run keeps freed host memory for reuse (`forgetless.train.host_memory`,
   glibc's `mallopt`), which the Trainer's process does not, and with the fused loss runs a step's

@@ -232,7 +232,8 @@ class TrainConfig(_Strict):
     precision: Literal["auto", "bf16", "fp32"] = "auto"
     compile: bool = Field(False, description="torch.compile each decoder block (and the fused loss)")
     fused_loss: Literal["auto", "on", "off"] = Field(
-        "auto", description="loss from hidden states without storing logits; auto: on for CUDA"
+        "auto",
+        description="loss from hidden states without storing logits; auto: on where the model supports it",
     )
     activation_checkpointing: bool = False
     micro_batch_threads: Literal["auto"] | Annotated[int, Field(ge=1)] = Field(

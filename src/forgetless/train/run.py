@@ -157,7 +157,7 @@ def _run_training(config: RunConfig, *, resume: bool, quiet: bool) -> Path:
         model.gradient_checkpointing_enable()
     if train.compile:
         compile_blocks(model)
-    fused_loss = _use_fused_loss(train.fused_loss, model, device, world)
+    fused_loss = _use_fused_loss(train.fused_loss, model, world)
     model = shard_model(
         model,
         world,
@@ -740,7 +740,7 @@ def _to_device(batch: np.ndarray, device: torch.device) -> torch.Tensor:
     return tensor
 
 
-def _use_fused_loss(setting: str, model: torch.nn.Module, device: torch.device, world: World) -> bool:
+def _use_fused_loss(setting: str, model: torch.nn.Module, world: World) -> bool:
     if setting == "off":
         return False
     if world.distributed:  # the sharded head is gathered only inside the model's own forward
@@ -753,7 +753,7 @@ def _use_fused_loss(setting: str, model: torch.nn.Module, device: torch.device, 
             f"train.fused_loss: on is not supported for model type {model.config.model_type!r} "
             "(its logits are not a plain product with the LM head); use auto or off"
         )
-    return supported and (setting == "on" or device.type == "cuda")
+    return supported
 
 
 def _micro_batch_runner(
