@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from tiny_runs import read_lines, tiny_config, weights, write_corpora
+from tiny_runs import read_lines, run_interrupted, tiny_config, weights, write_corpora
 
-import forgetless.train.run as run_module
 from forgetless.config import config_from_dict
 from forgetless.errors import UserError
 from forgetless.model.load import build_model, load_tokenizer
@@ -37,10 +36,6 @@ GROUPS = {
         "lr_multipliers": {"embeddings": 0.25},
     },
 }
-
-
-class _Interrupted(Exception):
-    pass
 
 
 @pytest.fixture(scope="module")
@@ -80,21 +75,7 @@ def group_runs(runner):
 
 def _whole_and_resumed(runner, name: str) -> tuple[Path, Path, dict]:
     whole = runner(f"{name}-whole", GROUPS[name])
-    original = run_module.after_optimizer_step
-    calls = {"n": 0}
-
-    def after_step(methods, step):
-        original(methods, step)
-        calls["n"] += 1
-        if calls["n"] == 6:
-            raise _Interrupted
-
-    run_module.after_optimizer_step = after_step
-    try:
-        with pytest.raises(_Interrupted):
-            runner(f"{name}-resumed", GROUPS[name])
-    finally:
-        run_module.after_optimizer_step = original
+    run_interrupted(6, lambda: runner(f"{name}-resumed", GROUPS[name]))
     resumed_dir = whole.parent.parent / f"{name}-resumed" / "run"
     assert not (resumed_dir / "final").exists()
     assert ckpt.latest_checkpoint(resumed_dir).name == "step_4"
@@ -191,21 +172,7 @@ def test_every_method_on_cuda_in_bf16(runner) -> None:
     for key in ("loss/l2sp", "loss/ewc", "loss/distill"):
         assert all(math.isfinite(r[key]) for r in train), key
     assert (whole / "final_ema" / "model.safetensors").is_file()
-    original = run_module.after_optimizer_step
-    calls = {"n": 0}
-
-    def after_step(methods_, step):
-        original(methods_, step)
-        calls["n"] += 1
-        if calls["n"] == 6:
-            raise _Interrupted
-
-    run_module.after_optimizer_step = after_step
-    try:
-        with pytest.raises(_Interrupted):
-            runner("cuda-resumed", methods, **gpu)
-    finally:
-        run_module.after_optimizer_step = original
+    run_interrupted(6, lambda: runner("cuda-resumed", methods, **gpu))
     resumed = runner("cuda-resumed", methods, resume=True, **gpu)
     a, b = weights(whole / "final"), weights(resumed / "final")
     worst = max(float((a[k].float() - b[k].float()).abs().max()) for k in a)

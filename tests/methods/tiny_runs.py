@@ -6,9 +6,11 @@ A plain module (not a conftest.py, which would shadow the root conftest for `fro
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from safetensors.torch import load_file
 
 from conftest import TINY_LLAMA, sample_texts
@@ -62,3 +64,29 @@ def weights(model_dir: Path) -> dict:
 
 def read_lines(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+class Interrupted(Exception):
+    """Raised into a run to stop it as a crash would (see `run_interrupted`)."""
+
+
+def run_interrupted(steps: int, start: Callable[[], Any]) -> None:
+    """Call `start()` (a training run) and stop it with `Interrupted` right after its `steps`-th
+    optimizer step, leaving the checkpoints it wrote so far."""
+    import forgetless.train.run as run_module
+
+    original = run_module.after_optimizer_step
+    calls = {"n": 0}
+
+    def after_step(methods, step):
+        original(methods, step)
+        calls["n"] += 1
+        if calls["n"] == steps:
+            raise Interrupted
+
+    run_module.after_optimizer_step = after_step
+    try:
+        with pytest.raises(Interrupted):
+            start()
+    finally:
+        run_module.after_optimizer_step = original

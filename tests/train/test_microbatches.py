@@ -133,9 +133,8 @@ def test_several_threads_on_a_gpu_are_refused(tiny_model, tiny_tokenizer_dir) ->
 
 
 def test_a_threaded_run_resumes_exactly_and_follows_the_serial_one(tmp_path, tiny_tokenizer_dir) -> None:
-    import forgetless.train.run as run_module
     from forgetless.train.run import run_training
-    from methods.tiny_runs import read_lines, tiny_config, weights, write_corpora
+    from methods.tiny_runs import read_lines, run_interrupted, tiny_config, weights, write_corpora
 
     corpora = write_corpora(tmp_path / "corpora")
 
@@ -146,21 +145,7 @@ def test_a_threaded_run_resumes_exactly_and_follows_the_serial_one(tmp_path, tin
 
     whole = run("whole", 2)
     serial = run("serial", 1)
-    original = run_module.after_optimizer_step
-    calls = {"n": 0}
-
-    def stop_after_six(methods, step):
-        original(methods, step)
-        calls["n"] += 1
-        if calls["n"] == 6:
-            raise KeyboardInterrupt
-
-    run_module.after_optimizer_step = stop_after_six
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            run("resumed", 2)
-    finally:
-        run_module.after_optimizer_step = original
+    run_interrupted(6, lambda: run("resumed", 2))
     resumed = run("resumed", 2, resume=True)
     a, b, c = weights(whole / "final"), weights(resumed / "final"), weights(serial / "final")
     for key in a:
