@@ -57,18 +57,35 @@ def tiny_tokenizer(tiny_tokenizer_dir: Path):
     return AutoTokenizer.from_pretrained(tiny_tokenizer_dir)
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tiny_tokenizer):
-    """A randomly initialised two-layer Llama over the tiny tokenizer (one per test module)."""
+def tiny_llama(tokenizer, **overrides):
+    """A randomly initialised (seed 0) two-layer Llama of hidden size 32 over `tokenizer`;
+    `overrides` go to its `LlamaConfig`."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tiny_tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-    )
-    return LlamaForCausalLM(config)
+    options = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
+    return LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), **{**options, **overrides}))
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tiny_tokenizer):
+    """A randomly initialised two-layer Llama over the tiny tokenizer (one per test module)."""
+    return tiny_llama(tiny_tokenizer)
+
+
+def write_corpora(root: Path) -> dict[str, Path]:
+    """Two small sources for run tests: English prose (`sample_texts`, as JSONL) and Python code
+    (the modules of the standard library's json package, a text file each)."""
+    import json
+
+    root.mkdir(parents=True, exist_ok=True)
+    general = root / "general.jsonl"
+    with open(general, "w") as fh:
+        for i, text in enumerate(sample_texts()):
+            fh.write(json.dumps({"id": i, "text": text}) + "\n")
+    code = root / "code"
+    code.mkdir(exist_ok=True)
+    for path in sorted(Path(json.__file__).parent.glob("*.py")):
+        (code / f"{path.stem}.txt").write_text(path.read_text())
+    return {"general": general, "code": code}

@@ -6,10 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 
-from conftest import TINY_LLAMA, sample_texts
+from conftest import TINY_LLAMA, sample_texts, tiny_llama
 from forgetless.cli import main
 
 QUESTIONS = [
@@ -30,18 +29,8 @@ def write_jsonl(path: Path, records: list[dict]) -> Path:
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory, tiny_tokenizer) -> Path:
     """A tiny Llama saved as a standard HF directory, with its tokenizer."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
     folder = tmp_path_factory.mktemp("model")
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tiny_tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-    )
-    LlamaForCausalLM(config).save_pretrained(folder)
+    tiny_llama(tiny_tokenizer).save_pretrained(folder)
     tiny_tokenizer.save_pretrained(folder)
     return folder
 

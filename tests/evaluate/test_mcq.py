@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import tiny_llama
 from forgetless.errors import UserError
 from forgetless.evaluate import mcq
 from forgetless.evaluate.mcq import (
@@ -200,18 +201,7 @@ def test_no_items_is_a_user_error(tiny_model, tiny_tokenizer):
 
 
 def test_a_prompt_longer_than_the_model_context_is_cut_from_the_left(tiny_tokenizer):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tiny_tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=16,
-    )
-    model = LlamaForCausalLM(config).eval()
+    model = tiny_llama(tiny_tokenizer, max_position_embeddings=16).eval()
     long_item = {"question": "word " * 40 + "which?", "choices": ["yes", "no"], "answer": 0}
     scores = choice_logprobs(model, tiny_tokenizer, [long_item])[0]
 

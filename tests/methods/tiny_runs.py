@@ -13,22 +13,7 @@ from typing import Any
 import pytest
 from safetensors.torch import load_file
 
-from conftest import TINY_LLAMA, sample_texts
-
-
-def write_corpora(root: Path) -> dict[str, Path]:
-    """Two small sources: English prose (Python's topic docs) and Python code (the json package)."""
-    root.mkdir(parents=True, exist_ok=True)
-    general = root / "general.jsonl"
-    with open(general, "w") as fh:
-        for i, text in enumerate(sample_texts()):
-            fh.write(json.dumps({"id": i, "text": text}) + "\n")
-    code = root / "code"
-    code.mkdir(exist_ok=True)
-    stdlib = Path(json.__file__).parent
-    for path in sorted(stdlib.glob("*.py")):
-        (code / f"{path.stem}.txt").write_text(path.read_text())
-    return {"general": general, "code": code}
+from conftest import TINY_LLAMA, write_corpora  # noqa: F401 - used by the methods' tests
 
 
 def tiny_config(tmp: Path, tokenizer_dir: Path, corpora: dict[str, Path], **stage: Any) -> dict[str, Any]:

@@ -15,28 +15,11 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from conftest import TINY_LLAMA, sample_texts
+from conftest import TINY_LLAMA, write_corpora
 from forgetless.cli import main
 from forgetless.config import load_config
 from forgetless.train import checkpoint as ckpt
 from forgetless.train.run import run_training
-
-
-def write_corpora(root: Path) -> dict[str, Path]:
-    """Two small sources: English prose (Python's docs) and Python code (a few stdlib modules)."""
-    import json as json_module
-
-    root.mkdir(parents=True, exist_ok=True)
-    general = root / "general.jsonl"
-    with open(general, "w") as fh:
-        for i, text in enumerate(sample_texts()):
-            fh.write(json.dumps({"id": i, "text": text}) + "\n")
-    code_dir = root / "code"
-    code_dir.mkdir(exist_ok=True)
-    stdlib = Path(json_module.__file__).parent
-    for path in sorted(stdlib.glob("*.py")):
-        (code_dir / f"{path.stem}.txt").write_text(path.read_text())
-    return {"general": general, "code": code_dir}
 
 
 def write_config(tmp: Path, tokenizer_dir: Path, **overrides) -> Path:

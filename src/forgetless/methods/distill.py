@@ -29,7 +29,7 @@ from torch import nn
 
 from forgetless.config import DistillConfig
 from forgetless.methods.base import Method, MethodContext, MicroBatch, Outputs, gathered, restore
-from forgetless.train.distributed import frozen_copy, is_sharded, local_shard
+from forgetless.train.distributed import frozen_copy, is_sharded_tensor, local_shard
 
 
 def distillation_kl(
@@ -62,7 +62,7 @@ class SelfDistillation(Method):
         replay = context.stage.replay
         self.share = 1.0 if config.on == "all" or replay is None else replay.ratio
         # A sharded teacher's forward is a collective: every rank runs it on the same micro-batches.
-        self.sharded = any(is_sharded(p) for p in model.parameters())
+        self.sharded = any(is_sharded_tensor(p) for p in model.parameters())
 
     def _copy_model(self) -> nn.Module:
         return frozen_copy(self.model, self.dtype)

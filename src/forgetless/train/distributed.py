@@ -129,7 +129,7 @@ def frozen_copy(model: nn.Module, dtype: torch.dtype) -> nn.Module:
 
     module = unwrap(model)
     params = list(module.parameters())
-    if not any(is_sharded(p) for p in params):
+    if not any(is_sharded_tensor(p) for p in params):
         teacher = copy.deepcopy(module)
         with torch.no_grad():
             for param in teacher.parameters():
@@ -205,18 +205,18 @@ def as_local(value: torch.Tensor) -> torch.Tensor:
 # checkpoint's method state is the same file on any number of ranks.
 
 
-def is_sharded(tensor: torch.Tensor) -> bool:
+def is_sharded_tensor(tensor: torch.Tensor) -> bool:
     return DTensor is not None and isinstance(tensor, DTensor)
 
 
 def local_shard(tensor: torch.Tensor) -> torch.Tensor:
     """This rank's part of a sharded tensor (sharing its storage), or the tensor itself."""
-    return tensor.to_local() if is_sharded(tensor) else tensor
+    return tensor.to_local() if is_sharded_tensor(tensor) else tensor
 
 
 def shard_like(full: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """This rank's shard of `full` (a whole tensor, present on every rank) laid out as `like`."""
-    if not is_sharded(like):
+    if not is_sharded_tensor(like):
         return full
     from torch.distributed.tensor import distribute_tensor
 
@@ -227,7 +227,7 @@ def shard_like(full: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 def gather_like(shard: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """The whole tensor on CPU from every rank's `shard` laid out as `like` (a collective when
     `like` is sharded: every rank calls it). Complete on rank 0; other ranks get an empty tensor."""
-    if not is_sharded(like):
+    if not is_sharded_tensor(like):
         return shard.detach().cpu()
     local = shard.detach().to(device=local_shard(like).device)
     whole = DTensor.from_local(
@@ -238,7 +238,7 @@ def gather_like(shard: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 def sum_over_shards(value: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """`value`, a sum over this rank's shards of tensors laid out as `like`, summed over all ranks."""
-    if is_sharded(like):
+    if is_sharded_tensor(like):
         dist.all_reduce(value, group=like.device_mesh.get_group())
     return value
 
