@@ -163,7 +163,7 @@ def fresh_model(config: Any) -> torch.nn.Module:
 
 def initial_losses(config: Any, windows: np.ndarray) -> dict[str, float]:
     """Loss of the initial model on the first micro-batch, through each side's loss path."""
-    from forgetless.train.loss import causal_lm_loss
+    from forgetless.model.loss import causal_lm_loss
 
     model = fresh_model(config)
     batch = torch.from_numpy(windows[: config.train.micro_batch])
@@ -197,8 +197,10 @@ def run_forgetless(
 ) -> dict[str, Any]:
     from forgetless.config import config_from_dict
     from forgetless.data.sampler import MixtureSampler
+    from forgetless.train.host_memory import keep_freed_memory
     from forgetless.train.run import run_training
 
+    keep_freed_memory()  # as `forgetless train` does for its process
     config = config_from_dict(run_config(args, out_dir, cache_dir, compile=compile, fused_loss=fused_loss))
     accumulation = args.batch // args.micro_batch
     calls: list[float] = []

@@ -114,7 +114,7 @@ def run_one(base: Path, name: str, ratio: float, methods: dict, seed: int, root:
 
 def merge_sweep(base: Path, run_dir: Path, seed: int) -> list[dict[str, Any]]:
     from forgetless.config import config_from_dict
-    from forgetless.methods.sweep import sweep
+    from forgetless.weights.sweep import sweep
 
     config = config_from_dict(stage_config(base, 0.0, {}, seed, run_dir.parent / "unused"))
     result = sweep(base, run_dir / "final", MERGE_ALPHAS, config, progress=False)
@@ -402,7 +402,7 @@ def main() -> None:
     import torch
 
     from forgetless.demo import QUICK, build_base
-    from forgetless.methods.merge import load_model_dir
+    from forgetless.weights.merge import load_model_dir
 
     started = time.monotonic()
     base = build_base(QUICK, quiet=True)

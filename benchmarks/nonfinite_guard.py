@@ -31,8 +31,8 @@ from pathlib import Path
 
 import torch
 
+from forgetless.model.loss import causal_lm_loss
 from forgetless.train.health import StepHealth
-from forgetless.train.loss import causal_lm_loss
 
 SIZES = {
     # hidden, layers, heads, intermediate, vocab, seq_len, micro_batch

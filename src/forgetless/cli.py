@@ -141,6 +141,7 @@ def train(
     it from its latest checkpoint.
     """
     from forgetless.config import load_config
+    from forgetless.train.host_memory import keep_freed_memory
     from forgetless.train.run import run_training
 
     overrides = list(set_ or [])
@@ -151,6 +152,7 @@ def train(
     if trust_remote_code:
         overrides.append("model.trust_remote_code=true")
     run_config = load_config(config, overrides)
+    keep_freed_memory()  # glibc: reuse freed host memory rather than page-faulting fresh memory each step
     try:
         run_dir = run_training(run_config, resume=resume, quiet=quiet)
     except Preempted as stop:
@@ -201,7 +203,9 @@ def demo(
     summary.json and report.html.
     """
     from forgetless.demo import run_demo
+    from forgetless.train.host_memory import keep_freed_memory
 
+    keep_freed_memory()  # glibc: reuse freed host memory rather than page-faulting fresh memory each step
     run_demo(out, quick=quick, base=base, quiet=quiet)
 
 
@@ -298,19 +302,15 @@ def eval_(
     the final model of a run gives back the run's final held-out losses.
     """
     from forgetless.config import load_config
-    from forgetless.evaluate.model_eval import evaluate_model, parse_source_args, print_results, write_results
+    from forgetless.evaluate.model_eval import (
+        EvalOptions,
+        evaluate_model,
+        parse_source_args,
+        print_results,
+        write_results,
+    )
 
-    if device not in (None, "auto", "cpu", "cuda"):
-        raise UserError(f"--device {device}: expected auto, cpu or cuda")
-    if precision not in (None, "auto", "bf16", "fp32"):
-        raise UserError(f"--precision {precision}: expected auto, bf16 or fp32")
-    if set_ and config is None:
-        raise UserError("--set needs --config")
-    run_config = load_config(config, list(set_ or [])) if config is not None else None
-    tasks = [task.strip() for task in (lm_eval or "").split(",") if task.strip()]
-    results = evaluate_model(
-        model_dir,
-        config=run_config,
+    options = EvalOptions(
         sources=parse_source_args(list(source or [])),
         mcq=list(mcq or []),
         seq_len=seq_len,
@@ -319,16 +319,20 @@ def eval_(
         mcq_limit=mcq_limit,
         mcq_template=mcq_template,
         mcq_few_shot=mcq_few_shot,
-        lm_eval_tasks=tasks,
+        lm_eval_tasks=[task.strip() for task in (lm_eval or "").split(",") if task.strip()],
         lm_eval_include=str(lm_eval_include) if lm_eval_include is not None else None,
         lm_eval_limit=lm_eval_limit,
-        tokenizer_path=tokenizer,
+        tokenizer=tokenizer,
         device=device,
         precision=precision,
         allow_pickle=allow_pickle,
         trust_remote_code=trust_remote_code,
         progress=not quiet,
     )
+    if set_ and config is None:
+        raise UserError("--set needs --config")
+    run_config = load_config(config, list(set_ or [])) if config is not None else None
+    results = evaluate_model(model_dir, options, config=run_config)
     print_results(results)
     if json_out is not None:
         write_results(results, json_out)
@@ -442,7 +446,7 @@ def prepare(
 
 
 # ---------------------------------------------------------------------------------------------
-# merge, average, residual: weight-space merging (forgetless.methods.merge)
+# merge, average, residual: operations on trained weights (forgetless.weights)
 
 
 @app.command()
@@ -481,14 +485,14 @@ def merge(
     if (alpha is None) == (sweep is None):
         raise UserError("merge: give exactly one of --alpha A and --sweep A1,A2,...")
     if alpha is not None:
-        from forgetless.methods.merge import merge_dirs
+        from forgetless.weights.merge import merge_dirs
 
         path = merge_dirs(base, cpt, alpha, out)
         typer.echo(f"merged model ({1 - alpha:g} x base + {alpha:g} x CPT): {path}")
         return
     from forgetless.config import load_config
-    from forgetless.methods.sweep import parse_alphas, print_sweep, write_sweep
-    from forgetless.methods.sweep import sweep as run_sweep
+    from forgetless.weights.sweep import parse_alphas, print_sweep, write_sweep
+    from forgetless.weights.sweep import sweep as run_sweep
 
     alphas = parse_alphas(sweep or "")
     if config is None:
@@ -512,7 +516,7 @@ def average(
 ) -> None:
     """Average the weights of the last checkpoints of a stage into a Hugging Face model directory
     (keep enough of them with output.keep_checkpoints)."""
-    from forgetless.methods.merge import average_checkpoints
+    from forgetless.weights.average import average_checkpoints
 
     stage_name, folders = average_checkpoints(run_dir, last, stage, out)
     typer.echo(f"averaged {', '.join(f.name for f in folders)} of stage {stage_name}: {out}")
@@ -527,7 +531,7 @@ def residual(
 ) -> None:
     """Apply instruction residuals: write NEW_BASE + (INSTRUCT - BASE), the instruct model's
     vocabulary rows included (added tokens are zero rows in the models that lack them)."""
-    from forgetless.methods.merge import residual_dirs
+    from forgetless.weights.merge import residual_dirs
 
     path = residual_dirs(base, instruct, onto, out)
     typer.echo(f"new instruct model (onto + (instruct - base)): {path}")

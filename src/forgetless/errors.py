@@ -10,7 +10,6 @@ error (exit code 1).
 from __future__ import annotations
 
 import errno
-import signal
 
 BAD_INPUT_EXIT_CODE = 2
 RUN_FAILED_EXIT_CODE = 1
@@ -29,7 +28,6 @@ class RunStopped(Exception):
     """A run stopped before its end; the message is one line that says what to do next."""
 
     exit_code = RUN_FAILED_EXIT_CODE
-    label = "error"
 
     def __init__(self, message: str) -> None:
         super().__init__(" ".join(message.split()))
@@ -42,16 +40,10 @@ class RunFailed(RunStopped):
 class Preempted(RunStopped):
     """SIGTERM or SIGINT stopped the run after a checkpoint; exit code 128 + the signal number."""
 
-    label = "stopped"
-
     def __init__(self, message: str, signum: int) -> None:
         super().__init__(message)
         self.signum = int(signum)
         self.exit_code = 128 + self.signum
-
-    @property
-    def signal_name(self) -> str:
-        return signal.Signals(self.signum).name
 
 
 _DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})

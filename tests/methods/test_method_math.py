@@ -85,7 +85,7 @@ def test_reptile_with_eps_one_changes_nothing_and_eps_zero_returns_to_the_anchor
 
 
 def test_mer_fires_every_k_steps(tiny_model) -> None:
-    mer = ReptileMER(MerConfig(every=3, eps=0.5), tiny_model)
+    mer = ReptileMER(MerConfig(every=3, eps=0.5), tiny_model, _context())
     mer.start()
     name, param = trainable_parameters(tiny_model)[0]
     start = param.detach().clone()
@@ -105,7 +105,7 @@ def test_mer_fires_every_k_steps(tiny_model) -> None:
 
 def test_l2sp_gradient_matches_autograd_of_the_penalty(tiny_model) -> None:
     params = trainable_parameters(tiny_model)
-    l2sp = L2SP(L2SPConfig(weight=0.3), tiny_model)
+    l2sp = L2SP(L2SPConfig(weight=0.3), tiny_model, _context())
     l2sp.start()
     _perturb(tiny_model)
     penalty = 0.5 * 0.3 * sum(((p - l2sp.reference[n]) ** 2).sum() for n, p in params)
@@ -142,7 +142,7 @@ def test_fisher_has_the_shapes_of_the_parameters_and_is_positive(tiny_model, tin
     assert all(float(v.sum()) > 0 for v in raw.values())
     assert all(p.grad is None for _, p in params)  # gradients cleared afterwards
     # It is the mean over batches of the squared gradient of each batch's mean loss ...
-    from forgetless.train.loss import causal_lm_loss
+    from forgetless.model.loss import causal_lm_loss
 
     manual = {n: torch.zeros_like(p) for n, p in params}
     for batch in batches:
@@ -266,8 +266,8 @@ def test_swap_restores_the_weights_after_an_error() -> None:
 
 
 def test_loss_terms_are_what_each_step_added_to_the_loss() -> None:
+    from forgetless.distributed import World
     from forgetless.methods.base import LossTerms
-    from forgetless.train.distributed import World
 
     terms = LossTerms(["distill", "l2sp", "mer"], torch.device("cpu"))
     for step in range(2):  # two steps of two micro-batches; only the first micro-batch distils

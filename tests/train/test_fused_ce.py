@@ -7,10 +7,11 @@ import torch
 import torch.nn.functional as F
 
 from forgetless.config import InitConfig
+from forgetless.model.blocks import decoder_blocks
+from forgetless.model.fused_ce import linear_cross_entropy
 from forgetless.model.init import init_model
-from forgetless.train.fused_ce import linear_cross_entropy
-from forgetless.train.loss import causal_lm_loss
-from forgetless.train.parallelize import decoder_blocks, supports_fused_loss
+from forgetless.model.loss import causal_lm_loss
+from forgetless.train.parallelize import supports_fused_loss
 
 
 @pytest.mark.parametrize("chunk_size", [1, 64, 1000, 5000])

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from forgetless.config import config_from_dict
+from forgetless.distributed import World
 from forgetless.errors import UserError
-from forgetless.train.distributed import World
-from forgetless.train.loss import causal_lm_loss
+from forgetless.model.loss import causal_lm_loss
 from forgetless.train.microbatches import (
     SerialMicroBatches,
     ThreadedMicroBatches,

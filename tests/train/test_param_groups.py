@@ -78,7 +78,9 @@ def test_frozen_parameters_are_left_out() -> None:
 
 
 def test_glob_matching_nothing_is_named_in_the_error() -> None:
-    with pytest.raises(UserError, match=r"train\.lr_multipliers\.layers\.\*: matches no trainable parameter"):
+    with pytest.raises(
+        UserError, match=r"train\.lr_multipliers\.layers\.\*: 'layers\.\*' matches no trainable parameter"
+    ):
         parameter_groups(TinyLM(), weight_decay=0.1, lr_multipliers={"layers.*": 2.0})
 
 

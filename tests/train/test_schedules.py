@@ -118,7 +118,7 @@ def _h(x: float) -> float:
 def _infinite_reference(
     warmup: float, cooldown: float, anneal: float, shape: str, eta_const: float, eta_min: float
 ) -> list[float]:
-    """Equations (1)-(4) of literature.md §4, at t = s + 1."""
+    """Equations (1)-(4) of the infinite schedule (Singh et al. 2025, "Beyond Cosine Decay"), at t = s + 1."""
     t_w, t_cd, t_ann, t_end = round(warmup * T), round(cooldown * T), round((1 - anneal) * T), T
     out = []
     for s in range(T):

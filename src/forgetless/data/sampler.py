@@ -259,8 +259,12 @@ class MixtureSampler:
         stores: dict[str, TokenStore],
         rank: int = 0,
         world_size: int = 1,
+        *,
+        warn: bool = True,
     ) -> MixtureSampler:
-        """The sampler of `config.stages[stage_index]` with the run's seq_len, seed and warnings."""
+        """The sampler of `config.stages[stage_index]` as a run trains it: the run's seq_len, the
+        seed `train.seed + stage_index`, and a `RepetitionWarning` for each source read more times
+        than its `sources.<name>.max_epochs_warning` (none with `warn=False`)."""
         limits = {
             name: source.max_epochs_warning
             for name, source in config.sources.items()
@@ -270,10 +274,10 @@ class MixtureSampler:
             config.stages[stage_index],
             stores,
             config.train.seq_len,
-            config.train.seed,
+            config.train.seed + stage_index,
             rank,
             world_size,
-            max_epochs_warning=limits,
+            max_epochs_warning=limits if warn else None,
         )
 
     # -- construction helpers ----------------------------------------------------------------

@@ -8,13 +8,14 @@ of those documents, which keeps the number comparable between models with differ
 
 from __future__ import annotations
 
-import contextlib
 import math
 from typing import Any, Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from forgetless.device import autocast
 
 IGNORE_INDEX = -100
 
@@ -97,7 +98,7 @@ def evaluate_heldout(
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad(), _autocast(device, autocast_dtype):
+        with torch.no_grad(), autocast(device, autocast_dtype):
             for first in range(0, len(windows), batch_size):
                 batch = torch.from_numpy(windows[first : first + batch_size]).to(device)
                 targets = batch[:, 1:]
@@ -135,9 +136,3 @@ def _summed_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         )
         total += nll.double().sum()
     return total
-
-
-def _autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager[Any]:
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)

@@ -8,7 +8,6 @@ score (`acc`) or the highest score per character of the choice (`acc_norm`).
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import inspect
 import json
@@ -21,11 +20,20 @@ from typing import Any
 import numpy as np
 import torch
 
+from forgetless.device import autocast
 from forgetless.errors import UserError
 
 BUNDLED_PREFIX = "bundled:"
+# Multiple-choice sequences are short (a question and one choice): a forward pass scores this many
+# of them per held-out window of an evaluation batch.
+SEQUENCES_PER_WINDOW = 4
 TARGET_DELIMITER = " "
 FEWSHOT_DELIMITER = "\n\n"
+
+
+def mcq_batch_size(eval_batch_size: int) -> int:
+    """(prompt, choice) pairs per forward pass for an evaluation batch of `eval_batch_size` windows."""
+    return eval_batch_size * SEQUENCES_PER_WINDOW
 
 
 # ---------------------------------------------------------------------------------------------
@@ -214,14 +222,9 @@ def choice_logprobs(
     device = torch.device(device)
     was_training = model.training
     model.eval()
-    autocast = (
-        torch.autocast(device_type=device.type, dtype=autocast_dtype)
-        if autocast_dtype is not None
-        else contextlib.nullcontext()
-    )
     scores: list[list[float]] = [[] for _ in questions]
     try:
-        with torch.no_grad(), autocast:
+        with torch.no_grad(), autocast(device, autocast_dtype):
             for batch in _batches(questions, batch_size):
                 batch_scores = _shared_prompt_logprobs(model, [questions[i] for i in batch], device)
                 if batch_scores is None:  # the model keeps no reusable cache: score whole sequences

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +21,14 @@ import torch
 
 from forgetless.config import ModelConfig, RunConfig, SourceConfig
 from forgetless.data.shards import TokenStore
+from forgetless.device import resolve_device
 from forgetless.errors import UserError
 from forgetless.evaluate.heldout import evaluate_heldout, heldout_windows
-from forgetless.evaluate.mcq import load_questions, question_set_name, score_mcq
+from forgetless.evaluate.mcq import load_questions, mcq_batch_size, question_set_name, score_mcq
 
 DEFAULT_SEQ_LEN = 1024
 DEFAULT_BATCH_SIZE = 8
-# Multiple-choice sequences are short (a question and one choice): score several per held-out window.
-MCQ_SEQUENCES_PER_WINDOW = 4
+DEFAULT_MCQ_TEMPLATE = "{question}\nAnswer:"
 
 
 def parse_source_args(values: list[str]) -> dict[str, str]:
@@ -46,47 +47,60 @@ def parse_source_args(values: list[str]) -> dict[str, str]:
     return sources
 
 
+@dataclass
+class EvalOptions:
+    """What `forgetless eval` evaluates, and how: one field per option of the command. Settings
+    left as None come from the run config when one is given, else from the defaults above."""
+
+    sources: dict[str, str] = field(default_factory=dict)  # name -> file or folder: all its documents
+    mcq: list[str] = field(default_factory=list)  # question sets beside the config's eval.mcq
+    seq_len: int | None = None  # tokens per evaluation window
+    max_tokens: int | None = None  # tokens per source
+    batch_size: int | None = None  # windows per forward pass
+    mcq_limit: int | None = None  # the first N questions of each set
+    mcq_template: str = DEFAULT_MCQ_TEMPLATE
+    mcq_few_shot: int = 0
+    lm_eval_tasks: list[str] = field(default_factory=list)
+    lm_eval_include: str | None = None  # a folder of local lm-eval task YAML files
+    lm_eval_limit: int | None = None
+    tokenizer: str | None = None  # default: the model directory's own
+    device: str | None = None  # auto, cpu or cuda
+    precision: str | None = None  # auto, bf16 or fp32
+    allow_pickle: bool = False
+    trust_remote_code: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.device not in (None, "auto", "cpu", "cuda"):
+            raise UserError(f"--device {self.device}: expected auto, cpu or cuda")
+        if self.precision not in (None, "auto", "bf16", "fp32"):
+            raise UserError(f"--precision {self.precision}: expected auto, bf16 or fp32")
+
+
 def evaluate_model(
-    model_dir: str | os.PathLike[str],
-    *,
-    config: RunConfig | None = None,
-    sources: dict[str, str] | None = None,
-    mcq: list[str] | None = None,
-    seq_len: int | None = None,
-    max_tokens: int | None = None,
-    batch_size: int | None = None,
-    mcq_limit: int | None = None,
-    mcq_template: str = "{question}\nAnswer:",
-    mcq_few_shot: int = 0,
-    lm_eval_tasks: list[str] | None = None,
-    lm_eval_include: str | None = None,
-    lm_eval_limit: int | None = None,
-    tokenizer_path: str | None = None,
-    device: str | None = None,
-    precision: str | None = None,
-    allow_pickle: bool = False,
-    trust_remote_code: bool = False,
-    progress: bool = True,
+    model_dir: str | os.PathLike[str], options: EvalOptions | None = None, *, config: RunConfig | None = None
 ) -> dict[str, Any]:
-    """Evaluate the model in `model_dir`; return the results as a JSON-ready dict.
+    """Evaluate the model in `model_dir` as `options` say; return the results as a JSON-ready dict.
 
     The dict holds the settings used and `heldout` ({source: loss, ppl, bpb, tokens, bytes}),
     `mcq` ({set: acc, acc_norm, their stderr, n}) and `lm_eval` ({task: {metric: value}}).
-    Settings left as None come from `config` when given, else from the defaults above.
+    With `config`, its `eval.sources` and `eval.mcq` are evaluated too, with its settings.
     """
     from forgetless.data.prepare import default_cache_dir, prepare_files, prepare_sources
     from forgetless.model.load import build_model
-    from forgetless.train.run import resolve_device
 
+    options = options or EvalOptions()
+    mcq_limit, seq_len, batch_size = options.mcq_limit, options.seq_len, options.batch_size
+    max_tokens = options.max_tokens
     if not Path(model_dir).is_dir():
         raise UserError(f"{model_dir}: model directory not found (give a Hugging Face model directory)")
-    sources = dict(sources or {})
+    sources = dict(options.sources)
     config_sources = config.eval_sources if config is not None else []
     for name in sources:
         if name in config_sources:
             raise UserError(f"--source {name}: the config already evaluates a source of that name")
-    mcq_refs = list(config.eval.mcq if config is not None else []) + list(mcq or [])
-    if not (config_sources or sources or mcq_refs or lm_eval_tasks):
+    mcq_refs = list(config.eval.mcq if config is not None else []) + list(options.mcq)
+    if not (config_sources or sources or mcq_refs or options.lm_eval_tasks):
         raise UserError(
             "nothing to evaluate: give --config, --source NAME=PATH, --mcq REF or --lm-eval TASKS"
         )
@@ -97,15 +111,16 @@ def evaluate_model(
 
     train = config.train if config is not None else None
     dev, autocast_dtype = resolve_device(
-        device or (train.device if train else "auto"), precision or (train.precision if train else "auto")
+        options.device or (train.device if train else "auto"),
+        options.precision or (train.precision if train else "auto"),
     )
     batch_size = batch_size or (config.eval.batch_size if config is not None else DEFAULT_BATCH_SIZE)
     if batch_size < 1:
         raise UserError(f"--batch-size must be positive, got {batch_size}")
 
-    tokenizer, tokenizer_ref = _tokenizer(model_dir, tokenizer_path, config, trust_remote_code)
+    tokenizer, tokenizer_ref = _tokenizer(model_dir, options.tokenizer, config, options.trust_remote_code)
     model_config = ModelConfig(
-        path=str(model_dir), allow_pickle=allow_pickle, trust_remote_code=trust_remote_code
+        path=str(model_dir), allow_pickle=options.allow_pickle, trust_remote_code=options.trust_remote_code
     )
     model = build_model(model_config, tokenizer).to(dev)
     model.eval()
@@ -117,12 +132,12 @@ def evaluate_model(
     stores: dict[str, tuple[TokenStore, int | None]] = {}
     if config_sources:
         assert config is not None
-        prepared = prepare_sources(config, tokenizer, sources=config_sources, progress=progress)
+        prepared = prepare_sources(config, tokenizer, sources=config_sources, progress=options.progress)
         limit = max_tokens if max_tokens is not None else config.eval.max_tokens
         stores.update({name: (prepared[name].heldout, limit) for name in config_sources})
     for name, path in sources.items():
         one = prepare_files(
-            name, SourceConfig(files=[path]), tokenizer, default_cache_dir(config), progress=progress
+            name, SourceConfig(files=[path]), tokenizer, default_cache_dir(config), progress=options.progress
         )
         stores[name] = (_all_documents(one.heldout, one.train, max_tokens), max_tokens)
 
@@ -140,9 +155,9 @@ def evaluate_model(
             model,
             tokenizer,
             items,
-            batch_size=batch_size * MCQ_SEQUENCES_PER_WINDOW,
-            template=mcq_template,
-            few_shot=mcq_few_shot,
+            batch_size=mcq_batch_size(batch_size),
+            template=options.mcq_template,
+            few_shot=options.mcq_few_shot,
             device=dev,
             autocast_dtype=autocast_dtype,
         )
@@ -150,17 +165,17 @@ def evaluate_model(
     }
 
     lm_eval_results: dict[str, dict[str, float]] = {}
-    if lm_eval_tasks:
+    if options.lm_eval_tasks:
         from forgetless.evaluate.lm_eval_bridge import run_lm_eval
 
         lm_eval_results = run_lm_eval(
             model,
             tokenizer,
-            lm_eval_tasks,
-            lm_eval_include,
+            options.lm_eval_tasks,
+            options.lm_eval_include,
             batch_size=batch_size,
             device=dev,
-            limit=lm_eval_limit,
+            limit=options.lm_eval_limit,
         )
 
     return {

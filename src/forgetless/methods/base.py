@@ -1,8 +1,9 @@
-"""Forgetting mitigations as small objects composed into the training loop (see DESIGN.md).
+"""What a forgetting mitigation is: a small object with hooks, composed into the training loop.
 
 A stage's `methods:` config becomes a list of method objects when the stage starts
-(`build_methods`). The loop in `forgetless.train.run` calls their hooks at fixed points; a method
-implements the hooks it needs, and `Method` gives the others as no-ops:
+(`forgetless.methods.build_methods`, with a `MethodContext` the trainer builds). The training loop
+calls their hooks at fixed points; a method implements the hooks it needs, and `Method` gives the
+others as no-ops:
 
     start()                        at the start of the stage (not on resume): snapshots, a Fisher
     wants_logits(batch)            whether `extra_loss` needs this micro-batch's logits
@@ -23,23 +24,21 @@ MER before EMA, so the average follows the weights the run continues from.
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from forgetless.config import StageConfig
+from forgetless.data.sampler import MixtureSampler
+from forgetless.device import autocast
+from forgetless.distributed import World, gather_like, local_shard, shard_like
 from forgetless.errors import UserError
-from forgetless.train.distributed import World, gather_like, local_shard, reshard, shard_like, unwrap
-from forgetless.train.loss import causal_lm_loss, causal_lm_loss_and_logits
-
-if TYPE_CHECKING:
-    from forgetless.train.run import Run
+from forgetless.model.loss import causal_lm_loss, causal_lm_loss_and_logits
 
 
 @dataclass
@@ -78,35 +77,12 @@ class MethodContext:
     seed: int
     world: World = field(default_factory=World)  # this process's place among the run's processes
 
-    @classmethod
-    def from_run(cls, run: Run, stage_index: int, total_steps: int) -> MethodContext:
-        config = run.config
-        return cls(
-            stage=config.stages[stage_index],
-            stage_index=stage_index,
-            total_steps=total_steps,
-            last_stage=stage_index == len(config.stages) - 1,
-            run_dir=run.run_dir,
-            device=run.device,
-            autocast_dtype=run.autocast_dtype,
-            tokenizer=run.tokenizer,
-            train_stores=run.train_stores,
-            seq_len=config.train.seq_len,
-            micro_batch=config.train.micro_batch,
-            seed=config.train.seed,
-            world=run.world,
-        )
-
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
-        if self.autocast_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
+        return autocast(self.device, self.autocast_dtype)
 
     def batches(self, sources: list[str], count: int) -> Iterator[torch.Tensor]:
         """`count` micro-batches `[micro_batch, seq_len + 1]` of training sequences of `sources`
         (equal token shares, a seeded order of their own): the data of a Fisher estimate."""
-        from forgetless.data.sampler import MixtureSampler
-
         stage = StageConfig(
             name=f"{self.stage.name}/methods",
             tokens=count * self.micro_batch * self.seq_len,
@@ -124,9 +100,14 @@ class MethodContext:
 
 
 class Method:
-    """No-op hooks; a method overrides the ones it uses (see the module docstring)."""
+    """No-op hooks; a method overrides the ones it uses (see the module docstring). A method is
+    built as `Method(config, model, context)`: its own config section, the model whose trainable
+    parameters are those of the stage, and the stage's `MethodContext`."""
 
     name = "method"
+
+    def __init__(self, config: Any, model: nn.Module, context: MethodContext) -> None:
+        pass
 
     def start(self) -> None:
         pass
@@ -154,73 +135,22 @@ class Method:
 
 
 # ---------------------------------------------------------------------------------------------
-# Building a stage's methods
+# Starting, resuming and saving a stage's methods
 
 
-def build_methods(stage: StageConfig, model: nn.Module, context: MethodContext) -> list[Method]:
-    """The methods of `stage.methods`, in hook order, for `model` (whose trainable parameters are
-    those of the stage: freeze first). Cheap: snapshots are taken by `start_or_resume`."""
-    from forgetless.methods.distill import SelfDistillation
-    from forgetless.methods.ema import WeightEMA
-    from forgetless.methods.mer import ReptileMER
-    from forgetless.methods.regularize import EWC, L2SP
-
-    config = stage.methods
-    methods: list[Method] = []
-    if config.l2sp is not None:
-        methods.append(L2SP(config.l2sp, model))
-    if config.ewc is not None:
-        methods.append(EWC(config.ewc, model, context))
-    if config.distill is not None:
-        methods.append(SelfDistillation(config.distill, model, context))
-    if config.mer is not None:
-        methods.append(ReptileMER(config.mer, model))
-    if config.ema is not None:
-        methods.append(WeightEMA(config.ema, model, context))
-    return methods
-
-
-def begin_stage(
-    run: Run,
-    optimizer: torch.optim.Optimizer,
-    sampler: Any,
-    stage_index: int,
-    stage_step: int,
-    states: dict | None,
-) -> list[Method]:
-    """Set up stage `stage_index` of `run`: its LR multipliers and frozen parameters, then its methods,
-    started fresh (`stage_step == 0`) or restored from the latest checkpoint and its `states`."""
-    from forgetless.train.checkpoint import latest_checkpoint
-    from forgetless.train.param_groups import apply_stage
-
-    stage = run.config.stages[stage_index]
-    # Stages and methods see the model's own parameter names (not a DDP wrapper's); under FSDP2 the
-    # model is its own wrapper, and the parameters to follow are the sharded ones (see `snapshot`).
-    model = unwrap(run.model)
-    reshard(model)
-    apply_stage(
-        model,
-        optimizer,
-        stage_index=stage_index,
-        freeze=stage.methods.freeze,
-        trainable=run.trainable,
-        key=f"stages.{stage_index}.methods.freeze",
-    )
-    total_steps = max(1, math.ceil(sampler.total_sequences / run.config.train.sequences_per_step))
-    methods = build_methods(stage, model, MethodContext.from_run(run, stage_index, total_steps))
-    start_or_resume(methods, latest_checkpoint(run.run_dir) if stage_step > 0 else None, states)
-    return methods
-
-
-def start_or_resume(methods: list[Method], checkpoint: Path | None, states: dict[str, Any] | None) -> None:
-    """Start every method (a fresh stage), or restore each from `checkpoint` and its `states`."""
-    if checkpoint is None:
+def start_or_resume(
+    methods: list[Method],
+    states: dict[str, Any] | None,
+    tensors: Mapping[str, Mapping[str, torch.Tensor]] | None,
+    *,
+    checkpoint: str = "the checkpoint",
+) -> None:
+    """Start every method (a fresh stage: `tensors` is None), or restore each from the `states` and
+    `tensors` of a checkpoint (as `method_states` made them; `checkpoint` names it in errors)."""
+    if tensors is None:
         for method in methods:
             method.start()
         return
-    from forgetless.train.checkpoint import read_extra_tensors
-
-    tensors = read_extra_tensors(checkpoint)
     states = states or {}
     for method in methods:
         if method.name not in states:

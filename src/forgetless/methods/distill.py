@@ -28,8 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from forgetless.config import DistillConfig
+from forgetless.distributed import frozen_copy, is_sharded_tensor, local_shard
 from forgetless.methods.base import Method, MethodContext, MicroBatch, Outputs, gathered, restore
-from forgetless.train.distributed import frozen_copy, is_sharded_tensor, local_shard
 
 
 def distillation_kl(

@@ -21,8 +21,8 @@ import torch
 from torch import nn
 
 from forgetless.config import EMAConfig
+from forgetless.distributed import local_shard, save_full_model
 from forgetless.methods.base import Method, MethodContext, gathered, restore, snapshot, trainable_parameters
-from forgetless.train.distributed import local_shard, save_full_model
 
 
 @torch.no_grad()

@@ -1,4 +1,5 @@
-"""Meta-experience replay in its Reptile form (Abbes et al. 2025, literature.md §7.3).
+"""Meta-experience replay in its Reptile form (Abbes et al. 2025, "Revisiting Replay and Gradient
+Alignment for Continual Pre-Training of LLMs", arXiv 2508.01908, section on efficient MER).
 
 Keep an anchor copy of the trainable weights. Every `every` optimizer steps of the stage:
 
@@ -20,8 +21,8 @@ import torch
 from torch import nn
 
 from forgetless.config import MerConfig
-from forgetless.methods.base import Method, gathered, restore, snapshot, trainable_parameters
-from forgetless.train.distributed import local_shard
+from forgetless.distributed import local_shard
+from forgetless.methods.base import Method, MethodContext, gathered, restore, snapshot, trainable_parameters
 
 
 @torch.no_grad()
@@ -40,7 +41,7 @@ def reptile_update(params: list[torch.Tensor], anchors: list[torch.Tensor], eps:
 class ReptileMER(Method):
     name = "mer"
 
-    def __init__(self, config: MerConfig, model: nn.Module) -> None:
+    def __init__(self, config: MerConfig, model: nn.Module, context: MethodContext) -> None:
         self.every = config.every
         self.eps = config.eps
         self.device = "cpu" if config.anchor_device == "cpu" else None

@@ -27,9 +27,9 @@ import torch
 from torch import nn
 
 from forgetless.config import EWCConfig, L2SPConfig
+from forgetless.distributed import local_shard, sum_over_shards
 from forgetless.methods.base import Method, MethodContext, gathered, restore, snapshot, trainable_parameters
-from forgetless.train.distributed import local_shard, sum_over_shards
-from forgetless.train.loss import causal_lm_loss
+from forgetless.model.loss import causal_lm_loss
 
 
 @torch.no_grad()
@@ -111,7 +111,7 @@ def estimate_fisher(
 class L2SP(Method):
     name = "l2sp"
 
-    def __init__(self, config: L2SPConfig, model: nn.Module) -> None:
+    def __init__(self, config: L2SPConfig, model: nn.Module, context: MethodContext) -> None:
         self.weight = config.weight
         self.params = trainable_parameters(model)
         self.reference: dict[str, torch.Tensor] = {}

@@ -54,11 +54,6 @@ _NO_DROPOUT: dict[str, dict[str, float]] = {
 }
 
 
-def causal_lm_types() -> list[str]:
-    """The `model_type`s that transformers can build as a causal LM (valid `init.architecture`s)."""
-    return sorted(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES)
-
-
 def default_vocab_size(tokenizer_size: int) -> int:
     """`tokenizer_size` rounded up to a multiple of `VOCAB_MULTIPLE`."""
     return VOCAB_MULTIPLE * math.ceil(tokenizer_size / VOCAB_MULTIPLE)

@@ -33,8 +33,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_model, save_file, save_model
 
+from forgetless.distributed import World, barrier, load_sharded, save_sharded
 from forgetless.errors import UserError, is_disk_full
-from forgetless.train.distributed import World, barrier, load_sharded, save_sharded
 
 # torch.save reports a write that failed for lack of space as a bare RuntimeError ("unexpected
 # pos ..."); with less free space than this left, such a failure is taken to be a full disk.

@@ -40,11 +40,19 @@ _done: dict[str, bool] = {}
 
 
 def keep_freed_memory() -> bool:
-    """Apply the settings above to this process (once); return whether they are in effect."""
+    """Apply the settings above to this process (once); return whether they are in effect.
+
+    This changes how the whole process allocates memory, so it is the program's decision (the
+    `forgetless` command makes it for training), not a library call's."""
     if "applied" in _done:
         return _done["applied"]
     _done["applied"] = _apply()
     return _done["applied"]
+
+
+def freed_memory_kept() -> bool:
+    """Whether `keep_freed_memory()` has put its settings in effect in this process."""
+    return _done.get("applied", False)
 
 
 def _user_chose_allocator(env: dict[str, str] | os._Environ[str]) -> bool:

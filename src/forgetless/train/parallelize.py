@@ -9,21 +9,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from forgetless.model.blocks import decoder_blocks
+
 # Families whose logits are exactly `final_hidden @ lm_head.weight.T` (no bias, scaling or
 # soft-capping), so the loss can be computed from the hidden states without materialising logits.
 PLAIN_HEAD_FAMILIES = frozenset({"llama", "mistral", "qwen2", "qwen3", "gpt_neox", "phi3", "gemma", "gpt2"})
-
-
-def decoder_blocks(model: nn.Module) -> nn.ModuleList:
-    """The repeated decoder blocks of an HF causal LM: its longest ModuleList of same-class modules."""
-    best: nn.ModuleList | None = None
-    for module in model.modules():
-        if isinstance(module, nn.ModuleList) and len(module) > 0:
-            if len({type(m) for m in module}) == 1 and (best is None or len(module) > len(best)):
-                best = module
-    if best is None:
-        raise ValueError(f"{type(model).__name__}: found no list of decoder blocks")
-    return best
 
 
 def compile_blocks(model: nn.Module) -> None:

@@ -41,6 +41,7 @@ import torch
 from torch import nn
 
 from forgetless.errors import UserError
+from forgetless.model.blocks import find_decoder_blocks
 
 if TYPE_CHECKING:
     from forgetless.config import RunConfig
@@ -102,20 +103,28 @@ def _preset_parameters(model: nn.Module, preset: str) -> list[nn.Parameter]:
 
 
 def _blocks(model: nn.Module, key: str) -> tuple[str, int]:
-    """The module path and length of the decoder blocks (the longest list of same-class modules)."""
-    best: tuple[str, int] | None = None
-    for name, module in model.named_modules():
-        if isinstance(module, nn.ModuleList) and len(module) > 0 and len({type(m) for m in module}) == 1:
-            if best is None or len(module) > best[1]:
-                best = (name, len(module))
-    if best is None:
+    """The module path and length of the decoder blocks."""
+    found = find_decoder_blocks(model)
+    if found is None:
         raise UserError(f"{key}: {type(model).__name__} has no list of decoder blocks for a layers pattern")
-    return best
+    return found[0], len(found[1])
 
 
 def trainable_names(model: nn.Module) -> frozenset[str]:
     """Names of the parameters that train (`requires_grad`), as `named_parameters` gives them."""
     return frozenset(name for name, p in model.named_parameters() if p.requires_grad)
+
+
+def select_trainable(model: nn.Module, pattern: str, trainable: Collection[str], *, key: str) -> list[str]:
+    """The names in `trainable` that `pattern` selects (see `select_parameters`). Raises `UserError`
+    naming `key` when it selects none, with examples of the names there are."""
+    names = [n for n in select_parameters(model, pattern, key=key) if n in trainable]
+    if not names:
+        raise UserError(
+            f"{key}: {pattern!r} matches no trainable parameter; names look like "
+            f"{_examples(model, trainable)} (or use a preset: {', '.join(PRESETS)})"
+        )
+    return names
 
 
 # ---------------------------------------------------------------------------------------------
@@ -203,13 +212,11 @@ def _multipliers(
             raise UserError(f"{key}.{pattern}: a multiplier must be >= 0 (got {multiplier})")
     out: dict[str, float] = {}
     for pattern, multiplier in lr_multipliers.items():
-        matched = [n for n in select_parameters(model, pattern, key=f"{key}.{pattern}") if n in trainable]
+        if check:
+            matched = select_trainable(model, pattern, trainable, key=f"{key}.{pattern}")
+        else:
+            matched = [n for n in select_parameters(model, pattern, key=f"{key}.{pattern}") if n in trainable]
         taken = [n for n in matched if n not in out]
-        if check and not matched:
-            raise UserError(
-                f"{key}.{pattern}: matches no trainable parameter; names look like {_examples(model, trainable)} "
-                f"(or use a preset: {', '.join(PRESETS)})"
-            )
         if check and not taken:
             raise UserError(
                 f"{key}.{pattern}: every parameter it matches is taken by an earlier "
@@ -246,12 +253,7 @@ def apply_stage(
     """
     frozen: list[str] = []
     for i, pattern in enumerate(freeze):
-        names = [n for n in select_parameters(model, pattern, key=f"{key}.{i}") if n in trainable]
-        if not names:
-            raise UserError(
-                f"{key}.{i}: {pattern!r} matches no trainable parameter; names look like "
-                f"{_examples(model, trainable)} (or use a preset: {', '.join(PRESETS)})"
-            )
+        names = select_trainable(model, pattern, trainable, key=f"{key}.{i}")
         frozen.extend(n for n in names if n not in frozen)
     frozen_set = set(frozen)
     named = list(model.named_parameters())
@@ -276,12 +278,7 @@ def run_parameter_groups(
     stages = []
     for i, stage in enumerate(config.stages):
         for j, pattern in enumerate(stage.methods.freeze):
-            key = f"stages.{i}.methods.freeze.{j}"
-            if not any(n in train_set for n in select_parameters(model, pattern, key=key)):
-                raise UserError(
-                    f"{key}: {pattern!r} matches no trainable parameter; names look like "
-                    f"{_examples(model, train_set)} (or use a preset: {', '.join(PRESETS)})"
-                )
+            select_trainable(model, pattern, train_set, key=f"stages.{i}.methods.freeze.{j}")
         own = stage.methods.lr_multipliers
         if own is not None:
             stages.append((own, f"stages.{i}.methods.lr_multipliers"))

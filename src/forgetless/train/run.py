@@ -8,7 +8,10 @@
     final/           a standard Hugging Face model directory (safetensors + tokenizer)
     summary.json     the ledger of learning and forgetting, computed from metrics.jsonl
 
-The loop itself is `_train_stage`: read it top to bottom to see everything a step does.
+`_run_training` reads as its steps: set up the model (`_set_up_model`), the data (`_set_up_data`)
+and the run (`_set_up_run`), then train every stage (`_run_stages`). The loop itself is
+`_train_stage`: read it top to bottom to see everything a step does; what follows a step (log,
+evaluate, checkpoint, stop) is `_after_step`.
 """
 
 from __future__ import annotations
@@ -28,24 +31,8 @@ import torch
 from forgetless.config import RunConfig, StageConfig, dump_config
 from forgetless.data.prepare import prepare_sources
 from forgetless.data.sampler import MixtureSampler
-from forgetless.errors import Preempted, RunFailed, RunStopped, UserError, is_disk_full
-from forgetless.evaluate.heldout import evaluate_heldout, heldout_windows
-from forgetless.evaluate.ledger import write_summary
-from forgetless.evaluate.mcq import load_questions, question_set_name, score_mcq
-from forgetless.methods.base import (
-    LossTerms,
-    Method,
-    MicroBatch,
-    after_optimizer_step,
-    before_optimizer_step,
-    begin_stage,
-    eval_weights,
-    method_states,
-    training_loss,
-)
-from forgetless.model.load import build_model, load_tokenizer
-from forgetless.train import checkpoint as ckpt
-from forgetless.train.distributed import (
+from forgetless.device import autocast, resolve_device
+from forgetless.distributed import (
     World,
     all_reduce_sum,
     as_local,
@@ -56,13 +43,32 @@ from forgetless.train.distributed import (
     teardown,
     unwrap,
 )
-from forgetless.train.distributed import setup as setup_world
+from forgetless.distributed import setup as setup_world
+from forgetless.errors import Preempted, RunFailed, RunStopped, UserError, is_disk_full
+from forgetless.evaluate.heldout import evaluate_heldout, heldout_windows
+from forgetless.evaluate.ledger import write_summary
+from forgetless.evaluate.mcq import load_questions, mcq_batch_size, question_set_name, score_mcq
+from forgetless.methods import build_methods
+from forgetless.methods.base import (
+    LossTerms,
+    Method,
+    MethodContext,
+    MicroBatch,
+    after_optimizer_step,
+    before_optimizer_step,
+    eval_weights,
+    method_states,
+    start_or_resume,
+    training_loss,
+)
+from forgetless.model.load import build_model, load_tokenizer
+from forgetless.train import checkpoint as ckpt
 from forgetless.train.health import StepHealth
-from forgetless.train.host_memory import keep_freed_memory
+from forgetless.train.host_memory import freed_memory_kept
 from forgetless.train.metrics_log import MetricsLog
 from forgetless.train.microbatches import SerialMicroBatches, ThreadedMicroBatches, micro_batch_runner
 from forgetless.train.parallelize import compile_blocks, peak_memory_gib, supports_fused_loss
-from forgetless.train.param_groups import run_parameter_groups, trainable_names
+from forgetless.train.param_groups import apply_stage, run_parameter_groups, trainable_names
 from forgetless.train.preemption import StopRequest
 from forgetless.train.progress import ProgressDisplay
 from forgetless.train.schedules import learning_rate
@@ -84,6 +90,16 @@ class Position:
     @property
     def lr_scale(self) -> float:
         return 0.5**self.rollbacks
+
+
+@dataclass
+class RunData:
+    """What a run reads: each source's training tokens, the held-out windows it evaluates (with
+    their UTF-8 bytes) and its question sets."""
+
+    train_stores: dict[str, Any]
+    eval_sets: dict[str, tuple[np.ndarray, int]]
+    mcq_sets: dict[str, list[dict]]
 
 
 @dataclass
@@ -137,18 +153,41 @@ def run_training(config: RunConfig, *, resume: bool = False, quiet: bool = False
 def _run_training(config: RunConfig, *, resume: bool, quiet: bool) -> Path:
     run_dir = Path(config.output.dir)
     latest = _check_run_dir(run_dir, resume)
+    world, device = setup_world(config.train.device)
+    finished = False
+    try:
+        torch.manual_seed(config.train.seed)
+        autocast_dtype = resolve_device(device.type, config.train.precision)[1]
+        model, tokenizer = _set_up_model(config, world, device, autocast_dtype)
+        data = _set_up_data(config, tokenizer, world, quiet=quiet)
+        _check_before_writing(config, data.train_stores, unwrap(model), latest)
+        run = _set_up_run(config, world, device, autocast_dtype, model, tokenizer, data, quiet=quiet)
+        if world.is_main and resume and latest is None and (run_dir / "metrics.jsonl").stat().st_size > 0:
+            run.log.write({"kind": "resume", "step": 0, "tokens": 0})  # no checkpoint: start over
+        try:
+            with run.stop.installed():
+                _run_stages(run, latest)
+        finally:
+            run.micro_batches.close()
+            run.log.close()
+            run.display.close()
+        finished = True
+    finally:
+        teardown(world, wait=finished)  # a failed run destroys its process group too
+    return run_dir
+
+
+def _set_up_model(
+    config: RunConfig, world: World, device: torch.device, autocast_dtype: torch.dtype | None
+) -> tuple[torch.nn.Module, Any]:
+    """The model on `device` (activation checkpointing, compiled blocks and sharding as `train`
+    asks) and its tokenizer."""
     train = config.train
-    world, device = setup_world(train.device)
-    keep_freed_memory()  # glibc: reuse freed host memory rather than page-faulting fresh memory each step
-    display = ProgressDisplay(quiet=quiet or not world.is_main)
-    torch.manual_seed(train.seed)
-    autocast_dtype = resolve_device(device.type, train.precision)[1]
     if train.sequences_per_step % (train.micro_batch * world.size):
         raise UserError(
             f"train.batch_tokens: {train.sequences_per_step} sequences per step do not split into micro-batches "
             f"of {train.micro_batch} on {world.size} processes"
         )
-
     tokenizer = load_tokenizer(
         config.tokenizer or config.model.path, trust_remote_code=config.model.trust_remote_code
     )
@@ -157,7 +196,6 @@ def _run_training(config: RunConfig, *, resume: bool, quiet: bool) -> Path:
         model.gradient_checkpointing_enable()
     if train.compile:
         compile_blocks(model)
-    fused_loss = _use_fused_loss(train.fused_loss, model, world)
     model = shard_model(
         model,
         world,
@@ -166,10 +204,17 @@ def _run_training(config: RunConfig, *, resume: bool, quiet: bool) -> Path:
         bf16=autocast_dtype is not None,
         freezes=any(stage.methods.freeze for stage in config.stages),
     )
-    needed = _sources_needed(config)
+    return model, tokenizer
+
+
+def _set_up_data(config: RunConfig, tokenizer: Any, world: World, *, quiet: bool) -> RunData:
+    """Every source the run reads, tokenized into the cache (by the first process; the others then
+    find it there), with the held-out windows and question sets it evaluates."""
     if not world.is_main:
-        barrier(world)  # rank 0 prepares the shards; the others then find them in the cache
-    prepared = prepare_sources(config, tokenizer, sources=needed, progress=not quiet and world.is_main)
+        barrier(world)
+    prepared = prepare_sources(
+        config, tokenizer, sources=_sources_needed(config), progress=not quiet and world.is_main
+    )
     if world.is_main:
         barrier(world)
     for name in config.eval_sources:
@@ -180,49 +225,51 @@ def _run_training(config: RunConfig, *, resume: bool, quiet: bool) -> Path:
             )
     eval_sets = {
         name: heldout_windows(
-            prepared[name].heldout, seq_len=train.seq_len, max_tokens=config.eval.max_tokens
+            prepared[name].heldout, seq_len=config.train.seq_len, max_tokens=config.eval.max_tokens
         )
         for name in config.eval_sources
     }
     mcq_sets = {
         question_set_name(ref): load_questions(ref)[: config.eval.mcq_limit] for ref in config.eval.mcq
     }
-    run_parameter_groups(
-        unwrap(model), config
-    )  # every stage's LR multipliers and freeze patterns, checked early
-    _check_before_writing(config, {name: p.train for name, p in prepared.items()}, unwrap(model), latest)
+    return RunData({name: p.train for name, p in prepared.items()}, eval_sets, mcq_sets)
 
+
+def _set_up_run(
+    config: RunConfig,
+    world: World,
+    device: torch.device,
+    autocast_dtype: torch.dtype | None,
+    model: torch.nn.Module,
+    tokenizer: Any,
+    data: RunData,
+    *,
+    quiet: bool,
+) -> Run:
+    """The run, with its run directory, config.yaml and metrics log: the first writes of a run."""
+    fused_loss = _use_fused_loss(config.train.fused_loss, unwrap(model), world)
+    micro_batches = _micro_batch_runner(config, model, device, world, fused_loss)
+    run_dir = Path(config.output.dir)
     if world.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(dump_config(config), encoding="utf-8")
-    run = Run(
+    return Run(
         config=config,
         run_dir=run_dir,
         device=device,
         autocast_dtype=autocast_dtype,
         model=model,
         tokenizer=tokenizer,
-        train_stores={name: p.train for name, p in prepared.items()},
-        eval_sets=eval_sets,
-        mcq_sets=mcq_sets,
+        train_stores=data.train_stores,
+        eval_sets=data.eval_sets,
+        mcq_sets=data.mcq_sets,
         log=MetricsLog(run_dir / "metrics.jsonl", enabled=world.is_main),
-        display=display,
+        display=ProgressDisplay(quiet=quiet or not world.is_main),
         fused_loss=fused_loss,
-        micro_batches=_micro_batch_runner(config, model, device, world, fused_loss),
+        micro_batches=micro_batches,
         trainable=trainable_names(unwrap(model)),
         world=world,
     )
-    if world.is_main and resume and latest is None and (run_dir / "metrics.jsonl").stat().st_size > 0:
-        run.log.write({"kind": "resume", "step": 0, "tokens": 0})  # no checkpoint: start over
-    try:
-        with run.stop.installed():
-            _run_stages(run, latest)
-    finally:
-        run.micro_batches.close()
-        run.log.close()
-        display.close()
-    teardown(world)
-    return run_dir
 
 
 def _run_stages(run: Run, latest: Path | None) -> None:
@@ -241,21 +288,14 @@ def _run_stages(run: Run, latest: Path | None) -> None:
 
     while position.stage_index < len(config.stages):
         stage = config.stages[position.stage_index]
-        sampler = MixtureSampler(
-            stage,
-            run.train_stores,
-            seq_len=config.train.seq_len,
-            seed=config.train.seed + position.stage_index,
-            rank=run.world.rank,
-            world_size=run.world.size,
+        sampler = MixtureSampler.for_stage(
+            config, position.stage_index, run.train_stores, rank=run.world.rank, world_size=run.world.size
         )
         if position.stage_step > 0:
             sampler.load_state_dict(trainer_state["sampler"])
         elif position.stage_index > 0 and stage.reset_optimizer:
             optimizer = _new_optimizer(run)
-        run.methods = begin_stage(
-            run, optimizer, sampler, position.stage_index, position.stage_step, trainer_state.get("methods")
-        )
+        run.methods = _begin_stage(run, optimizer, sampler, position, trainer_state.get("methods"))
         try:
             _train_stage(run, stage, position, optimizer, sampler)
         except _Diverged as diverged:
@@ -289,6 +329,79 @@ def _run_stages(run: Run, latest: Path | None) -> None:
         write_summary(run.run_dir)
 
 
+def _begin_stage(
+    run: Run,
+    optimizer: torch.optim.Optimizer,
+    sampler: MixtureSampler,
+    position: Position,
+    states: dict[str, Any] | None,
+) -> list[Method]:
+    """Set up the stage at `position`: its LR multipliers and frozen parameters, then its methods,
+    started fresh (at the stage's first step) or restored from the latest checkpoint and `states`."""
+    index = position.stage_index
+    stage = run.config.stages[index]
+    # Stages and methods see the model's own parameter names (not a DDP wrapper's); under FSDP2 the
+    # model is its own wrapper, and the parameters to follow are the sharded ones (see `snapshot`).
+    model = unwrap(run.model)
+    reshard(model)
+    apply_stage(
+        model,
+        optimizer,
+        stage_index=index,
+        freeze=stage.methods.freeze,
+        trainable=run.trainable,
+        key=f"stages.{index}.methods.freeze",
+    )
+    methods = build_methods(stage, model, _method_context(run, index, _stage_steps(run, sampler)))
+    if position.stage_step == 0:
+        start_or_resume(methods, None, None)
+    else:
+        latest = ckpt.latest_checkpoint(run.run_dir)
+        assert latest is not None  # the run resumed (or rolled back) from it
+        start_or_resume(methods, states, ckpt.read_extra_tensors(latest), checkpoint=str(latest))
+    return methods
+
+
+def _method_context(run: Run, stage_index: int, total_steps: int) -> MethodContext:
+    """What the methods of stage `stage_index` may know of the run (see `MethodContext`)."""
+    config = run.config
+    return MethodContext(
+        stage=config.stages[stage_index],
+        stage_index=stage_index,
+        total_steps=total_steps,
+        last_stage=stage_index == len(config.stages) - 1,
+        run_dir=run.run_dir,
+        device=run.device,
+        autocast_dtype=run.autocast_dtype,
+        tokenizer=run.tokenizer,
+        train_stores=run.train_stores,
+        seq_len=config.train.seq_len,
+        micro_batch=config.train.micro_batch,
+        seed=config.train.seed,
+        world=run.world,
+    )
+
+
+def _stage_steps(run: Run, sampler: MixtureSampler) -> int:
+    """Optimizer steps of the stage `sampler` serves (at least one)."""
+    return max(1, math.ceil(sampler.total_sequences / run.config.train.sequences_per_step))
+
+
+@dataclass
+class _StageLoop:
+    """What the loop of one stage keeps from step to step, besides the run's `Position`."""
+
+    stage: StageConfig
+    total_steps: int
+    eval_steps: dict[int, str]  # stage steps after which to evaluate, with the kind of point
+    checkpoint_every: int | None  # optimizer steps between checkpoints
+    health: StepHealth
+    terms: LossTerms  # the methods' terms, logged as loss/<name>
+    window_tokens: int = 0  # training tokens and seconds since the last train line
+    window_s: float = 0.0
+    tick: float = field(default_factory=time.perf_counter)  # since when training time counts
+
+
 def _train_stage(
     run: Run,
     stage: StageConfig,
@@ -301,25 +414,28 @@ def _train_stage(
     train = config.train
     micro_batch = train.micro_batch
     accumulation = train.sequences_per_step // (micro_batch * run.world.size)
-    total_steps = max(1, math.ceil(sampler.total_sequences / train.sequences_per_step))
-    stage_total_tokens = total_steps * run.tokens_per_step
-    eval_steps = _eval_steps(run, stage, total_steps)
-    ckpt_every = _checkpoint_every_steps(run)
-
+    total_steps = _stage_steps(run, sampler)
     if position.stage_step == 0:
         run.log.write(_stage_record("stage_start", stage, position))
     run.display.start_stage(
         stage.name,
         position.stage_index,
         len(config.stages),
-        stage_total_tokens,
+        total_steps * run.tokens_per_step,
         position.stage_step * run.tokens_per_step,
     )
     model.train()
-    health = StepHealth(config.reliability, run.log, stage.name, run.display)
+    loop = _StageLoop(
+        stage=stage,
+        total_steps=total_steps,
+        eval_steps=_eval_steps(run, stage, total_steps),
+        checkpoint_every=_checkpoint_every_steps(run),
+        health=StepHealth(config.reliability, run.log, stage.name, run.display),
+        terms=LossTerms([m.name for m in run.methods], run.device),
+    )
 
     def work(micro_step: MicroBatch) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-        with _autocast(run):
+        with autocast(run.device, run.autocast_dtype):
             return training_loss(
                 run.methods,
                 model,
@@ -328,10 +444,6 @@ def _train_stage(
                 compute_dtype=run.autocast_dtype,
                 compiled=train.compile,
             )
-
-    terms = LossTerms([m.name for m in run.methods], run.device)  # logged as loss/<name>
-    window_tokens, window_s = 0, 0.0
-    tick = time.perf_counter()
 
     while position.stage_step < total_steps:
         lr = learning_rate(stage.schedule, position.stage_step, total_steps) * position.lr_scale
@@ -346,14 +458,14 @@ def _train_stage(
             batches.append(MicroBatch(batch[:, :-1], batch[:, 1:], replay, step=position.stage_step))
         for loss, extra in run.micro_batches.run(work, batches, 1.0 / accumulation):
             loss_sum += loss
-            terms.add(extra, 1.0 / accumulation)
-        terms.add(before_optimizer_step(run.methods))  # penalties on the weights: their gradients
-        terms.end_step()
+            loop.terms.add(extra, 1.0 / accumulation)
+        loop.terms.add(before_optimizer_step(run.methods))  # penalties on the weights: their gradients
+        loop.terms.end_step()
         grad_norm = as_local(_clip_gradients(model, train.grad_clip))
         if run.world.distributed:  # the global mean loss: every rank then takes the same skip decision
             torch.distributed.all_reduce(loss_sum)
             loss_sum /= run.world.size
-        if health.guard_step(optimizer, loss_sum, grad_norm):  # a non-finite step changes nothing
+        if loop.health.guard_step(optimizer, loss_sum, grad_norm):  # a non-finite step changes nothing
             optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
@@ -361,65 +473,83 @@ def _train_stage(
         position.stage_step += 1
         position.tokens += run.tokens_per_step
         after_optimizer_step(run.methods, position.stage_step)
-        health.record(position.step, loss_sum / accumulation, grad_norm)
-        last = position.stage_step == total_steps
-        log_now = position.step % train.log_every_steps == 0 or last
-        if log_now:  # the one host sync per log interval; the clock is read after it
-            _drain(run, health, position)
-        now = time.perf_counter()
-        position.train_s += now - tick
-        window_s += now - tick
-        window_tokens += run.tokens_per_step
-        tick = now
+        loop.health.record(position.step, loss_sum / accumulation, grad_norm)
+        _after_step(run, loop, position, optimizer, sampler, lr=lr, grad_norm=grad_norm)
 
-        if log_now:
-            mean_loss, skipped = health.take_window()
-            record = {
-                "kind": "train",
-                "step": position.step,
-                "tokens": position.tokens,
-                "stage": stage.name,
-                "stage_index": position.stage_index,
-                "lr": lr,
-                "loss": mean_loss,
-                "grad_norm": float(grad_norm),
-                "tokens_per_s": window_tokens / max(window_s, 1e-9),
-                "elapsed_s": position.train_s + position.eval_s,
-                "skipped_steps": skipped,
-            }
-            if (peak := peak_memory_gib(run.device)) is not None:
-                record["peak_mem_gib"] = peak
-            record.update(terms.means(run.world))
-            run.log.write(record)
-            run.display.update(
-                position.stage_step * run.tokens_per_step,
-                loss=mean_loss,
-                tokens_per_s=record["tokens_per_s"],
-                lr=lr,
-            )
-            window_tokens, window_s = 0, 0.0
 
-        if position.stage_step in eval_steps:
-            point = "stage_end" if last else eval_steps[position.stage_step]
-            _evaluate(
-                run,
-                position,
-                point=point,
-                stage=stage,
-                stage_tokens=position.stage_step * run.tokens_per_step,
-                with_mcq=last,
-            )
-            model.train()
-        saved = None
-        if last:
-            run.log.write(_stage_record("stage_end", stage, position))
-        elif ckpt_every and position.step % ckpt_every == 0:
-            _drain(run, health, position)
-            if health.consecutive_bad == 0:  # no checkpoint in the middle of a run of non-finite steps
-                saved = _save(run, position, optimizer, sampler)
-        if run.stop.requested and not last:
-            _stop_for_signal(run, position, saved or _save(run, position, optimizer, sampler))
-        tick = time.perf_counter()  # evaluation and checkpoints are not training time
+def _after_step(
+    run: Run,
+    loop: _StageLoop,
+    position: Position,
+    optimizer: torch.optim.Optimizer,
+    sampler: MixtureSampler,
+    *,
+    lr: float,
+    grad_norm: torch.Tensor,
+) -> None:
+    """What follows an optimizer step: a train line at log intervals, an evaluation at the stage's
+    evaluation points, a checkpoint every `output.checkpoint_every_tokens`, and the stop a signal
+    asked for (after a checkpoint). Evaluations and checkpoints do not count as training time."""
+    last = position.stage_step == loop.total_steps
+    log_now = position.step % run.config.train.log_every_steps == 0 or last
+    if log_now:  # the one host sync per log interval; the clock is read after it
+        _drain(run, loop.health, position)
+    now = time.perf_counter()
+    position.train_s += now - loop.tick
+    loop.window_s += now - loop.tick
+    loop.window_tokens += run.tokens_per_step
+    if log_now:
+        _log_train(run, loop, position, lr, grad_norm)
+
+    if position.stage_step in loop.eval_steps:
+        _evaluate(
+            run,
+            position,
+            point="stage_end" if last else loop.eval_steps[position.stage_step],
+            stage=loop.stage,
+            stage_tokens=position.stage_step * run.tokens_per_step,
+            with_mcq=last,
+        )
+        run.model.train()
+    saved = None
+    if last:
+        run.log.write(_stage_record("stage_end", loop.stage, position))
+    elif loop.checkpoint_every and position.step % loop.checkpoint_every == 0:
+        _drain(run, loop.health, position)
+        if loop.health.consecutive_bad == 0:  # no checkpoint in the middle of a run of non-finite steps
+            saved = _save(run, position, optimizer, sampler)
+    if run.stop.requested and not last:
+        _stop_for_signal(run, position, saved or _save(run, position, optimizer, sampler))
+    loop.tick = time.perf_counter()
+
+
+def _log_train(run: Run, loop: _StageLoop, position: Position, lr: float, grad_norm: torch.Tensor) -> None:
+    """The train line of the log window that ends now, and the progress display."""
+    mean_loss, skipped = loop.health.take_window()
+    record = {
+        "kind": "train",
+        "step": position.step,
+        "tokens": position.tokens,
+        "stage": loop.stage.name,
+        "stage_index": position.stage_index,
+        "lr": lr,
+        "loss": mean_loss,
+        "grad_norm": float(grad_norm),
+        "tokens_per_s": loop.window_tokens / max(loop.window_s, 1e-9),
+        "elapsed_s": position.train_s + position.eval_s,
+        "skipped_steps": skipped,
+    }
+    if (peak := peak_memory_gib(run.device)) is not None:
+        record["peak_mem_gib"] = peak
+    record.update(loop.terms.means(run.world))
+    run.log.write(record)
+    run.display.update(
+        position.stage_step * run.tokens_per_step,
+        loss=mean_loss,
+        tokens_per_s=record["tokens_per_s"],
+        lr=lr,
+    )
+    loop.window_tokens, loop.window_s = 0, 0.0
 
 
 def _evaluate(
@@ -456,7 +586,7 @@ def _evaluate(
                 run.model,
                 run.tokenizer,
                 items,
-                batch_size=run.config.eval.batch_size * 4,
+                batch_size=mcq_batch_size(run.config.eval.batch_size),
                 device=run.device,
                 autocast_dtype=run.autocast_dtype,
             )
@@ -636,15 +766,11 @@ def _check_before_writing(
     config: RunConfig, stores: dict[str, Any], model: torch.nn.Module, latest: Path | None
 ) -> None:
     """Raise `UserError` for input that would fail later (a stage that cannot be sampled, a
-    checkpoint that does not fit the config) before anything in the run directory changes."""
-    for index, stage in enumerate(config.stages):
-        MixtureSampler(
-            stage,
-            stores,
-            seq_len=config.train.seq_len,
-            seed=config.train.seed + index,
-            max_epochs_warning=None,
-        )
+    checkpoint that does not fit the config, LR multipliers or freeze patterns that select nothing)
+    before anything in the run directory changes."""
+    run_parameter_groups(model, config)  # every stage's LR multipliers and freeze patterns
+    for index in range(len(config.stages)):
+        MixtureSampler.for_stage(config, index, stores, warn=False)
     if latest is None:
         return
     ckpt.check_model_matches(latest, model)
@@ -662,14 +788,7 @@ def _check_before_writing(
             f"{len(config.stages)}; resume with the config the run was started with"
         )
     if position.stage_step > 0 and position.stage_index < len(config.stages):
-        stage = config.stages[position.stage_index]
-        sampler = MixtureSampler(
-            stage,
-            stores,
-            seq_len=config.train.seq_len,
-            seed=config.train.seed + position.stage_index,
-            max_epochs_warning=None,
-        )
+        sampler = MixtureSampler.for_stage(config, position.stage_index, stores, warn=False)
         sampler.load_state_dict(state["sampler"])
 
 
@@ -721,18 +840,6 @@ def _disk_full_message(run_dir: Path, err: BaseException) -> str:
 # Pieces of the loop
 
 
-def resolve_device(device: str, precision: str) -> tuple[torch.device, torch.dtype | None]:
-    """The device and the autocast dtype (None: plain float32)."""
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise UserError("train.device: cuda was requested but no CUDA device is available")
-    dev = torch.device(device)
-    if precision == "auto":
-        precision = "bf16" if dev.type == "cuda" else "fp32"
-    return dev, (torch.bfloat16 if precision == "bf16" else None)
-
-
 def _to_device(batch: np.ndarray, device: torch.device) -> torch.Tensor:
     tensor = torch.from_numpy(batch)
     if device.type == "cuda":
@@ -775,12 +882,6 @@ def _micro_batch_runner(
         fused_loss=fused_loss,
         accumulation=train.sequences_per_step // (train.micro_batch * world.size),
     )
-
-
-def _autocast(run: Run) -> contextlib.AbstractContextManager[Any]:
-    if run.autocast_dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=run.device.type, dtype=run.autocast_dtype)
 
 
 def _new_optimizer(run: Run) -> torch.optim.Optimizer:
@@ -855,7 +956,7 @@ def _run_start_record(run: Run) -> dict[str, Any]:
         "sources": list(run.eval_sets),
         "mcq": list(run.mcq_sets),
         "tokens_per_step": run.tokens_per_step,
-        "host_memory_reuse": keep_freed_memory(),  # see forgetless.train.host_memory
+        "host_memory_reuse": freed_memory_kept(),  # see forgetless.train.host_memory
     }
 
 

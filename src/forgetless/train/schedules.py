@@ -17,7 +17,9 @@ literature evaluated at `t = s + 1`, the number of steps done once that update i
 - with `warmup = 0`, a decay that starts the stage begins one step into its curve, just below its
   start value (for a 1000-step cosine, about 2e-6 of the peak below it).
 
-The formulas (literature.md §3.1 and §4), with τ ∈ (0, 1] the progress through the phase:
+The formulas (Ibrahim et al. 2024, "Simple and Scalable Strategies to Continually Pre-train Large
+Language Models", TMLR, arXiv 2403.08763; and for the infinite schedule Singh et al. 2025, "Beyond
+Cosine Decay", CoLLAs 2025), with τ ∈ (0, 1] the progress through the phase:
 
 - cosine:   η = η_min + (η_max − η_min)/2 · (cos(π·τ) + 1),  η_min = final_lr_ratio · η_max
 - wsd:      η_max through the stable phase, then over the final `decay` fraction to η_min with

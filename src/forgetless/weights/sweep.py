@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from forgetless.config import RunConfig
+from forgetless.device import resolve_device
 from forgetless.errors import UserError
-from forgetless.methods.merge import interpolate, load_model_dir, load_tensors, model_tensors
+from forgetless.weights.merge import interpolate, load_model_dir, load_tensors, model_tensors
 
 
 def parse_alphas(text: str) -> list[float]:
@@ -48,9 +49,8 @@ def sweep(
 
     from forgetless.data.prepare import prepare_sources
     from forgetless.evaluate.heldout import evaluate_heldout, heldout_windows
-    from forgetless.evaluate.mcq import load_questions, question_set_name, score_mcq
+    from forgetless.evaluate.mcq import load_questions, mcq_batch_size, question_set_name, score_mcq
     from forgetless.report.svg import pareto_front
-    from forgetless.train.run import resolve_device
 
     device, autocast_dtype = resolve_device(config.train.device, config.train.precision)
     base, _ = load_model_dir(base_dir, what="BASE")
@@ -88,7 +88,7 @@ def sweep(
                 model,
                 tokenizer,
                 items,
-                batch_size=config.eval.batch_size * 4,
+                batch_size=mcq_batch_size(config.eval.batch_size),
                 device=device,
                 autocast_dtype=autocast_dtype,
             )["acc"]

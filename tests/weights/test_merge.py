@@ -12,8 +12,8 @@ from safetensors.torch import load_file
 from forgetless.cli import main
 from forgetless.config import InitConfig, ModelConfig
 from forgetless.errors import UserError
-from forgetless.methods.merge import average, instruction_residual, interpolate, model_tensors
 from forgetless.model.load import build_model, save_model
+from forgetless.weights.merge import average, instruction_residual, interpolate, model_tensors
 
 
 def _tensors(seed: int, rows: int = 6) -> dict[str, torch.Tensor]:

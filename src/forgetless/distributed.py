@@ -32,7 +32,7 @@ except ImportError:  # a build of torch without torch.distributed
     DTensor = None
 
 from forgetless.errors import UserError
-from forgetless.train.parallelize import decoder_blocks
+from forgetless.model.blocks import decoder_blocks
 
 
 @dataclass(frozen=True)
@@ -70,9 +70,12 @@ def setup(device: str) -> tuple[World, torch.device]:
     return World(rank=rank, size=size, local_rank=local_rank), dev
 
 
-def teardown(world: World) -> None:
+def teardown(world: World, *, wait: bool = True) -> None:
+    """Leave the process group: after every rank got here (`wait`), or at once (a failed run, whose
+    other ranks may never get here)."""
     if world.distributed and dist.is_initialized():
-        dist.barrier()
+        if wait:
+            dist.barrier()
         dist.destroy_process_group()
 
 
@@ -309,10 +312,6 @@ def load_sharded(folder: Path, model: nn.Module, optimizer: torch.optim.Optimize
     )
     for group, own in zip(optimizer.param_groups, kernels, strict=True):
         group.update(own)
-
-
-def is_sharded_checkpoint(folder: Path) -> bool:
-    return (folder / ".metadata").is_file()
 
 
 def full_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:

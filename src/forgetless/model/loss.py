@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from forgetless.train.fused_ce import linear_cross_entropy
+from forgetless.model.fused_ce import linear_cross_entropy
 
 # On a CPU the fused loss walks over chunks of about this many float32 logits (8 MiB), small enough
 # to stay in cache between the passes over a chunk; elsewhere it keeps its larger default chunks.
@@ -25,7 +25,7 @@ def causal_lm_loss(
 
     `targets[:, t]` is the token that follows `inputs[:, t]`; targets equal to -100 are ignored.
     The softmax is always float32. With `fused`, the loss is computed from the final hidden states
-    chunk by chunk and the full logits are never stored (`forgetless.train.fused_ce`); this needs
+    chunk by chunk and the full logits are never stored (`forgetless.model.fused_ce`); this needs
     a model whose logits are a plain product with the head (see `parallelize.supports_fused_loss`).
     """
     if fused:
