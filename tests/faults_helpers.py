@@ -156,3 +156,64 @@ def record(record_property: Callable[[str, object], None], category: str, fault:
 def quoted(message: str) -> str:
     """A message as inline code in the report's Markdown."""
     return "`" + message.strip().replace("`", "'") + "`"
+
+
+# ---------------------------------------------------------------------------------------------
+# `forgetless` in a child process, slowed down so that a test can send a real signal at a known point
+
+_SLOWED = """
+import os, sys, time
+from pathlib import Path
+
+marker, delay, where = Path(os.environ["SLOW_MARKER"]), float(os.environ["SLOW_DELAY"]), os.environ["SLOW_AT"]
+
+def slow():
+    marker.touch()
+    time.sleep(delay)
+
+if where == "forward":  # every decoder layer's forward, in training and in evaluation
+    import torch
+
+    torch.nn.modules.module.register_module_forward_pre_hook(
+        lambda module, args: slow() if type(module).__name__.endswith("DecoderLayer") else None
+    )
+else:  # every batch the tokenizer encodes while data is prepared
+    import forgetless.data.prepare as prepare
+
+    encode = prepare._encode
+    prepare._encode = lambda batch, tok: (slow(), encode(batch, tok))[1]
+from forgetless.cli import main
+main()  # as the `forgetless` script runs it: with the process's own arguments
+"""
+
+
+def start_slowed(args: list[str], marker: Path, *, at: str, delay: float, **env: str) -> Any:
+    """Start `forgetless ARGS` in a child process whose every decoder-layer forward (`at="forward"`)
+    or tokenizer batch (`at="encode"`) first touches `marker`, then sleeps `delay` seconds."""
+    import os
+    import subprocess
+    import sys
+
+    variables = {"SLOW_MARKER": str(marker), "SLOW_DELAY": str(delay), "SLOW_AT": at, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-c", _SLOWED, *args],
+        env={**os.environ, **variables, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_until(condition: Callable[[], bool], proc: Any, timeout: float = 180.0) -> None:
+    """Poll `condition` until it holds; fail with the child's stderr if it ends or time runs out."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if proc.poll() is not None:
+            _, err = proc.communicate()
+            pytest.fail(f"the process ended (exit {proc.returncode}) before it got there: {err[-3000:]}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("timed out waiting for the process")
+        time.sleep(0.02)

@@ -2,14 +2,19 @@
 
 Bad input (`UserError`) prints one line and exits with code 2; a run that stops early (`RunStopped`:
 diverged, disk full, out of memory, or preempted by a signal) prints one line and exits with its own
-code (1, or 128 + the signal); other errors exit with code 1, with a traceback only under `--debug`.
+code (1, or 128 + the signal); Ctrl-C during any command prints one line and exits with 130; other
+errors exit with code 1, with a traceback only under `--debug`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -68,18 +73,25 @@ SetOpt = Annotated[
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the `forgetless` script."""
+    """Entry point of the `forgetless` script (`argv` None: the process's own arguments)."""
+    as_script = argv is None
     try:
-        app(args=argv, standalone_mode=False)
+        # Outside standalone mode typer hands back what would have been the exit code, and turns a
+        # KeyboardInterrupt into the code 130, instead of exiting.
+        code = app(args=argv, standalone_mode=False)
     except UserError as err:
         if _DEBUG["on"]:
             raise
         typer.echo(f"error: {err}", err=True)
         sys.exit(err.exit_code)
+    except Preempted as err:
+        if _DEBUG["on"]:
+            raise
+        _exit_stopped(str(err), err.exit_code, as_script)
     except RunStopped as err:
         if _DEBUG["on"]:
             raise
-        typer.echo(str(err) if isinstance(err, Preempted) else f"error: {err}", err=True)
+        typer.echo(f"error: {err}", err=True)
         sys.exit(err.exit_code)
     except typer.Exit as exit_:
         sys.exit(exit_.exit_code)
@@ -87,8 +99,7 @@ def main(argv: list[str] | None = None) -> None:
         typer.echo("aborted", err=True)
         sys.exit(130)
     except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        sys.exit(130)
+        _exit_stopped(_INTERRUPTED, 128 + signal.SIGINT, as_script)
     except Exception as err:  # noqa: BLE001 - the last line of defence for internal errors
         if _is_usage_error(err):  # an unknown option, a missing argument: usage and exit 2
             err.show()
@@ -101,6 +112,31 @@ def main(argv: list[str] | None = None) -> None:
             err=True,
         )
         sys.exit(1)
+    if isinstance(code, int) and code == 128 + signal.SIGINT:
+        _exit_stopped(_INTERRUPTED, code, as_script)
+    if isinstance(code, int) and code != 0:
+        sys.exit(code)
+
+
+def _exit_stopped(line: str, code: int, as_script: bool) -> NoReturn:
+    """Exit after a signal stopped the command. A process on its way out ignores a further Ctrl-C,
+    which would otherwise print a traceback from whatever runs at exit."""
+    if as_script and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    typer.echo(line, err=True)
+    sys.exit(code)
+
+
+_INTERRUPTED = "stopped by SIGINT (Ctrl-C) before the command finished"
+
+
+@contextlib.contextmanager
+def _interrupted(message: str) -> Iterator[None]:
+    """Turn Ctrl-C inside the block into `Preempted` (exit code 130) with `message` as its one line."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise Preempted(f"stopped by SIGINT (Ctrl-C) {message}", signal.SIGINT) from None
 
 
 def _is_usage_error(err: Exception) -> bool:
@@ -153,17 +189,37 @@ def train(
         overrides.append("model.trust_remote_code=true")
     run_config = load_config(config, overrides)
     keep_freed_memory()  # glibc: reuse freed host memory rather than page-faulting fresh memory each step
-    try:
-        run_dir = run_training(run_config, resume=resume, quiet=quiet)
-    except Preempted as stop:
+
+    def again(*extra: str) -> str:
         import shlex
 
         words = ["forgetless", "train", str(config), *[w for item in set_ or [] for w in ("--set", item)]]
         words += ["--out", str(out)] if out is not None else []
         words += ["--allow-pickle"] if allow_pickle else []
         words += ["--trust-remote-code"] if trust_remote_code else []
-        raise Preempted(f"{stop}; resume with: {shlex.join([*words, '--resume'])}", stop.signum) from None
+        return shlex.join([*words, *extra])
+
+    try:
+        run_dir = run_training(run_config, resume=resume, quiet=quiet)
+    except Preempted as stop:
+        raise Preempted(f"{stop}; resume with: {again('--resume')}", stop.signum) from None
+    except KeyboardInterrupt:  # a second Ctrl-C stops at once, or the first one before the loop runs
+        raise Preempted(_interrupted_run(Path(run_config.output.dir), again), signal.SIGINT) from None
     _print_run_result(run_dir)
+
+
+def _interrupted_run(run_dir: Path, again: Callable[..., str]) -> str:
+    from forgetless.train.checkpoint import latest_checkpoint
+
+    latest = latest_checkpoint(run_dir)
+    if latest is not None:
+        return (
+            f"stopped by SIGINT (Ctrl-C) at once, without a checkpoint; the latest checkpoint {latest} is "
+            f"intact; resume with: {again('--resume')}"
+        )
+    if (run_dir / "metrics.jsonl").exists():
+        return f"stopped by SIGINT (Ctrl-C) before the first checkpoint; start over with: {again('--resume')}"
+    return f"stopped by SIGINT (Ctrl-C) before training started; run again with: {again()}"
 
 
 def _print_run_result(run_dir: Path) -> None:
@@ -332,7 +388,8 @@ def eval_(
     if set_ and config is None:
         raise UserError("--set needs --config")
     run_config = load_config(config, list(set_ or [])) if config is not None else None
-    results = evaluate_model(model_dir, options, config=run_config)
+    with _interrupted("before the evaluation finished; no results were written"):
+        results = evaluate_model(model_dir, options, config=run_config)
     print_results(results)
     if json_out is not None:
         write_results(results, json_out)
@@ -410,7 +467,8 @@ def prepare(
     tokenizer = load_tokenizer(
         run_config.tokenizer or run_config.model.path, trust_remote_code=run_config.model.trust_remote_code
     )
-    prepared = prepare_sources(run_config, tokenizer, progress=not quiet)
+    with _interrupted("while preparing data; finished files stay in the cache; run prepare again to finish"):
+        prepared = prepare_sources(run_config, tokenizer, progress=not quiet)
     table = Table(title=f"sources (cache: {default_cache_dir(run_config)})", title_justify="left")
     for column in (
         "source",
