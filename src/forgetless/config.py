@@ -13,13 +13,30 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from forgetless.errors import UserError
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+def _switch_from_bool(value: Any) -> Any:
+    # YAML 1.1 reads an unquoted on/off (and yes/no) as a boolean: take it as the switch it names.
+    return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+
+
+# A setting that is on, off, or decided by forgetless (`auto`); true/false (and YAML's bare on/off) work too.
+Switch = Annotated[Literal["auto", "on", "off"], BeforeValidator(_switch_from_bool)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -231,9 +248,10 @@ class TrainConfig(_Strict):
     micro_batch: int = Field(8, gt=0, description="sequences per forward pass on one rank")
     precision: Literal["auto", "bf16", "fp32"] = "auto"
     compile: bool = Field(False, description="torch.compile each decoder block (and the fused loss)")
-    fused_loss: Literal["auto", "on", "off"] = Field(
+    fused_loss: Switch = Field(
         "auto",
-        description="loss from hidden states without storing logits; auto: on where the model supports it",
+        description="loss from hidden states without storing logits; auto: on where the model supports it; "
+        "true and false mean on and off",
     )
     activation_checkpointing: bool = False
     micro_batch_threads: Literal["auto"] | Annotated[int, Field(ge=1)] = Field(
@@ -474,7 +492,7 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
     for dotted in _PATH_KEYS:
         parent, _, leaf = dotted.rpartition(".")
         node = data.get(parent) if parent else data
-        if isinstance(node, dict) and leaf in node:
+        if isinstance(node, dict) and node.get(leaf) is not None:  # a resolved config writes null
             if dotted == "output.dir" or dotted == "cache_dir":
                 node[leaf] = str((base / os.path.expanduser(node[leaf])).resolve())
             else:
