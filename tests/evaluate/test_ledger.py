@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -446,6 +448,17 @@ def test_write_summary_is_atomic_and_deterministic(tmp_path):
     write_summary(tmp_path)
     assert (tmp_path / "summary.json").read_bytes() == first
     assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.jsonl", "summary.json"]  # no temp left
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002])
+def test_summary_file_mode_follows_the_umask(tmp_path, umask):
+    _write(tmp_path / "metrics.jsonl", two_stage_records())
+    before = os.umask(umask)
+    try:
+        write_summary(tmp_path)
+    finally:
+        os.umask(before)
+    assert stat.S_IMODE((tmp_path / "summary.json").stat().st_mode) == 0o666 & ~umask
 
 
 def test_non_finite_losses_become_null_with_a_warning(tmp_path):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -53,6 +55,15 @@ def parse(html: str) -> _Elements:
 @pytest.fixture
 def three_runs(tmp_path: Path) -> list[Path]:
     return three_strategies(tmp_path / "runs")
+
+
+def test_report_file_mode_follows_the_umask(three_runs, tmp_path):
+    before = os.umask(0o022)
+    try:
+        out = write_report(three_runs, tmp_path / "report.html")
+    finally:
+        os.umask(before)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o644
 
 
 def test_report_has_the_plots_and_tables(three_runs, tmp_path):

@@ -19,7 +19,7 @@ import json
 import math
 import os
 import re
-import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -332,9 +332,9 @@ def write_summary(run_dir: Path) -> dict:
     run_dir = Path(run_dir)
     summary = build_ledger(read_metrics(run_dir / METRICS_FILE))
     text = json.dumps(summary, indent=2, allow_nan=False) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{SUMMARY_FILE}.", suffix=".tmp", dir=run_dir)
+    tmp = run_dir / f".{SUMMARY_FILE}.{uuid.uuid4().hex[:8]}.tmp"
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        with open(tmp, "x", encoding="utf-8") as handle:  # the umask's permissions, like every run file
             handle.write(text)
         os.replace(tmp, run_dir / SUMMARY_FILE)
     except BaseException:

@@ -13,7 +13,7 @@ and the ledger tables (sources, stages with stability gaps, stage-by-source matr
 from __future__ import annotations
 
 import os
-import tempfile
+import uuid
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -54,9 +54,9 @@ def write_report(
     page = render_report(runs, title=title)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    tmp = out.parent / f".{out.name}.{uuid.uuid4().hex[:8]}.tmp"
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        with open(tmp, "x", encoding="utf-8") as handle:  # the umask's permissions (mkstemp's are 0600)
             handle.write(page)
         os.replace(tmp, out)
     except BaseException:
