@@ -71,6 +71,7 @@ from forgetless.train.parallelize import compile_blocks, peak_memory_gib, suppor
 from forgetless.train.param_groups import apply_stage, run_parameter_groups, trainable_names
 from forgetless.train.preemption import StopRequest
 from forgetless.train.progress import ProgressDisplay
+from forgetless.train.run_lock import hold_run_dir
 from forgetless.train.schedules import learning_rate
 
 
@@ -133,12 +134,14 @@ class Run:
 def run_training(config: RunConfig, *, resume: bool = False, quiet: bool = False) -> Path:
     """Train through every stage of `config`; return the run directory.
 
-    Raises `UserError` for bad input, before anything in the run directory changes; `RunFailed` when
-    the run diverges, the disk fills up or the GPU runs out of memory; `Preempted` when SIGTERM or
-    SIGINT stopped it after a checkpoint (see docs/reliability.md).
+    Holds the run directory's lock throughout (`forgetless.train.run_lock`), so a second process
+    writing the same directory is refused. Raises `UserError` for bad input, before anything in the
+    run directory changes; `RunFailed` when the run diverges, the disk fills up or the GPU runs out
+    of memory; `Preempted` when SIGTERM or SIGINT stopped it after a checkpoint (see
+    docs/reliability.md).
     """
     try:
-        with _transformers_progress_bars(not quiet):
+        with hold_run_dir(Path(config.output.dir)), _transformers_progress_bars(not quiet):
             return _run_training(config, resume=resume, quiet=quiet)
     except (UserError, RunStopped):
         raise
