@@ -127,6 +127,13 @@ def _data(name: str, data: bytes | str, **settings: Any) -> Callable[[Setup], No
     return lambda s: s.source(s.file(name, data), **settings)
 
 
+def _reordered_documents(s: Setup) -> None:
+    """The same documents in the opposite order, in a file of the same name: the same token count."""
+    general = s.config["sources"]["general"]
+    lines = Path(general["files"][0]).read_text(encoding="utf-8").splitlines(keepends=True)
+    s.source(s.file("data/general.jsonl", "".join(reversed(lines))), heldout=general["heldout"])
+
+
 def _tiny_source(evaluated: bool) -> Callable[[Setup], None]:
     def edit(s: Setup) -> None:
         s.config["sources"]["tiny"] = {"files": [s.file("tiny.txt", "hi there")]}  # one document
@@ -280,6 +287,9 @@ CASES: dict[str, Case] = {
     "resume with other stage data": Case(
         _args("--set", "stages.0.tokens=4096"),
         r"stages: the data of stage 'first' changed since the checkpoint",
+    ),
+    "resume with a source's documents reordered (same token count)": Case(
+        _reordered_documents, r"sources\.general: its prepared tokens changed since the checkpoint"
     ),
     "corrupt checkpoint state": Case(
         _corrupt_checkpoint_state, r"step_8/trainer\.json: unreadable checkpoint state \(JSONDecodeError"

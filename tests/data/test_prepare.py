@@ -16,6 +16,7 @@ from forgetless.data.prepare import prepare_files, prepare_sources, select_heldo
 from forgetless.data.sampler import MixtureSampler
 from forgetless.data.shards import TokenStore, token_dtype, write_store
 from forgetless.errors import UserError
+from forgetless.file_lock import LOCK_FILE
 
 
 def marked_docs(prefix: str, count: int) -> list[str]:
@@ -320,7 +321,7 @@ def test_a_failed_prepare_leaves_no_valid_looking_entry(tmp_path, tiny_tokenizer
         prepare_sources(config, tiny_tokenizer, progress=False)
     cache = tmp_path / "cache"
     assert not (cache / "sources").exists() or not any((cache / "sources").iterdir())
-    leftovers = [p for p in cache.rglob("*") if p.name.startswith(".")]
+    leftovers = [p for p in cache.rglob("*") if p.name.startswith(".") and p.name != LOCK_FILE]
     assert leftovers == []
     # Only complete files' caches exist, each with its meta.json written last.
     for entry in (cache / "documents").glob("*"):
@@ -445,7 +446,7 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path, tiny_tokenizer_dir, capsy
     assert len(lines) == 1 and lines[0].startswith("error: "), err
     assert re.search(pattern, lines[0]), lines[0]
     leftovers = (
-        [p for p in (tmp_path / "cache").rglob("*") if p.name.startswith(".")]
+        [p for p in (tmp_path / "cache").rglob("*") if p.name.startswith(".") and p.name != LOCK_FILE]
         if (tmp_path / "cache").exists()
         else []
     )
@@ -485,3 +486,125 @@ def test_vocab_check_for_a_fresh_model(tmp_path, tiny_tokenizer, tiny_tokenizer_
         UserError, match=r"model\.init\.vocab_size: 256 is smaller than the tokenizer's 512 tokens"
     ):
         prepare_sources(config, tiny_tokenizer, progress=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Integrity: one writer at a time, leftovers, a full disk, long documents, content hashes
+
+
+def test_a_second_writer_waits_for_the_cache_lock_then_finds_the_work_done(
+    tmp_path, tiny_tokenizer, tiny_tokenizer_dir, capfd
+) -> None:
+    import threading
+
+    from forgetless.file_lock import FolderLock
+
+    write_jsonl(tmp_path / "a.jsonl", marked_docs("a", 10))
+    config = make_config(tmp_path, tiny_tokenizer_dir, {"a": {"files": ["a.jsonl"]}})
+    (tmp_path / "cache").mkdir()
+    held = FolderLock(tmp_path / "cache").acquire()  # as another process writing the cache would
+    result: dict = {}
+    thread = threading.Thread(
+        target=lambda: result.update(prepare_sources(config, tiny_tokenizer, progress=False))
+    )
+    thread.start()
+    thread.join(0.5)
+    assert thread.is_alive() and not (tmp_path / "cache" / "sources").exists()  # waiting, writing nothing
+    assert f"waiting for process {os.getpid()}, which is writing to the token cache" in capfd.readouterr().err
+    held.release()
+    thread.join(60)
+    assert result["a"].train.num_documents + result["a"].heldout.num_documents == 10
+
+
+def test_leftovers_of_killed_prepares_are_cleared_by_the_next(
+    tmp_path, tiny_tokenizer, tiny_tokenizer_dir
+) -> None:
+    from forgetless.data.shards import temp_dir_beside
+
+    write_jsonl(tmp_path / "a.jsonl", marked_docs("a", 10))
+    config = make_config(tmp_path, tiny_tokenizer_dir, {"a": {"files": ["a.jsonl"]}})
+    prepare_sources(config, tiny_tokenizer, progress=False)
+    cache = tmp_path / "cache"
+    # What a killed writer leaves: temporary folders named as the writers name them.
+    leftovers = [temp_dir_beside(cache / "documents" / "k1"), temp_dir_beside(cache / "sources" / "a-k2")]
+    (leftovers[0] / "tokens.bin").write_bytes(b"\0" * 64)
+    prepared = prepare_sources(config, tiny_tokenizer, progress=False)["a"]  # up to date: no writing
+    assert prepared.cached and not any(p.exists() for p in leftovers)
+    assert [p.name for p in cache.rglob(".*") if p.name != LOCK_FILE] == []
+
+
+def test_a_full_disk_while_preparing_names_the_cache(
+    tmp_path, tiny_tokenizer_dir, capsys, monkeypatch, record_property
+) -> None:
+    import errno
+
+    from faults_helpers import quoted, record
+    from forgetless.data import shards
+
+    def full(self, tokens):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(shards.StoreWriter, "write_tokens", full)
+    write_jsonl(tmp_path / "good.jsonl", marked_docs("good", 10))
+    config = write_config(tmp_path, tiny_tokenizer_dir, "  src: {files: [good.jsonl]}\n")
+    code, _, err = run_cli(["prepare", str(config), "--quiet"], capsys)
+    assert code == 1
+    [line] = err.strip().splitlines()
+    assert line == (
+        f"error: no space left on device while writing the token cache {tmp_path / 'cache'}; free some space "
+        "there or set cache_dir (or FORGETLESS_CACHE) to a folder on a larger disk, then run again"
+    )
+    assert [p.name for p in (tmp_path / "cache").rglob("*") if p.name != LOCK_FILE] == ["documents"]
+    record(
+        record_property,
+        "Disk",
+        "no space left on device while `prepare` writes the token cache",
+        f"exit {code}: {quoted(line)}; no temporary folder left",
+    )
+
+
+def test_a_long_document_is_tokenized_in_pieces_with_the_same_tokens(
+    tmp_path, tiny_tokenizer, tiny_tokenizer_dir, monkeypatch, record_property
+) -> None:
+    from conftest import sample_texts
+    from faults_helpers import record
+
+    text = " ".join(sample_texts())[:200_000].replace("\n", " ")  # one line, as one JSON record
+    write_jsonl(tmp_path / "long.jsonl", [text, "a short one", "and another"])
+    monkeypatch.setattr(prepare_module, "_PIECE_CHARS", 10_000)
+    pieces = []
+    encode_in_pieces = prepare_module._encode_in_pieces
+    monkeypatch.setattr(
+        prepare_module, "_encode_in_pieces", lambda t, tok: pieces.append(len(t)) or encode_in_pieces(t, tok)
+    )
+    config = make_config(
+        tmp_path, tiny_tokenizer_dir, {"a": {"files": ["long.jsonl"], "heldout": {"documents": 1}}}
+    )
+    prepared = prepare_sources(config, tiny_tokenizer, progress=False)["a"]
+    assert len(text) in pieces  # the long document went through the pieces
+    whole = tiny_tokenizer(text, add_special_tokens=False)["input_ids"]
+    stored = [prepared.train.document(i)[:-1].tolist() for i in range(prepared.train.num_documents)]
+    stored += [prepared.heldout.document(i)[:-1].tolist() for i in range(prepared.heldout.num_documents)]
+    assert whole in stored
+    record(
+        record_property,
+        "Files",
+        f"a one-line document of {len(text):,} characters, encoded in pieces of 10,000",
+        f"{len(whole):,} tokens, identical to encoding it whole; memory bounded by one piece",
+    )
+
+
+def test_shard_hashes_tell_reordered_documents_apart(tmp_path, tiny_tokenizer, tiny_tokenizer_dir) -> None:
+    texts = marked_docs("doc", 20)
+    write_jsonl(tmp_path / "a.jsonl", texts)
+    write_jsonl(tmp_path / "b.jsonl", [texts[1], texts[0], *texts[2:]])  # two lines swapped
+    write_jsonl(tmp_path / "c.jsonl", texts)  # the same contents in another file
+    config = make_config(
+        tmp_path,
+        tiny_tokenizer_dir,
+        {name: {"files": [f"{name}.jsonl"], "heldout": {"documents": 2}} for name in "abc"},
+    )
+    prepared = prepare_sources(config, tiny_tokenizer, progress=False)
+    a, b, c = (prepared[name].train for name in "abc")
+    assert a.num_tokens == b.num_tokens and a.sha256 != b.sha256
+    assert a.sha256 == c.sha256 and len(a.sha256) == 64

@@ -16,7 +16,13 @@ Cache layout (under `cache_dir`, default `config.cache_dir`, else `$FORGETLESS_C
   JSON and EOS id) and the counts. When the fingerprint matches, `prepare` does no work at all.
 
 Every directory is written under a temporary name and renamed into place, so a failed or
-interrupted prepare never leaves an entry that looks valid.
+interrupted prepare never leaves an entry that looks valid. A process writes to the cache only while
+it holds the cache's lock (`cache_dir/.lock`, see `forgetless.file_lock`): a second process that
+needs to write waits for the first and then finds what the first wrote. While it holds the lock, a
+prepare removes the temporary folders that killed or failed prepares left behind.
+
+Each split's `meta.json` carries `sha256`, a hash of its tokens and document boundaries: a resumed
+run compares it with the one it started with (`forgetless.data.sampler`).
 
 Held-out split: documents are ranked by a hash of their text (so exact duplicates always land on
 the same side) and taken in that order, per source:
@@ -32,6 +38,7 @@ A held-out size that would leave no training document is an error naming
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -39,6 +46,7 @@ import os
 import queue
 import re
 import shutil
+import sys
 import threading
 import time
 from collections import deque
@@ -61,7 +69,8 @@ from forgetless.data.shards import (
     write_json,
 )
 from forgetless.data.sources import ReadStats, SourceUnit, encode_utf8, read_documents, resolve_units
-from forgetless.errors import UserError
+from forgetless.errors import RunFailed, UserError, is_disk_full
+from forgetless.file_lock import FolderLock, LockHeld
 
 CACHE_FORMAT_VERSION = 1
 DEFAULT_HELDOUT_TOKENS = 100_000
@@ -73,6 +82,8 @@ DEFAULT_HELDOUT_FRACTION = 0.1
 # the reference machine made tokenizing 9% faster than handing the tokenizer large batches to split.
 _BATCH_DOCUMENTS = 64
 _BATCH_BYTES = 256 << 10
+# A longer document is encoded in pieces of about this many characters (`_encode_in_pieces`).
+_PIECE_CHARS = 1 << 20
 
 
 @dataclass
@@ -200,6 +211,7 @@ def prepare_sources(
     info = tokenizer_info(tokenizer)
     check_vocab_fits(config, info.vocab_size)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir(config)
+    _clear_leftovers_if_idle(cache)
     reporter = _Reporter(progress)
     try:
         return {name: _prepare_source(name, config.sources[name], info, cache, reporter) for name in names}
@@ -212,9 +224,11 @@ def prepare_files(
 ) -> PreparedSource:
     """Tokenize (or find in the cache) one source described outside a run config."""
     info = tokenizer_info(tokenizer)
+    cache = Path(cache_dir or default_cache_dir())
+    _clear_leftovers_if_idle(cache)
     reporter = _Reporter(progress)
     try:
-        return _prepare_source(name, source, info, Path(cache_dir or default_cache_dir()), reporter)
+        return _prepare_source(name, source, info, cache, reporter)
     finally:
         reporter.close()
 
@@ -253,8 +267,29 @@ def _prepare_source(
     if found is not None:
         reporter.note(f"{name}: up to date, nothing to do ({_counts(found.meta)})")
         return found
+    with _writing(cache, reporter):
+        found = _open_entry(name, entry, fingerprint)  # written meanwhile by the process we waited for
+        if found is not None:
+            reporter.note(f"{name}: prepared by another process ({_counts(found.meta)})")
+            return found
+        return _write_source(
+            name, source, tok, cache, reporter, units, fingerprints, entry, fingerprint, heldout_setting
+        )
 
-    unit_dirs = [cache / "documents" / key for key in unit_keys]
+
+def _write_source(
+    name: str,
+    source: SourceConfig,
+    tok: TokenizerInfo,
+    cache: Path,
+    reporter: _Reporter,
+    units: list[SourceUnit],
+    fingerprints: list[list[Any]],
+    entry: Path,
+    fingerprint: str,
+    heldout_setting: dict[str, Any],
+) -> PreparedSource:
+    unit_dirs = [cache / "documents" / _unit_key(unit, tok) for unit in units]
     todo = [
         (unit, d, fp)
         for unit, d, fp in zip(units, unit_dirs, fingerprints, strict=True)
@@ -271,6 +306,71 @@ def _prepare_source(
     done = f"tokenized {len(todo)} of {len(units)} files" if todo else "built from already tokenized files"
     reporter.note(f"{name}: {done} ({_counts(meta)})")
     return prepared
+
+
+@contextlib.contextmanager
+def _writing(cache: Path, reporter: _Reporter) -> Iterator[None]:
+    """Hold the cache's lock while writing to it: another process preparing into the same cache
+    waits (and then finds its entries written). Clears what killed writers left, and names the
+    cache when its disk fills up."""
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cache_dir: cannot create the token cache {cache} ({err.strerror})") from None
+    lock = FolderLock(cache)
+
+    def waiting(held: LockHeld) -> None:
+        print(f"waiting for {held.who}, which is writing to the token cache {cache}", file=sys.stderr)
+
+    lock.acquire(wait=True, on_wait=waiting)
+    try:
+        if lock.held:
+            clear_cache_leftovers(cache)
+        yield
+    except Exception as err:
+        if is_disk_full(err):
+            raise RunFailed(
+                f"no space left on device while writing the token cache {cache}; free some space there or "
+                "set cache_dir (or FORGETLESS_CACHE) to a folder on a larger disk, then run again"
+            ) from None
+        raise
+    finally:
+        lock.release()
+
+
+# What writers leave for a moment beside a cache entry (`temp_dir_beside`, `install_dir`), and a
+# killed or failed one for good.
+_LEFTOVER = re.compile(r"^\..+\.(tmp|old)-[0-9a-f]{12}$")
+
+
+def clear_cache_leftovers(cache: Path) -> list[Path]:
+    """Remove temporary folders that killed or failed prepares left in `cache` (call only while
+    holding its lock); return what was removed."""
+    removed = []
+    for folder in (cache / "documents", cache / "sources"):
+        if folder.is_dir():
+            for path in folder.iterdir():
+                if _LEFTOVER.match(path.name):
+                    shutil.rmtree(path, ignore_errors=True)
+                    removed.append(path)
+    return removed
+
+
+def _clear_leftovers_if_idle(cache: Path) -> None:
+    """Clear leftovers even when nothing needs writing, unless a prepare is writing right now."""
+    folders = [cache / "documents", cache / "sources"]
+    if not any(_LEFTOVER.match(p.name) for folder in folders if folder.is_dir() for p in folder.iterdir()):
+        return
+    lock = FolderLock(cache)
+    try:
+        lock.acquire()
+    except LockHeld:
+        return  # its temporary folders are in use; a later prepare clears what is left
+    try:
+        if lock.held:
+            clear_cache_leftovers(cache)
+    finally:
+        lock.release()
 
 
 def _safe(name: str) -> str:
@@ -294,6 +394,8 @@ def _open_entry(name: str, entry: Path, fingerprint: str) -> PreparedSource | No
         heldout = TokenStore.open(entry / "heldout")
     except (OSError, ValueError, KeyError):
         return None
+    if train.sha256 is None or heldout.sha256 is None:
+        return None  # written before splits carried their hash: assembled again (no tokenizing)
     return PreparedSource(name=name, train=train, heldout=heldout, meta=meta, cached=True, path=entry)
 
 
@@ -409,12 +511,55 @@ def _encode(batch: _Batch, tok: TokenizerInfo) -> tuple[np.ndarray, np.ndarray]:
     encode = getattr(tok.backend, "encode_batch_fast", tok.backend.encode_batch)
     eos = np.array([tok.eos_id], dtype=tok.dtype)
     parts: list[np.ndarray] = []
-    for enc in encode(batch.texts, add_special_tokens=False):
-        parts.append(np.array(enc.ids, dtype=tok.dtype))  # one array per document: the fastest way
-        parts.append(eos)  # from the encoder's lists to one flat array
+    if any(len(text) > _PIECE_CHARS for text in batch.texts):
+        for text in batch.texts:
+            parts += [_encode_in_pieces(text, tok), eos]
+    else:
+        for enc in encode(batch.texts, add_special_tokens=False):
+            parts.append(np.array(enc.ids, dtype=tok.dtype))  # one array per document: the fastest way
+            parts.append(eos)  # from the encoder's lists to one flat array
     lengths = np.fromiter((len(ids) + 1 for ids in parts[::2]), dtype=np.int64, count=len(parts) // 2)
     tokens = np.concatenate(parts) if parts else np.zeros(0, dtype=tok.dtype)
     return tokens, lengths
+
+
+def _encode_in_pieces(text: str, tok: TokenizerInfo) -> np.ndarray:
+    """The ids of one document (no EOS), encoded `_PIECE_CHARS` characters at a time.
+
+    The encoder keeps over a hundred bytes of bookkeeping per token until it returns, so a 50 MB
+    document encoded at once takes gigabytes; in pieces it takes what one piece takes. Each piece
+    ends at a clean cut (`_clean_cut`), where the ids of the pieces are those of the whole.
+    """
+    pieces, start = [], 0
+    while len(text) - start > _PIECE_CHARS:
+        cut = _clean_cut(text, start + _PIECE_CHARS // 2, start + _PIECE_CHARS, tok)
+        pieces.append(_ids(text[start:cut], tok))
+        start = cut
+    pieces.append(_ids(text[start:], tok))
+    return np.concatenate(pieces)
+
+
+def _ids(text: str, tok: TokenizerInfo) -> np.ndarray:
+    return np.array(tok.backend.encode(text, add_special_tokens=False).ids, dtype=tok.dtype)
+
+
+# Where a cut may fall: before whitespace that follows a non-space, or before a letter or digit that
+# follows punctuation (where pre-tokenizers split; scripts without spaces have punctuation).
+_CUT_CANDIDATE = re.compile(r"(?<=\S)\s|(?<=[^\w\s])\w")
+_CUT_WINDOW = 256
+
+
+def _clean_cut(text: str, low: int, high: int, tok: TokenizerInfo) -> int:
+    """A position in `(low, high]` where encoding the text on both sides separately gives the same ids
+    as encoding it whole, checked on `_CUT_WINDOW` characters either side; the last such candidate,
+    else `high` (then the ids near that one cut may differ from the whole document's)."""
+    found = [m.start() for m in _CUT_CANDIDATE.finditer(text, low + 1, high + 1)]
+    for cut in reversed(found[-16:]):
+        left, right = text[max(0, cut - _CUT_WINDOW) : cut], text[cut : cut + _CUT_WINDOW]
+        whole = tok.backend.encode(left + right, add_special_tokens=False).ids
+        if whole == _ids(left, tok).tolist() + _ids(right, tok).tolist():
+            return cut
+    return high
 
 
 def _tokenize_units(

@@ -11,6 +11,8 @@ and which window position `p` holds is a pure function of `p`, the stage config,
 stores' sizes, so:
 
 - the sampler's whole state is `p` (`state_dict`), and resuming gives the identical continuation;
+  the state also carries each source's hash of its prepared tokens, and a resume refuses other
+  data, even of the same size;
 - rank `r` of `W` takes the positions `p` with `p % W == r`; `next_batch(n)` on every rank advances
   the global position by `n * W`, so the ranks' batches are disjoint and together equal the
   single-process stream for the same global batch (and a run may resume with another `W` as long
@@ -326,6 +328,10 @@ class MixtureSampler:
         }
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode("utf-8")).hexdigest()[:32]
 
+    def _contents(self) -> dict[str, str | None]:
+        """Each source's hash of its prepared tokens (`TokenStore.sha256`; None when not known)."""
+        return {name: self._stores[name].sha256 for name in self.source_names}
+
     def _limits(self, value: float | dict[str, float] | None) -> dict[str, float]:
         if value is None:
             return {}
@@ -420,12 +426,25 @@ class MixtureSampler:
 
     def state_dict(self) -> dict[str, Any]:
         """The sampler's state: the global position (plain ints and strings)."""
-        return {"version": STATE_VERSION, "position": int(self.position), "fingerprint": self._fingerprint}
+        return {
+            "version": STATE_VERSION,
+            "position": int(self.position),
+            "fingerprint": self._fingerprint,
+            "contents": self._contents(),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a state from `state_dict`; the continuation is identical to the uninterrupted stream."""
         if int(state.get("version", -1)) != STATE_VERSION:
             raise UserError(f"sampler state: version {state.get('version')!r} is not {STATE_VERSION}")
+        saved = state.get("contents") or {}  # absent in states written before it was recorded
+        for name, content in self._contents().items():
+            if saved.get(name) is not None and content is not None and saved[name] != content:
+                raise UserError(
+                    f"sources.{name}: its prepared tokens changed since the checkpoint (a file's contents or "
+                    "order, or the tokenizer); resume needs the stage's data unchanged: restore the data, "
+                    "or start a new run with --out"
+                )
         if state.get("fingerprint") != self._fingerprint:
             raise UserError(
                 f"stages: the data of stage {self.stage.name!r} changed since the checkpoint (its mix, "

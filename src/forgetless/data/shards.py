@@ -10,7 +10,8 @@ A split directory holds
   its EOS included;
 - `doc_bytes.npy`: int64 `[num_documents]`, the UTF-8 length in bytes of each document's text, so
   that losses can be reported in bits per byte;
-- `meta.json`: the dtype and the counts.
+- `meta.json`: the dtype, the counts and `sha256`, a hash of the tokens and the document
+  boundaries (what a sampler reads), so that a resumed run can tell changed data from unchanged.
 
 Splits are written to a temporary directory and renamed into place (`install_dir`), so a reader
 never sees a half-written split.
@@ -18,6 +19,7 @@ never sees a half-written split.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -47,6 +49,7 @@ class TokenStore:
     doc_offsets: np.ndarray
     doc_bytes: np.ndarray
     path: Path | None = None
+    sha256: str | None = None  # of the tokens and document boundaries; None for in-memory stores
 
     @property
     def num_tokens(self) -> int:
@@ -79,7 +82,9 @@ class TokenStore:
         doc_bytes = np.load(path / "doc_bytes.npy")
         if doc_offsets[-1] != num_tokens or doc_bytes.shape[0] != doc_offsets.shape[0] - 1:
             raise ValueError(f"{path}: inconsistent token store (offsets do not match the token count)")
-        return cls(tokens=tokens, doc_offsets=doc_offsets, doc_bytes=doc_bytes, path=path)
+        return cls(
+            tokens=tokens, doc_offsets=doc_offsets, doc_bytes=doc_bytes, path=path, sha256=meta.get("sha256")
+        )
 
     @classmethod
     def from_arrays(cls, tokens: np.ndarray, doc_offsets: np.ndarray, doc_bytes: np.ndarray) -> TokenStore:
@@ -101,6 +106,7 @@ class StoreWriter:
         self._file = open(path / "tokens.bin", "wb")  # noqa: SIM115 - closed in close()
         self._lengths: list[np.ndarray] = []
         self._bytes: list[np.ndarray] = []
+        self._sha256 = hashlib.sha256()
         self.num_tokens = 0
 
     def append(self, tokens: np.ndarray, doc_lengths: np.ndarray, doc_bytes: np.ndarray) -> None:
@@ -111,7 +117,9 @@ class StoreWriter:
     def write_tokens(self, tokens: np.ndarray) -> None:
         """Append raw tokens; `add_documents` must account for them before `close`."""
         tokens = np.ascontiguousarray(tokens, dtype=self.dtype)
-        self._file.write(memoryview(tokens).cast("B"))
+        data = memoryview(tokens).cast("B")
+        self._file.write(data)
+        self._sha256.update(data)
         self.num_tokens += int(tokens.shape[0])
 
     def add_documents(self, doc_lengths: np.ndarray, doc_bytes: np.ndarray) -> None:
@@ -132,12 +140,15 @@ class StoreWriter:
             raise ValueError("document lengths do not add up to the tokens written")
         np.save(self.path / "doc_offsets.npy", offsets)
         np.save(self.path / "doc_bytes.npy", doc_bytes)
+        self._sha256.update(f"|{self.dtype.name}|".encode())
+        self._sha256.update(offsets.astype("<i8").tobytes())
         meta = {
             "format_version": SHARD_FORMAT_VERSION,
             "dtype": self.dtype.name,
             "num_tokens": self.num_tokens,
             "num_documents": int(lengths.shape[0]),
             "num_bytes": int(doc_bytes.sum()),
+            "sha256": self._sha256.hexdigest(),
             **(extra_meta or {}),
         }
         write_json(self.path / "meta.json", meta)
