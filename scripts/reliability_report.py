@@ -2,12 +2,12 @@
 
     python scripts/reliability_report.py [--doc docs/reliability.md]
 
-Runs `tests/train/test_faults.py`, `tests/test_bad_input.py` and the SIGKILL tests of
-`tests/train/test_run.py` with pytest (in this process), collects what each test injected and what
-happened (the tests record both with pytest's `record_property`; the SIGKILL tests are described
-here), and replaces the part of the document between the two report markers with the tables and
-their counts. Temporary paths are shown as `$TMP`. Exits non-zero if any test failed (the tables
-are written anyway, with the failures marked).
+Runs `tests/train/test_faults.py`, `tests/test_bad_input.py`, the SIGKILL tests of
+`tests/train/test_run.py` and the interrupt, run-lock and cache tests (`TESTS`) with pytest (in this
+process), collects what each test injected and what happened (the tests record both with pytest's
+`record_property`; the SIGKILL tests are described here), and replaces the part of the document
+between the two report markers with the tables and their counts. Temporary paths are shown as
+`$TMP`. Exits non-zero if any test failed (the tables are written anyway, with the failures marked).
 """
 
 from __future__ import annotations
@@ -32,6 +32,11 @@ TESTS = [
     "tests/test_bad_input.py",
     "tests/train/test_run.py::test_resume_after_sigkill_gives_identical_weights",
     "tests/train/test_run.py::test_kill_during_checkpoint_write_keeps_previous_checkpoint",
+    "tests/test_interrupts.py",
+    "tests/train/test_run_lock.py",
+    "tests/test_config.py",
+    "tests/data/test_prepare.py::test_a_full_disk_while_preparing_names_the_cache",
+    "tests/data/test_prepare.py::test_a_long_document_is_tokenized_in_pieces_with_the_same_tokens",
 ]
 
 # Tests that record nothing themselves: what they inject, and what they assert happened.
@@ -55,6 +60,7 @@ CATEGORIES = {
     "Disk": "A full disk",
     "Memory": "Out of memory",
     "Safety": "Untrusted files",
+    "Files": "Files and settings",
     "Bad input": "Bad input (exit code 2, one line, an earlier run left as it was)",
 }
 
