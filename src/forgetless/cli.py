@@ -593,3 +593,80 @@ def residual(
 
     path = residual_dirs(base, instruct, onto, out)
     typer.echo(f"new instruct model (onto + (instruct - base)): {path}")
+
+
+# ---------------------------------------------------------------------------------------------
+# plan: the replay ratio from proxy runs and a fitted law (forgetless.plan)
+
+
+@app.command()
+def plan(
+    config: ConfigArg,
+    stage: Annotated[str, typer.Option("--stage", help="The stage to plan (the config's first stage).")],
+    tokens: Annotated[
+        str,
+        typer.Option(
+            "--tokens", help="Tokens of each proxy run: a count, or a share of the stage such as 1/8."
+        ),
+    ],
+    budget: Annotated[
+        str,
+        typer.Option(
+            "--budget",
+            help="Largest rise of each retained source's loss: nats/token (0.05) or a share of its base loss (2%).",
+        ),
+    ],
+    ratios: Annotated[
+        str, typer.Option("--ratios", help="Replay ratios of the proxy runs, at least three.")
+    ] = "0,0.05,0.1,0.25,0.5",
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Plan folder (default: output.dir of the config + '-plan').")
+    ] = None,
+    retained: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--retained",
+            help="A source the budget holds for (repeatable; default: every evaluated non-target).",
+        ),
+    ] = None,
+    evals: Annotated[int, typer.Option("--evals", help="Evaluations along each proxy run.")] = 8,
+    apply: Annotated[
+        bool,
+        typer.Option("--apply", help="Write CONFIG.planned.yaml beside CONFIG with the ratio filled in."),
+    ] = False,
+    set_: SetOpt = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress display.")] = False,
+) -> None:
+    """Recommend a replay ratio before spending: run short proxy runs of STAGE at each ratio, fit the
+    critical-mixture-ratio law L(R) = a R^s + b per source, and pick the least replay that keeps every
+    retained source's loss rise within BUDGET. Writes plan.json and plan.html; proxy runs that finished
+    are reused, so an interrupted plan resumes.
+    """
+    from forgetless.config import load_config
+    from forgetless.plan.planner import make_plan
+    from forgetless.plan.proxy import parse_ratios, parse_tokens, plan_setup
+    from forgetless.plan.recommend import parse_budget
+    from forgetless.train.progress import ProgressDisplay
+
+    run_config = load_config(config, list(set_ or []))
+    budget_value = parse_budget(budget)
+    setup = plan_setup(
+        run_config, stage, parse_ratios(ratios), parse_tokens(tokens, run_config, stage), retained, evals
+    )
+    out = out if out is not None else Path(f"{run_config.output.dir}-plan")
+    progress = None if quiet else ProgressDisplay().message
+    result = make_plan(
+        run_config, setup, budget_value, out, config_path=config, apply=apply, quiet=quiet, progress=progress
+    )
+    rec = result["recommendation"]
+    typer.echo(
+        f"recommended replay ratio for stage {stage}: {rec['replay_ratio']:g} ({result['budget']['text']})"
+    )
+    for name, value in rec["predicted_delta"].items():
+        role = "retained" if name in result["retained"] else "target"
+        typer.echo(
+            f"  {name} ({role}): predicted {value:+.4f} nats/token vs base after {result['predicted_at_tokens']:,} tokens"
+        )
+    typer.echo(f"plan: {out / 'plan.json'} and {out / 'plan.html'}")
+    if result.get("applied_config"):
+        typer.echo(f"config with the ratio: {result['applied_config']}")

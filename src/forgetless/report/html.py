@@ -554,3 +554,6 @@ dl.facts dd { margin:0; font-variant-numeric:tabular-nums; }
 ul.warnings { margin:0 0 12px; padding:8px 12px 8px 30px; background:#fff6e5; border:1px solid #f0d9a8; border-radius:6px; }
 dl.defs dt { font-weight:600; margin-top:8px; } dl.defs dd { margin:0 0 0 18px; color:#333; }
 """
+
+PAGE_STYLE = _CSS
+"""The report's stylesheet, for other pages of the same look (`forgetless.plan.page`)."""
