@@ -285,7 +285,7 @@ CASES: dict[str, Case] = {
         r"step_8: the checkpoint does not fit the model of the config \(.* has shape \[\d+, 32\], the model \[\d+, 64\]\)",
     ),
     "resume with other stage data": Case(
-        _args("--set", "stages.0.tokens=4096"),
+        _args("--set", "stages.0.replay={from: general, ratio: 0.25}"),
         r"stages: the data of stage 'first' changed since the checkpoint",
     ),
     "resume with a source's documents reordered (same token count)": Case(

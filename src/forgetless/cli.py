@@ -421,8 +421,10 @@ def report(
     learning-vs-forgetting scatter with the Pareto front, and the ledger tables.
     """
     from forgetless.report.html import write_report
+    from forgetless.report.runs import with_branches
 
-    path = write_report(list(run_dirs), out, names=list(name) if name else None, title=title)
+    dirs, names = with_branches(list(run_dirs), list(name) if name else None)
+    path = write_report(dirs, out, names=names, title=title)
     typer.echo(f"report: {path}")
 
 
@@ -434,11 +436,12 @@ def compare(run_dirs: RunDirsArg) -> None:
     from rich.console import Console
 
     from forgetless.report.compare import compare_table
+    from forgetless.report.runs import with_branches
 
     console = Console()
     if not console.is_terminal:  # piped or redirected: do not squeeze the table into 80 columns
         console = Console(width=200)
-    console.print(compare_table(list(run_dirs)))
+    console.print(compare_table(*with_branches(list(run_dirs))))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -670,3 +673,57 @@ def plan(
     typer.echo(f"plan: {out / 'plan.json'} and {out / 'plan.html'}")
     if result.get("applied_config"):
         typer.echo(f"config with the ratio: {result['applied_config']}")
+
+
+# ---------------------------------------------------------------------------------------------
+# cooldown: a decayed branch from a checkpoint of a constant-LR phase (forgetless.train.branch)
+
+
+@app.command()
+def cooldown(
+    run_dir: Annotated[Path, typer.Argument(help="The run to branch (a run directory).", show_default=False)],
+    tokens: Annotated[int, typer.Option("--tokens", min=1, help="Training tokens over which the LR decays.")],
+    from_: Annotated[
+        str | None,
+        typer.Option("--from", help="The checkpoint to branch from, step_N or N (default: the latest)."),
+    ] = None,
+    before_end: Annotated[
+        bool,
+        typer.Option(
+            "--tokens-before-end",
+            help="Branch from the checkpoint TOKENS before the end of its stage (the branch ends where the stage does).",
+        ),
+    ] = False,
+    shape: Annotated[
+        str,
+        typer.Option(
+            "--shape", help="linear, cosine, 1-sqrt (constant and wsd stages) or exponential (infinite)."
+        ),
+    ] = "linear",
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="The branch's run directory (default: RUN_DIR/branches/step_N-<shape>-<steps>steps).",
+        ),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress display.")] = False,
+) -> None:
+    """Decay a constant-LR (constant, WSD or infinite) stage from one of its checkpoints into a new run
+    directory: the same run with the LR taken down to the stage's floor over TOKENS, evaluated, with its
+    own ledger against the same base. The run itself is untouched and can go on.
+    """
+    from forgetless.train.branch import cooldown as run_cooldown
+
+    if from_ is not None and before_end:
+        raise UserError("cooldown: give --from or --tokens-before-end, not both")
+    step = None
+    if from_ is not None:
+        text = from_.removeprefix("step_")
+        if not text.isdigit():
+            raise UserError(f"--from {from_}: expected step_N or N")
+        step = int(text)
+    branch = run_cooldown(
+        run_dir, tokens=tokens, from_step=step, before_end=before_end, shape=shape, out=out, quiet=quiet
+    )
+    _print_run_result(branch)

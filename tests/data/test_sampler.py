@@ -278,12 +278,22 @@ def test_resume_with_another_world_size_keeps_the_global_stream(stores) -> None:
 
 def test_state_of_another_stage_is_refused(stores) -> None:
     a = quiet(stage(tokens=5000), stores, SEQ, 0)
-    b = quiet(stage(tokens=6000), stores, SEQ, 0)
+    b = quiet(stage(tokens=5000, mix={"new": 1.0, "other": 1.0}), stores, SEQ, 0)
     with pytest.raises(UserError, match="changed since the checkpoint"):
         b.load_state_dict(a.state_dict())
     c = quiet(stage(tokens=5000), stores, SEQ, 1)
     with pytest.raises(UserError):
         c.load_state_dict(a.state_dict())
+
+
+def test_a_longer_or_shorter_stage_continues_the_same_stream(stores) -> None:
+    # The stream does not depend on where the stage ends: a stage cut short or lengthened (a
+    # cooldown branch, forgetless.train.branch) resumes it exactly.
+    a = quiet(stage(tokens=5000, replay={"from": "old", "ratio": 0.25}), stores, SEQ, 0)
+    a.next_batch(7)
+    b = quiet(stage(tokens=9000, replay={"from": "old", "ratio": 0.25}), stores, SEQ, 0)
+    b.load_state_dict(a.state_dict())
+    np.testing.assert_array_equal(b.next_batch(5), a.next_batch(5))
 
 
 def test_a_source_shorter_than_a_sequence_is_bad_input(stores) -> None:

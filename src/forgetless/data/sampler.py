@@ -318,10 +318,9 @@ class MixtureSampler:
 
     def _make_fingerprint(self) -> str:
         data = {
-            # Only what decides the stream: other stage settings may change across a resume.
-            "stage": self.stage.model_dump(
-                mode="json", by_alias=True, include={"name", "tokens", "mix", "replay"}
-            ),
+            # Only what decides the stream: other stage settings may change across a resume, the
+            # stage's length too (the stream does not depend on where it ends: cooldown branches).
+            "stage": self.stage.model_dump(mode="json", by_alias=True, include={"name", "mix", "replay"}),
             "seq_len": self.seq_len,
             "seed": self.seed,
             "tokens": {name: self._stores[name].num_tokens for name in self.source_names},

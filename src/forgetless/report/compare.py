@@ -90,9 +90,9 @@ def cell_tone(kind: str, value: Any) -> str:
     return ""
 
 
-def compare_table(run_dirs: list[Path]) -> Table:
+def compare_table(run_dirs: list[Path], names: list[str] | None = None) -> Table:
     """The comparison of the given runs as a rich table (one row per run)."""
-    columns, rows = comparison(load_runs(run_dirs))
+    columns, rows = comparison(load_runs(run_dirs, names))
     table = Table(title="learning and forgetting (losses in nats/token)", title_justify="left")
     widths = {"name": min(max((len(str(row[0])) for row in rows), default=3), 20), "gap": 12}
     for column in columns:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,31 @@ def run_names(run_dirs: list[Path]) -> list[str]:
         seen[name] = seen.get(name, 0) + 1
         unique.append(name if seen[name] == 1 else f"{name} ({seen[name]})")
     return unique
+
+
+def with_branches(run_dirs: list[Path], names: list[str] | None = None) -> tuple[list[Path], list[str]]:
+    """The run directories with each one's cooldown branches (`RUN/branches/*/branch.json`, written by
+    `forgetless cooldown`) right after it, ordered by branch step, and a display name for each:
+    a branch is named `<run> > step N, <shape> over <d> steps`."""
+    names = list(names) if names is not None else run_names(run_dirs)
+    if len(names) != len(run_dirs):
+        raise UserError(f"got {len(names)} names for {len(run_dirs)} run directories; give one name per run")
+    dirs: list[Path] = []
+    shown: list[str] = []
+    for name, run_dir in zip(names, run_dirs, strict=True):
+        dirs.append(Path(run_dir))
+        shown.append(name)
+        folder = Path(run_dir) / "branches"
+        found = []
+        for branch in sorted(folder.iterdir()) if folder.is_dir() else []:
+            info_file = branch / "branch.json"
+            if info_file.is_file() and (branch / METRICS_FILE).is_file():
+                info = json.loads(info_file.read_text(encoding="utf-8"))
+                found.append((info.get("from_step", 0), branch, info))
+        for step, branch, info in sorted(found, key=lambda item: (item[0], str(item[1]))):
+            dirs.append(branch)
+            shown.append(f"{name} > step {step}, {info.get('shape')} over {info.get('decay_steps')} steps")
+    return dirs, shown
 
 
 def load_runs(run_dirs: list[Path], names: list[str] | None = None) -> list[Run]:
