@@ -79,8 +79,8 @@ def main() -> None:
     args = parser.parse_args()
 
     import yaml
-
     from machine import cpu_model, versions
+
     from forgetless.config import load_config
     from forgetless.demo import QUICK, build_base
     from forgetless.plan.planner import make_plan

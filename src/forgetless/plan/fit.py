@@ -29,6 +29,9 @@ EXPONENT_BOUNDS = (0.05, 16.0)
 STARTS = (0.1, 0.3, 0.6, 1.0, 1.7, 3.0, 5.0, 9.0)
 """Starting exponents: a spread over the bounds, in log scale."""
 
+MAX_EVALUATIONS = 2000
+"""Function evaluations per start (the Jacobians are analytic)."""
+
 
 def scipy_optimize():  # noqa: ANN201 - a module
     """`scipy.optimize`, or a one-line `UserError` saying how to install it."""
@@ -100,8 +103,14 @@ def fit_power_law(
     opt = scipy_optimize()
     lo, hi = bounds
 
+    logs = np.log(xs)
+
     def residuals(p: np.ndarray) -> np.ndarray:
         return p[0] * xs ** p[1] + p[2] - ys
+
+    def jacobian(p: np.ndarray) -> np.ndarray:
+        power = xs ** p[1]
+        return np.stack([power, p[0] * power * logs, np.ones_like(xs)], axis=1)
 
     best = None
     for s0 in STARTS:
@@ -110,12 +119,13 @@ def fit_power_law(
         result = opt.least_squares(
             residuals,
             [a0, s0, b0],
+            jac=jacobian,
             bounds=([-np.inf, lo, -np.inf], [np.inf, hi, np.inf]),
             x_scale="jac",
-            xtol=1e-15,
-            ftol=1e-15,
-            gtol=1e-15,
-            max_nfev=5000,
+            xtol=1e-12,
+            ftol=1e-12,
+            gtol=1e-12,
+            max_nfev=MAX_EVALUATIONS,
         )
         if best is None or result.cost < best.cost:
             best = result
@@ -128,8 +138,9 @@ def fit_power_law(
 def fit_two_term(
     x: Sequence[float], y: Sequence[float], *, bounds: tuple[float, float] = EXPONENT_BOUNDS
 ) -> Fit:
-    """Fit `y = a1 * x**s1 + a2 * x**s2 + b` (x > 0, s1 < s2); needs at least five distinct x."""
-    xs, ys, problem = _points(x, y, minimum=5)
+    """Fit `y = a1 * x**s1 + a2 * x**s2 + b` (x > 0, s1 < s2); needs at least six distinct x (more
+    points than parameters)."""
+    xs, ys, problem = _points(x, y, minimum=6)
     form = "a*x^s+a2*x^s2+b"
     if problem:
         return Fit(form, False, problem, points=_pairs(xs, ys))
@@ -138,20 +149,31 @@ def fit_two_term(
     opt = scipy_optimize()
     lo, hi = bounds
 
+    logs = np.log(xs)
+
     def residuals(p: np.ndarray) -> np.ndarray:
         return p[0] * xs ** p[1] + p[2] * xs ** p[3] + p[4] - ys
 
+    def jacobian(p: np.ndarray) -> np.ndarray:
+        u, v = xs ** p[1], xs ** p[3]
+        return np.stack([u, p[0] * u * logs, v, p[2] * v * logs, np.ones_like(xs)], axis=1)
+
     best = None
-    for i, s1 in enumerate(STARTS):
-        for s2 in STARTS[i + 1 :]:
+    starts = STARTS[::2] + STARTS[-1:]  # fewer starts: pairs of them
+    for i, s1 in enumerate(starts):
+        for s2 in starts[i + 1 :]:
             s1c, s2c = min(max(s1, lo * 1.01), hi * 0.99), min(max(s2, lo * 1.01), hi * 0.99)
             a1, a2, b0 = _linear2(xs**s1c, xs**s2c, ys)
             result = opt.least_squares(
                 residuals,
                 [a1, s1c, a2, s2c, b0],
+                jac=jacobian,
                 bounds=([-np.inf, lo, -np.inf, lo, -np.inf], [np.inf, hi, np.inf, hi, np.inf]),
                 x_scale="jac",
-                max_nfev=5000,
+                xtol=1e-12,
+                ftol=1e-12,
+                gtol=1e-12,
+                max_nfev=MAX_EVALUATIONS,
             )
             if best is None or result.cost < best.cost:
                 best = result

@@ -63,6 +63,12 @@ def _summary(plan: dict[str, Any]) -> str:
         f"the base model at the end of a {plan['predicted_at_tokens']:,}-token stage, by the fitted laws; "
         f"{escape(rec['limiting_source'])} decides it."
     )
+    guessed = [n for n, how in (rec.get("predicted_by") or {}).items() if how != "fit"]
+    if guessed:
+        note += (
+            f" The fit of {escape(', '.join(guessed))} did not converge: its value is interpolated between the "
+            "measured ratios."
+        )
     if rec["at_range_end"]:
         note += " The least replay planned already meets the budget: less replay was not measured."
     applied = plan.get("applied_config")

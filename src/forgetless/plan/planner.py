@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from forgetless import __version__
@@ -125,16 +126,30 @@ def analyse(proxies: list[ProxyResult], setup: PlanSetup, budget: Budget) -> dic
         "recommendation": None,
         "message": "",
     }
-    failed = [name for name in sources if not fits[name].converged]
-    if failed:
+    failed = [name for name in setup.retained if not fits[name].converged]
+    if failed:  # the budget cannot be checked between the measured ratios
         plan["message"] = "; ".join(
             f"the fit of {n}'s loss did not converge ({fits[n].message})" for n in failed
         )
         return plan
     measured = {p.ratio: p.final for p in proxies}
-    rec = recommend(fits, base, budget, list(setup.retained), list(setup.ratios), measured)
-    plan["recommendation"] = rec.as_dict()
-    plan["message"] = "converged"
+    rec = recommend(fits, base, budget, list(setup.retained), list(setup.ratios), measured).as_dict()
+    rec["predicted_by"] = {name: "fit" for name in rec["predicted_loss"]}
+    for name in setup.targets:
+        if not fits[name].converged:  # a target's loss is reported, not bounded: interpolate it
+            value = float(np.interp(rec["replay_ratio"], setup.ratios, [p.final[name] for p in proxies]))
+            rec["predicted_loss"][name] = value
+            rec["predicted_delta"][name] = value - base[name]
+            rec["predicted_by"][name] = (
+                "linear interpolation between the measured ratios (the fit did not converge)"
+            )
+    plan["recommendation"] = rec
+    unfit = [name for name in setup.targets if not fits[name].converged]
+    plan["message"] = "converged" + (
+        "; " + "; ".join(f"the fit of {n}'s loss did not converge ({fits[n].message})" for n in unfit)
+        if unfit
+        else ""
+    )
     return plan
 
 
