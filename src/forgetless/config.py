@@ -58,12 +58,72 @@ class InitConfig(_Strict):
     extra: dict[str, Any] = Field(default_factory=dict, description="more config fields, as-is")
 
 
+# Model transforms (forgetless.model.transforms): applied in order after loading, before training.
+# A new transform adds its config class here, to `TransformConfig`, and its function to
+# `forgetless.model.transforms.TRANSFORMS`.
+
+
+class ExpandBlocksConfig(_Strict):
+    """Block expansion: copies of decoder blocks that start as the identity (LLaMA Pro; ADEPT with
+    `select: least_important`). Give exactly one of `every`, `layers` and `select`."""
+
+    kind: Literal["expand_blocks"]
+    every: int | None = Field(None, gt=0, description="copy every n-th block (n must divide the block count)")
+    layers: list[int] | None = Field(None, description="0-based blocks to copy, each copy right after it")
+    select: Literal["least_important"] | None = Field(
+        None, description="copy the `count` blocks whose bypass raises the probe loss least"
+    )
+    count: int | None = Field(None, gt=0, description="select: how many blocks to copy")
+    probe: str | None = Field(None, description="select: the source whose loss measures importance")
+    probe_tokens: int = Field(16384, gt=0, description="select: training tokens of the probe source used")
+
+    @model_validator(mode="after")
+    def _one_choice(self) -> ExpandBlocksConfig:
+        given = [k for k in ("every", "layers", "select") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of every, layers and select")
+        if self.select is not None and (self.count is None or self.probe is None):
+            raise ValueError("select: least_important needs count and probe (a source name)")
+        if self.select is None and self.count is not None:
+            raise ValueError("count goes with select: least_important")
+        if self.layers is not None and (not self.layers or len(set(self.layers)) != len(self.layers)):
+            raise ValueError("layers: list distinct block indices")
+        return self
+
+
+class LoraTransformConfig(_Strict):
+    """Low-rank adapters through the peft library (optional extra: pip install 'forgetless[lora]')."""
+
+    kind: Literal["lora"]
+    r: int = Field(16, gt=0)
+    alpha: float = Field(32.0, gt=0)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    target: list[str] = Field(
+        default_factory=lambda: ["attention", "mlp"],
+        description="presets (attention, mlp) or module-name globs of the linear layers to adapt",
+    )
+    dora: bool = False
+    train_embeddings: bool = Field(False, description="the input embedding trains fully (peft modules_to_save)")
+    train_lm_head: bool = Field(False, description="the output head trains fully (the embedding when tied)")
+
+    @field_validator("target", mode="before")
+    @classmethod
+    def _one_target_is_a_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
+TransformConfig = Annotated[ExpandBlocksConfig | LoraTransformConfig, Field(discriminator="kind")]
+
+
 class ModelConfig(_Strict):
     path: str | None = None
     init: InitConfig | None = None
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
     allow_pickle: bool = False
     trust_remote_code: bool = False
+    transforms: list[TransformConfig] = Field(
+        default_factory=list, description="applied in order after loading (see docs/methods.md)"
+    )
 
     @model_validator(mode="after")
     def _one_of_path_or_init(self) -> ModelConfig:
@@ -214,6 +274,10 @@ class MethodsConfig(_Strict):
     distill: DistillConfig | None = None
     ema: EMAConfig | None = None
     freeze: list[str] = Field(default_factory=list, description="parameter presets or globs to freeze")
+    train_only: list[str] = Field(
+        default_factory=list,
+        description="train only these (new: what model.transforms added, presets, globs); the rest is frozen",
+    )
     lr_multipliers: dict[str, float] | None = Field(
         None, description="pattern -> LR multiplier for this stage (replaces train.lr_multipliers)"
     )
@@ -354,6 +418,17 @@ class RunConfig(_Strict):
             _check_methods(stage, i, known)
         for i, name in enumerate(self.eval.sources or []):
             _check_source(name, known, f"eval.sources.{i}")
+        for i, transform in enumerate(self.model.transforms):
+            if isinstance(transform, ExpandBlocksConfig) and transform.probe is not None:
+                _check_source(transform.probe, known, f"model.transforms.{i}.probe")
+        for i, stage in enumerate(self.stages):
+            if "new" in stage.methods.train_only and not self.model.transforms:
+                j = stage.methods.train_only.index("new")
+                raise _KeyError(
+                    f"stages.{i}.methods.train_only.{j}",
+                    "new selects what model.transforms added, and the config has no transform; "
+                    "add one (e.g. {kind: expand_blocks, every: 4}) or name presets or globs",
+                )
         steps = self.train.sequences_per_step
         if steps % self.train.micro_batch:
             raise _KeyError(

@@ -1,0 +1,185 @@
+"""Model transforms: the step between loading a model and training it (`model.transforms`).
+
+A run applies `config.model.transforms` in order to the loaded Hugging Face model (and its
+tokenizer), before compiling, sharding or loading a checkpoint:
+
+    model:
+      path: ./base
+      transforms:
+        - {kind: expand_blocks, every: 4}     # forgetless.model.expand
+        - {kind: lora, r: 16}                 # forgetless.model.lora
+
+Each transform is a plain function `fn(model, tokenizer, spec, context) -> Outcome` in a module of
+its own. It changes the model in place (or returns a replacement model and tokenizer) and returns
+the names of the parameters it added, so that a stage can train only those
+(`methods.train_only: [new]`), and `resolved`: the choices it made that the spec alone does not
+fix (the blocks a probe selected). `Transformed.records()` lists every transform as applied; the run
+writes them in `run_start` and in every checkpoint. On `--resume` the run applies the same specs
+again with each record's `resolved` as `context.resolved` (nothing is probed twice, and a transform
+whose spec changed since the checkpoint is refused) and only then loads the checkpoint's weights.
+
+**Adding a transform** (vocabulary extension, RoPE scaling, depth up-scaling, MoE upcycling, ...):
+1. a config class in `forgetless.config` with `kind: Literal["<kind>"]`, added to the
+   `TransformConfig` union there (then regenerate docs/config.md: scripts/config_reference.py);
+2. a module `forgetless/model/<kind>.py` with the function; it may change the config (say
+   `num_hidden_layers`, `vocab_size`, `rope_scaling`) and the parameter count; a function that must
+   make choices from data takes them from `context.resolved` when given, and returns them in
+   `Outcome.resolved` (plain JSON values) otherwise, after `context.agree` (rank 0's choice, so
+   that every process of a distributed run builds the same model);
+3. an entry in `TRANSFORMS` below;
+4. tests in tests/model/: the function is preserved where the transform promises it (logits
+   before and after on every family of `tests/model/families.py`), and a run with the transform
+   resumes exactly.
+Parameter names a later transform renames (LoRA wraps a linear layer as `<name>.base_layer`) stay
+"new": what was added is followed by parameter identity, not by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from forgetless.errors import UserError
+
+
+@dataclass
+class TransformContext:
+    """What a transform may use besides the model and its spec."""
+
+    key: str  # the config key of the transform, e.g. "model.transforms.0", for error messages
+    resolved: dict[str, Any] | None = None  # the choices of the first application (a resumed run)
+    # `probe_batches(source, tokens)`: int64 `[B, T + 1]` training windows of a source, or None
+    probe_batches: Callable[[str, int], list[torch.Tensor]] | None = None
+    agree: Callable[[Any], Any] = field(default=lambda value: value)  # rank 0's value on every rank
+
+
+@dataclass
+class Outcome:
+    """What a transform returns."""
+
+    added: list[str]  # names of the parameters it added (as in `model.named_parameters()` after it)
+    resolved: dict[str, Any] = field(default_factory=dict)  # choices to repeat it exactly (JSON values)
+    model: nn.Module | None = None  # a replacement for the model (None: changed in place)
+    tokenizer: Any = None  # a replacement for the tokenizer (None: unchanged)
+
+
+def _expand_blocks(model: nn.Module, tokenizer: Any, spec: Any, context: TransformContext) -> Outcome:
+    from forgetless.model.expand import expand_blocks
+
+    return expand_blocks(model, tokenizer, spec, context)
+
+
+def _lora(model: nn.Module, tokenizer: Any, spec: Any, context: TransformContext) -> Outcome:
+    from forgetless.model.lora import add_lora
+
+    return add_lora(model, tokenizer, spec, context)
+
+
+TRANSFORMS: dict[str, Callable[[nn.Module, Any, Any, TransformContext], Outcome]] = {
+    "expand_blocks": _expand_blocks,
+    "lora": _lora,
+}
+
+
+@dataclass
+class Applied:
+    """One transform as applied: its spec, its choices, and the model's size after it."""
+
+    kind: str
+    spec: dict[str, Any]
+    resolved: dict[str, Any]
+    added_parameters: int  # elements of the parameters it added
+    parameters: int  # elements of the model's distinct parameters after it
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "spec": self.spec,
+            "resolved": self.resolved,
+            "added_parameters": self.added_parameters,
+            "parameters": self.parameters,
+        }
+
+
+@dataclass
+class Transformed:
+    """The model and tokenizer after every transform, and what the transforms did."""
+
+    model: nn.Module
+    tokenizer: Any
+    applied: list[Applied]
+    added: frozenset[str]  # names of every parameter the transforms added, in the final model
+
+    def records(self) -> list[dict[str, Any]]:
+        return [a.record() for a in self.applied]
+
+
+def apply_transforms(
+    model: nn.Module,
+    tokenizer: Any,
+    specs: list[Any],
+    *,
+    recorded: list[dict[str, Any]] | None = None,
+    probe_batches: Callable[[str, int], list[torch.Tensor]] | None = None,
+    agree: Callable[[Any], Any] | None = None,
+    where: str = "model.transforms",
+) -> Transformed:
+    """Apply `specs` (config models of `model.transforms`) in order.
+
+    `recorded`: the records of the first application (from a checkpoint): their specs must equal
+    `specs`, and their `resolved` choices are reused. Raises `UserError` naming `where.<i>` for a
+    transform that does not fit the model, or for specs that differ from `recorded`.
+    """
+    if recorded is not None:
+        check_recorded(specs, recorded, where)
+    added_ids: set[int] = set()
+    applied: list[Applied] = []
+    for i, spec in enumerate(specs):
+        fn = TRANSFORMS[spec.kind]
+        context = TransformContext(
+            key=f"{where}.{i}",
+            resolved=recorded[i]["resolved"] if recorded is not None else None,
+            probe_batches=probe_batches,
+        )
+        if agree is not None:
+            context.agree = agree
+        outcome = fn(model, tokenizer, spec, context)
+        model = outcome.model if outcome.model is not None else model
+        tokenizer = outcome.tokenizer if outcome.tokenizer is not None else tokenizer
+        params = dict(model.named_parameters())
+        missing = [name for name in outcome.added if name not in params]
+        if missing:
+            raise RuntimeError(f"transform {spec.kind} reported parameters the model lacks: {missing[:3]}")
+        new = {id(params[name]) for name in outcome.added}
+        added_ids |= new
+        applied.append(
+            Applied(
+                kind=spec.kind,
+                spec=spec.model_dump(mode="json"),
+                resolved=outcome.resolved,
+                added_parameters=sum(p.numel() for p in {id(p): p for p in params.values() if id(p) in new}.values()),
+                parameters=count_distinct(model),
+            )
+        )
+    added = frozenset(name for name, p in model.named_parameters() if id(p) in added_ids)
+    return Transformed(model=model, tokenizer=tokenizer, applied=applied, added=added)
+
+
+def check_recorded(specs: list[Any], recorded: list[dict[str, Any]], where: str) -> None:
+    """Raise `UserError` unless `specs` are the ones `recorded` (a checkpoint's) was applied with."""
+    given = [spec.model_dump(mode="json") for spec in specs]
+    saved = [record["spec"] for record in recorded]
+    if given != saved:
+        raise UserError(
+            f"{where}: the checkpoint was trained with transforms {saved}, the config gives {given}; "
+            "resume with the config the run was started with"
+        )
+
+
+def count_distinct(model: nn.Module) -> int:
+    """Elements of the distinct parameters of `model` (tied ones counted once)."""
+    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
