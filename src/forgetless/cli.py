@@ -177,6 +177,7 @@ def train(
     it from its latest checkpoint.
     """
     from forgetless.config import load_config
+    from forgetless.demo import resolve_demo_base
     from forgetless.train.host_memory import keep_freed_memory
     from forgetless.train.run import run_training
 
@@ -187,7 +188,7 @@ def train(
         overrides.append("model.allow_pickle=true")
     if trust_remote_code:
         overrides.append("model.trust_remote_code=true")
-    run_config = load_config(config, overrides)
+    run_config = resolve_demo_base(load_config(config, overrides), quiet=quiet)
     keep_freed_memory()  # glibc: reuse freed host memory rather than page-faulting fresh memory each step
 
     def again(*extra: str) -> str:

@@ -267,12 +267,21 @@ class EMAConfig(_Strict):
     device: Literal["model", "cpu"] = "model"
 
 
+class UnitLRConfig(_Strict):
+    """Per-tensor learning rates from importance on a general probe (ADEPT, see forgetless.methods.unit_lr)."""
+
+    probe: str = Field(description="the source whose loss measures importance (general text)")
+    every_tokens: int | None = Field(None, gt=0, description="measure again every this many training tokens")
+    batches: int = Field(4, gt=0, description="probe micro-batches of train.micro_batch sequences")
+
+
 class MethodsConfig(_Strict):
     mer: MerConfig | None = None
     l2sp: L2SPConfig | None = None
     ewc: EWCConfig | None = None
     distill: DistillConfig | None = None
     ema: EMAConfig | None = None
+    unit_lr: UnitLRConfig | None = None
     freeze: list[str] = Field(default_factory=list, description="parameter presets or globs to freeze")
     train_only: list[str] = Field(
         default_factory=list,
@@ -456,6 +465,8 @@ def _check_methods(stage: StageConfig, i: int, known: list[str]) -> None:
     if methods.ewc is not None:
         for j, name in enumerate(methods.ewc.from_):
             _check_source(name, known, f"stages.{i}.methods.ewc.from.{j}")
+    if methods.unit_lr is not None:
+        _check_source(methods.unit_lr.probe, known, f"stages.{i}.methods.unit_lr.probe")
     replays = stage.replay is not None and stage.replay.ratio > 0
     if methods.distill is not None and methods.distill.on == "replay" and not replays:
         raise _KeyError(

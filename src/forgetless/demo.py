@@ -182,6 +182,24 @@ def build_base(size: DemoSize, *, quiet: bool = False) -> Path:
     return final
 
 
+DEMO_BASE = "demo:base"
+"""A model path (and tokenizer) that names the quick demo's base model: built once and cached."""
+
+
+def resolve_demo_base(config: RunConfig, *, quiet: bool = False) -> RunConfig:
+    """`config` with `model.path: demo:base` (and `tokenizer: demo:base`) replaced by the folder of
+    the quick demo's base model, pretrained on the bundled general corpus first if not cached. The
+    recipes use it, so that they run from a fresh clone with nothing but the package."""
+    if config.model.path != DEMO_BASE and config.tokenizer != DEMO_BASE:
+        return config
+    path = str(build_base(QUICK, quiet=quiet))
+    if config.model.path == DEMO_BASE:
+        config.model.path = path
+    if config.tokenizer == DEMO_BASE:
+        config.tokenizer = path
+    return config
+
+
 def combined_summary(runs: dict[str, Path], *, base: Path, quick: bool, wall_s: float) -> dict:
     rows = []
     strategies = {}

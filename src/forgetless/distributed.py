@@ -130,6 +130,8 @@ def frozen_copy(model: nn.Module, dtype: torch.dtype) -> nn.Module:
     model's own: every rank must run it."""
     import copy
 
+    from forgetless.model.lora import has_lora, with_same_lora
+
     module = unwrap(model)
     params = list(module.parameters())
     if not any(is_sharded_tensor(p) for p in params):
@@ -145,6 +147,8 @@ def frozen_copy(model: nn.Module, dtype: torch.dtype) -> nn.Module:
 
         with torch.device("meta"):
             teacher = AutoModelForCausalLM.from_config(module.config)
+            if has_lora(module):  # the same adapters inside, so that names and shapes match
+                teacher = with_same_lora(teacher, module)
         device = local_shard(params[0]).device
         teacher.to_empty(device=device)
         teacher.tie_weights()  # to_empty gives tied parameters separate storage
@@ -171,7 +175,15 @@ def save_full_model(model: nn.Module, tokenizer: Any, folder: Path, world: World
     """`folder`: one standard Hugging Face directory of `model`, gathered from every rank when it is
     sharded (every rank calls this; rank 0 writes)."""
     from forgetless.model.load import save_model
+    from forgetless.model.lora import has_lora, save_lora_model
 
+    module = unwrap(model)
+    if has_lora(module):  # the adapters merged into `folder`, and the adapter in `<folder>_adapter`
+        state = full_state_dict(model) if world.distributed else module.state_dict()
+        if world.is_main:
+            save_lora_model(module, state, tokenizer, folder, save_model)
+        barrier(world)
+        return
     if not world.distributed:
         save_model(unwrap(model), tokenizer, folder)
         return
@@ -255,6 +267,15 @@ def all_reduce_sum(values: list[float], world: World) -> list[float]:
         tensor = tensor.cuda()
     dist.all_reduce(tensor)
     return tensor.cpu().tolist()
+
+
+def broadcast_from_main(value: Any, world: World) -> Any:
+    """Rank 0's `value` on every rank (any picklable value); `value` itself in one process."""
+    if not world.distributed:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def barrier(world: World) -> None:

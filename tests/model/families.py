@@ -56,7 +56,13 @@ def tiny_family(family: str, seed: int = 0, **overrides: Any):
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    options = {"vocab_size": VOCAB, "bos_token_id": 1, "eos_token_id": 2, **{**FAMILIES, **OTHER_FAMILIES}[family], **overrides}
+    options = {
+        "vocab_size": VOCAB,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+        **{**FAMILIES, **OTHER_FAMILIES}[family],
+        **overrides,
+    }
     config = AutoConfig.for_model(family, **options)
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)

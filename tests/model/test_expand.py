@@ -73,19 +73,26 @@ def test_copies_get_their_own_layer_index_in_the_kv_cache(family: str) -> None:
 
 def test_a_copy_is_its_original_with_zeroed_output_projections() -> None:
     model = tiny_family("llama")
-    originals = [{k: v.clone() for k, v in block.state_dict().items()} for block in block_layout(model).blocks]
+    originals = [
+        {k: v.clone() for k, v in block.state_dict().items()} for block in block_layout(model).blocks
+    ]
     apply_transforms(model, None, [expand(layers=[3, 0])])
     blocks = block_layout(model).blocks
     assert len(blocks) == 6
     for index, source in ((0, 0), (1, 0), (2, 1), (3, 2), (4, 3), (5, 3)):
         for name, value in blocks[index].state_dict().items():
-            copy_of_projection = index in (1, 5) and name in ("self_attn.o_proj.weight", "mlp.down_proj.weight")
+            copy_of_projection = index in (1, 5) and name in (
+                "self_attn.o_proj.weight",
+                "mlp.down_proj.weight",
+            )
             expected = torch.zeros_like(value) if copy_of_projection else originals[source][name]
             assert torch.equal(value, expected), (index, name)
 
 
 def test_choices_that_do_not_fit_the_model_name_the_key() -> None:
-    with pytest.raises(UserError, match=r"model\.transforms\.0\.every: 3 does not divide .* 4 decoder blocks"):
+    with pytest.raises(
+        UserError, match=r"model\.transforms\.0\.every: 3 does not divide .* 4 decoder blocks"
+    ):
         apply_transforms(tiny_family("llama"), None, [expand(every=3)])
     with pytest.raises(UserError, match=r"model\.transforms\.1\.layers: \[5\] outside"):
         apply_transforms(tiny_family("llama"), None, [expand(every=4), expand(layers=[5])])

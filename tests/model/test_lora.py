@@ -38,7 +38,9 @@ def perturb_trainable(model: nn.Module) -> None:
             param.add_(0.05 * torch.randn(param.shape, generator=generator))
 
 
-@pytest.mark.parametrize("family", ["llama", "mistral", "qwen2", "qwen3", "gemma", "phi3", "gpt2", "gpt_neox"])
+@pytest.mark.parametrize(
+    "family", ["llama", "mistral", "qwen2", "qwen3", "gemma", "phi3", "gpt2", "gpt_neox"]
+)
 def test_lora_at_init_keeps_the_function_and_trains_only_the_adapters(family: str) -> None:
     model = tiny_family(family)
     ids = tokens()

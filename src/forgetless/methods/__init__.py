@@ -17,11 +17,13 @@ from forgetless.methods.distill import SelfDistillation
 from forgetless.methods.ema import WeightEMA
 from forgetless.methods.mer import ReptileMER
 from forgetless.methods.regularize import EWC, L2SP
+from forgetless.methods.unit_lr import UnitLearningRates
 
 METHODS: dict[str, type[Method]] = {
     "l2sp": L2SP,
     "ewc": EWC,
     "distill": SelfDistillation,
+    "unit_lr": UnitLearningRates,
     "mer": ReptileMER,
     "ema": WeightEMA,
 }

@@ -24,7 +24,7 @@ MER before EMA, so the average follows the weights the run continues from.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,6 +76,9 @@ class MethodContext:
     micro_batch: int
     seed: int
     world: World = field(default_factory=World)  # this process's place among the run's processes
+    sequences_per_step: int = 1  # sequences of one optimizer step, all ranks
+    optimizer: torch.optim.Optimizer | None = None  # one group per parameter when a stage has unit_lr
+    log: Callable[[dict[str, Any]], None] = field(default=lambda record: None)  # a metrics.jsonl line
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
         return autocast(self.device, self.autocast_dtype)

@@ -77,7 +77,9 @@ def expand_blocks(model: nn.Module, tokenizer: Any, spec: ExpandBlocksConfig, co
             raise UserError(f"{key}.count: {spec.count} is more than the model's {count} decoder blocks")
         if context.probe_batches is None:
             raise UserError(f"{key}.probe: no probe data in this context")
-        importance = context.agree(layer_importance(model, layout, context.probe_batches(spec.probe, spec.probe_tokens)))
+        importance = context.agree(
+            layer_importance(model, layout, context.probe_batches(spec.probe, spec.probe_tokens))
+        )
         layers = sorted(sorted(range(count), key=lambda i: (importance[i], i))[: spec.count])
         resolved["importance"] = importance
     resolved["layers"] = layers
@@ -188,4 +190,3 @@ def _logits(model: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
 
 def _family(model: nn.Module) -> str:
     return f"model type {getattr(model.config, 'model_type', type(model).__name__)!r}"
-

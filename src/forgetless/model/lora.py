@@ -83,8 +83,14 @@ def target_modules(model: nn.Module, targets: list[str], *, key: str) -> list[st
     for i, target in enumerate(targets):
         if target in TARGET_PRESETS:
             if found is None:
-                raise UserError(f"{key}.{i}: {type(model).__name__} has no decoder blocks for the {target} preset")
-            prefixes = tuple(f"{found[0]}.{j}.{part}." for j, block in enumerate(found[1]) for part in _parts(block, target))
+                raise UserError(
+                    f"{key}.{i}: {type(model).__name__} has no decoder blocks for the {target} preset"
+                )
+            prefixes = tuple(
+                f"{found[0]}.{j}.{part}."
+                for j, block in enumerate(found[1])
+                for part in _parts(block, target)
+            )
             names = [name for name in linear if name.startswith(prefixes)]
         else:
             names = [name for name in linear if fnmatchcase(name, target)]
@@ -137,6 +143,14 @@ def has_lora(model: nn.Module) -> bool:
     return isinstance(getattr(model, "peft_config", None), dict)
 
 
+def with_same_lora(plain: nn.Module, like: nn.Module) -> nn.Module:
+    """`plain` (a model of the same config as `like`, e.g. on the meta device) with the adapters
+    `like` carries, put in the same way: the same parameter names and shapes."""
+    import peft
+
+    return peft.get_peft_model(plain, copy.deepcopy(like.peft_config["default"])).base_model.model
+
+
 def save_lora_model(
     model: nn.Module, state: dict[str, torch.Tensor], tokenizer: Any, folder: Path, save_model: Any
 ) -> None:
@@ -145,16 +159,19 @@ def save_lora_model(
 
     `model` gives the structure (its config and peft config), `state` the weights (a whole state
     dict on CPU, as `model.state_dict()` names them): the model may be sharded over processes.
+    The weights are copied first (merging changes the weights in place, and `state` may hold the
+    live model's own tensors).
     """
     import peft
     from transformers import AutoModelForCausalLM
 
-    peft_config = copy.deepcopy(model.peft_config["default"])
     with torch.device("meta"):
         base = AutoModelForCausalLM.from_config(copy.deepcopy(model.config))
-        wrapped = peft.get_peft_model(base, peft_config)
+        wrapped = peft.get_peft_model(base, copy.deepcopy(model.peft_config["default"]))
     inner = wrapped.base_model.model
-    inner.load_state_dict(state, assign=True, strict=True)
+    inner.to_empty(device="cpu")
+    with torch.no_grad():
+        inner.load_state_dict(state, strict=True)
     adapter = folder.with_name(folder.name + "_adapter")
     tmp = folder.with_name(f".{adapter.name}.tmp")
     wrapped.save_pretrained(tmp)

@@ -161,7 +161,9 @@ def apply_transforms(
                 kind=spec.kind,
                 spec=spec.model_dump(mode="json"),
                 resolved=outcome.resolved,
-                added_parameters=sum(p.numel() for p in {id(p): p for p in params.values() if id(p) in new}.values()),
+                added_parameters=sum(
+                    p.numel() for p in {id(p): p for p in params.values() if id(p) in new}.values()
+                ),
                 parameters=count_distinct(model),
             )
         )

@@ -29,6 +29,11 @@ def compile_blocks(model: nn.Module) -> None:
 def supports_fused_loss(model: nn.Module) -> bool:
     config = getattr(model, "config", None)
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    # A head that trains fully under LoRA is peft's wrapper of a trainable copy: `head.weight` is
+    # that copy, and the copy is what the forward uses. A LoRA-adapted head is not a plain product.
+    copies = getattr(head, "modules_to_save", None)
+    if isinstance(copies, nn.ModuleDict):
+        head = copies[head.active_adapter] if isinstance(head.active_adapter, str) else None
     return (
         getattr(config, "model_type", None) in PLAIN_HEAD_FAMILIES
         and isinstance(head, nn.Linear)

@@ -23,6 +23,10 @@ families (Llama, Qwen, Mistral, GPT-2, GPT-NeoX, ...) without knowing their para
 For multipliers, the first pattern that matches a name wins; names no pattern matches get 1.0.
 Frozen parameters (`requires_grad=False`) go in no group.
 
+**Training only some parameters.** A stage's `methods.train_only` lists presets, globs and `new`
+(the parameters that `model.transforms` added: new blocks, adapters); everything it does not
+select is frozen for the stage, before `methods.freeze` freezes more.
+
 **Stages.** The optimizer of a run has the same groups in every stage, so its state carries across
 stages and checkpoints: parameters are grouped by their decay and by their *vector* of multipliers
 over all stages, each group keeps that vector as `stage_lr_multipliers`, and `apply_stage` sets
@@ -163,13 +167,15 @@ def stage_parameter_groups(
     weight_decay: float,
     stage_multipliers: Sequence[tuple[dict[str, float], str]],
     trainable: Collection[str] | None = None,
+    per_tensor: bool = False,
 ) -> list[dict[str, Any]]:
     """Parameter groups for a run of stages: one group per (decay, multipliers of every stage).
 
     `stage_multipliers[i]` is stage i's `(pattern -> multiplier, config key for errors)`. The
     parameters are those named in `trainable` (default: those with `requires_grad`), so groups do
     not depend on which parameters a stage freezes. Each group is like `parameter_groups`'s, with
-    `stage_lr_multipliers` (one per stage) and `lr_multiplier` set to the first stage's.
+    `stage_lr_multipliers` (one per stage) and `lr_multiplier` set to the first stage's. With
+    `per_tensor`, every parameter has a group of its own (for learning rates set per tensor).
     """
     if not stage_multipliers:
         raise ValueError("stage_multipliers needs at least one stage")
@@ -182,14 +188,14 @@ def stage_parameter_groups(
             _multipliers(model, multipliers, key, train_set, check=(key, repr(multipliers)) not in checked)
         )
         checked.add((key, repr(multipliers)))
-    groups: dict[tuple[float, tuple[float, ...]], dict[str, Any]] = {}
+    groups: dict[tuple[float, tuple[float, ...], str], dict[str, Any]] = {}
     for name, param in named:
         if name not in train_set:
             continue
         vector = tuple(stage.get(name, 1.0) for stage in per_stage)
         decay = float(weight_decay) if param.ndim >= 2 else 0.0
         group = groups.setdefault(
-            (decay, vector),
+            (decay, vector, name if per_tensor else ""),
             {
                 "params": [],
                 "weight_decay": decay,
@@ -236,6 +242,13 @@ def _examples(model: nn.Module, trainable: Collection[str], count: int = 3) -> s
 # Stages
 
 
+def select_new_or_pattern(model: nn.Module, pattern: str, added: Collection[str], *, key: str) -> list[str]:
+    """`select_parameters`, with `new` selecting the parameters `model.transforms` added (`added`)."""
+    if pattern == "new":
+        return [name for name, _ in model.named_parameters() if name in added]
+    return select_parameters(model, pattern, key=key)
+
+
 def apply_stage(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -244,14 +257,30 @@ def apply_stage(
     freeze: Sequence[str],
     trainable: Collection[str],
     key: str = "methods.freeze",
+    train_only: Sequence[str] = (),
+    added: Collection[str] = frozenset(),
 ) -> list[str]:
     """Set up stage `stage_index`: its LR multipliers on the optimizer's groups, and its freezing.
 
-    Parameters named in `trainable` (the run's trainable set) train unless a pattern of `freeze`
-    selects them; all others stay frozen. Returns the names frozen by `freeze`. Raises `UserError`
-    naming `<key>.<i>` for a pattern that selects no trainable parameter, or when nothing would train.
+    Parameters named in `trainable` (the run's trainable set) train unless `train_only` (when
+    given: presets, globs, `new` for the names in `added`) leaves them out or a pattern of
+    `freeze` selects them; all others stay frozen. Returns the names frozen by either. Raises
+    `UserError` naming `<key>.<i>` (or `train_only.<i>` beside `key`) for a pattern that selects no
+    trainable parameter, or when nothing would train.
     """
     frozen: list[str] = []
+    if train_only:
+        only_key = key.rsplit(".", 1)[0] + ".train_only"
+        kept: set[str] = set()
+        for i, pattern in enumerate(train_only):
+            names = [n for n in select_new_or_pattern(model, pattern, added, key=f"{only_key}.{i}") if n in trainable]
+            if not names:
+                raise UserError(
+                    f"{only_key}.{i}: {pattern!r} matches no trainable parameter; names look like "
+                    f"{_examples(model, trainable)} (or use new or a preset: {', '.join(PRESETS)})"
+                )
+            kept.update(names)
+        frozen.extend(name for name, _ in model.named_parameters() if name in trainable and name not in kept)
     for i, pattern in enumerate(freeze):
         names = select_trainable(model, pattern, trainable, key=f"{key}.{i}")
         frozen.extend(n for n in names if n not in frozen)
@@ -269,14 +298,26 @@ def apply_stage(
 
 
 def run_parameter_groups(
-    model: nn.Module, config: RunConfig, trainable: Collection[str] | None = None
+    model: nn.Module,
+    config: RunConfig,
+    trainable: Collection[str] | None = None,
+    added: Collection[str] = frozenset(),
 ) -> list[dict[str, Any]]:
     """`stage_parameter_groups` for the stages of a run config (a stage's own multipliers, if it has
-    them, replace `train.lr_multipliers` for that stage). Also checks every stage's `methods.freeze`
-    patterns, so that a bad one fails before the run starts rather than when its stage does."""
+    them, replace `train.lr_multipliers` for that stage; a stage with `methods.unit_lr` makes every
+    tensor a group of its own). Also checks every stage's `methods.freeze` and `methods.train_only`
+    patterns (`new`: the names in `added`), so that a bad one fails before the run starts rather
+    than when its stage does."""
     train_set = set(trainable) if trainable is not None else set(trainable_names(model))
     stages = []
     for i, stage in enumerate(config.stages):
+        for j, pattern in enumerate(stage.methods.train_only):
+            key = f"stages.{i}.methods.train_only.{j}"
+            if not any(n in train_set for n in select_new_or_pattern(model, pattern, added, key=key)):
+                raise UserError(
+                    f"{key}: {pattern!r} matches no trainable parameter; names look like "
+                    f"{_examples(model, train_set)} (or use new or a preset: {', '.join(PRESETS)})"
+                )
         for j, pattern in enumerate(stage.methods.freeze):
             select_trainable(model, pattern, train_set, key=f"stages.{i}.methods.freeze.{j}")
         own = stage.methods.lr_multipliers
@@ -285,5 +326,9 @@ def run_parameter_groups(
         else:
             stages.append((config.train.lr_multipliers, "train.lr_multipliers"))
     return stage_parameter_groups(
-        model, weight_decay=config.train.weight_decay, stage_multipliers=stages, trainable=train_set
+        model,
+        weight_decay=config.train.weight_decay,
+        stage_multipliers=stages,
+        trainable=train_set,
+        per_tensor=any(stage.methods.unit_lr is not None for stage in config.stages),
     )

@@ -37,6 +37,7 @@ from forgetless.distributed import (
     all_reduce_sum,
     as_local,
     barrier,
+    broadcast_from_main,
     reshard,
     save_full_model,
     shard_model,
@@ -62,6 +63,7 @@ from forgetless.methods.base import (
     training_loss,
 )
 from forgetless.model.load import build_model, load_tokenizer
+from forgetless.model.transforms import Transformed, apply_transforms, count_distinct
 from forgetless.train import checkpoint as ckpt
 from forgetless.train.health import StepHealth
 from forgetless.train.host_memory import freed_memory_kept
@@ -122,6 +124,8 @@ class Run:
     micro_batches: SerialMicroBatches | ThreadedMicroBatches = field(default_factory=SerialMicroBatches)
     stop: StopRequest = field(default_factory=StopRequest)
     trainable: frozenset[str] = frozenset()  # parameters that train unless a stage freezes them
+    added: frozenset[str] = frozenset()  # parameters model.transforms added (`train_only: [new]`)
+    transforms: list[dict[str, Any]] = field(default_factory=list)  # as applied (forgetless.model.transforms)
     methods: list[Method] = field(default_factory=list)  # the current stage's (forgetless.methods)
     world: World = field(default_factory=World)  # this process's rank among the run's processes
     started: float = field(default_factory=time.monotonic)
@@ -161,10 +165,10 @@ def _run_training(config: RunConfig, *, resume: bool, quiet: bool) -> Path:
     try:
         torch.manual_seed(config.train.seed)
         autocast_dtype = resolve_device(device.type, config.train.precision)[1]
-        model, tokenizer = _set_up_model(config, world, device, autocast_dtype)
+        model, tokenizer, transformed = _set_up_model(config, world, device, autocast_dtype, latest, quiet=quiet)
         data = _set_up_data(config, tokenizer, world, quiet=quiet)
-        _check_before_writing(config, data.train_stores, unwrap(model), latest)
-        run = _set_up_run(config, world, device, autocast_dtype, model, tokenizer, data, quiet=quiet)
+        _check_before_writing(config, data.train_stores, unwrap(model), latest, transformed.added)
+        run = _set_up_run(config, world, device, autocast_dtype, model, tokenizer, data, transformed, quiet=quiet)
         if world.is_main and resume and latest is None and (run_dir / "metrics.jsonl").stat().st_size > 0:
             run.log.write({"kind": "resume", "step": 0, "tokens": 0})  # no checkpoint: start over
         try:
@@ -181,10 +185,17 @@ def _run_training(config: RunConfig, *, resume: bool, quiet: bool) -> Path:
 
 
 def _set_up_model(
-    config: RunConfig, world: World, device: torch.device, autocast_dtype: torch.dtype | None
-) -> tuple[torch.nn.Module, Any]:
-    """The model on `device` (activation checkpointing, compiled blocks and sharding as `train`
-    asks) and its tokenizer."""
+    config: RunConfig,
+    world: World,
+    device: torch.device,
+    autocast_dtype: torch.dtype | None,
+    latest: Path | None,
+    *,
+    quiet: bool,
+) -> tuple[torch.nn.Module, Any, Transformed]:
+    """The model on `device` after `model.transforms` (as the checkpoint `latest` recorded them,
+    when resuming), with activation checkpointing, compiled blocks and sharding as `train` asks;
+    its tokenizer; and what the transforms did."""
     train = config.train
     if train.sequences_per_step % (train.micro_batch * world.size):
         raise UserError(
@@ -195,6 +206,8 @@ def _set_up_model(
         config.tokenizer or config.model.path, trust_remote_code=config.model.trust_remote_code
     )
     model = build_model(config.model, tokenizer).to(device)
+    transformed = _transform_model(config, model, tokenizer, world, latest, quiet=quiet)
+    model, tokenizer = transformed.model, transformed.tokenizer
     if train.activation_checkpointing:
         model.gradient_checkpointing_enable()
     if train.compile:
@@ -205,9 +218,9 @@ def _set_up_model(
         mode=train.parallel,
         device=device,
         bf16=autocast_dtype is not None,
-        freezes=any(stage.methods.freeze for stage in config.stages),
+        freezes=any(stage.methods.freeze or stage.methods.train_only for stage in config.stages),
     )
-    return model, tokenizer
+    return model, tokenizer, transformed
 
 
 def _set_up_data(config: RunConfig, tokenizer: Any, world: World, *, quiet: bool) -> RunData:
@@ -246,6 +259,7 @@ def _set_up_run(
     model: torch.nn.Module,
     tokenizer: Any,
     data: RunData,
+    transformed: Transformed,
     *,
     quiet: bool,
 ) -> Run:
@@ -271,6 +285,8 @@ def _set_up_run(
         fused_loss=fused_loss,
         micro_batches=micro_batches,
         trainable=trainable_names(unwrap(model)),
+        added=transformed.added,
+        transforms=transformed.records(),
         world=world,
     )
 
@@ -354,8 +370,11 @@ def _begin_stage(
         freeze=stage.methods.freeze,
         trainable=run.trainable,
         key=f"stages.{index}.methods.freeze",
+        train_only=stage.methods.train_only,
+        added=run.added,
     )
-    methods = build_methods(stage, model, _method_context(run, index, _stage_steps(run, sampler)))
+    context = _method_context(run, index, _stage_steps(run, sampler), optimizer, position)
+    methods = build_methods(stage, model, context)
     if position.stage_step == 0:
         start_or_resume(methods, None, None)
     else:
@@ -365,8 +384,11 @@ def _begin_stage(
     return methods
 
 
-def _method_context(run: Run, stage_index: int, total_steps: int) -> MethodContext:
-    """What the methods of stage `stage_index` may know of the run (see `MethodContext`)."""
+def _method_context(
+    run: Run, stage_index: int, total_steps: int, optimizer: torch.optim.Optimizer, position: Position
+) -> MethodContext:
+    """What the methods of stage `stage_index` may know of the run (see `MethodContext`); a line a
+    method logs is stamped with the run's step and tokens when it is written."""
     config = run.config
     return MethodContext(
         stage=config.stages[stage_index],
@@ -382,6 +404,9 @@ def _method_context(run: Run, stage_index: int, total_steps: int) -> MethodConte
         micro_batch=config.train.micro_batch,
         seed=config.train.seed,
         world=run.world,
+        sequences_per_step=config.train.sequences_per_step,
+        optimizer=optimizer,
+        log=lambda record: run.log.write({**record, "step": position.step, "tokens": position.tokens}),
     )
 
 
@@ -419,7 +444,8 @@ def _train_stage(
     accumulation = train.sequences_per_step // (micro_batch * run.world.size)
     total_steps = _stage_steps(run, sampler)
     if position.stage_step == 0:
-        run.log.write(_stage_record("stage_start", stage, position))
+        trainable = sum(p.numel() for p in unwrap(model).parameters() if p.requires_grad)
+        run.log.write({**_stage_record("stage_start", stage, position), "trainable_parameters": trainable})
     run.display.start_stage(
         stage.name,
         position.stage_index,
@@ -639,14 +665,19 @@ def _evaluate_heldout_share(run: Run, windows: np.ndarray, num_bytes: int) -> di
 
 
 def _save_final(run: Run) -> None:
-    """`final/`: one standard HF directory, gathered from every rank when the model is sharded."""
+    """`final/`: one standard HF directory, gathered from every rank when the model is sharded (a
+    LoRA run's adapters merged in, and the adapter itself in `final_adapter/`)."""
     save_full_model(run.model, run.tokenizer, run.run_dir / "final", run.world)
 
 
 def _save(
     run: Run, position: Position, optimizer: torch.optim.Optimizer, sampler: MixtureSampler | None
 ) -> Path:
-    state = {"position": asdict(position), "sampler": sampler.state_dict() if sampler is not None else None}
+    state = {
+        "position": asdict(position),
+        "sampler": sampler.state_dict() if sampler is not None else None,
+        "transforms": run.transforms,  # re-applied as they are on --resume, before the weights load
+    }
     # A finished stage's methods are done with: the next stage starts its own.
     state["methods"], tensors = method_states(run.methods if sampler is not None else [])
     run.log.sync()
@@ -766,12 +797,16 @@ def _stop_for_signal(run: Run, position: Position, checkpoint: Path) -> None:
 
 
 def _check_before_writing(
-    config: RunConfig, stores: dict[str, Any], model: torch.nn.Module, latest: Path | None
+    config: RunConfig,
+    stores: dict[str, Any],
+    model: torch.nn.Module,
+    latest: Path | None,
+    added: frozenset[str] = frozenset(),
 ) -> None:
     """Raise `UserError` for input that would fail later (a stage that cannot be sampled, a
     checkpoint that does not fit the config, LR multipliers or freeze patterns that select nothing)
     before anything in the run directory changes."""
-    run_parameter_groups(model, config)  # every stage's LR multipliers and freeze patterns
+    run_parameter_groups(model, config, added=added)  # every stage's LR multipliers and freeze patterns
     for index in range(len(config.stages)):
         MixtureSampler.for_stage(config, index, stores, warn=False)
     if latest is None:
@@ -889,7 +924,7 @@ def _micro_batch_runner(
 
 def _new_optimizer(run: Run) -> torch.optim.Optimizer:
     train = run.config.train
-    groups = run_parameter_groups(unwrap(run.model), run.config, run.trainable)
+    groups = run_parameter_groups(unwrap(run.model), run.config, run.trainable, run.added)
     for group in groups:
         group.pop("names", None)
     kwargs: dict[str, Any] = {"lr": 0.0, "betas": tuple(train.betas), "eps": train.eps}
@@ -935,7 +970,50 @@ def _sources_needed(config: RunConfig) -> list[str]:
             needed.update(stage.replay.from_)
         if stage.methods.ewc is not None:
             needed.update(stage.methods.ewc.from_)
+        if stage.methods.unit_lr is not None:
+            needed.add(stage.methods.unit_lr.probe)
     return sorted(needed)
+
+
+def _transform_model(
+    config: RunConfig, model: torch.nn.Module, tokenizer: Any, world: World, latest: Path | None, *, quiet: bool
+) -> Transformed:
+    """`model.transforms` applied to the loaded model (see `forgetless.model.transforms`); on a
+    resume, with the choices the checkpoint recorded, so the model is built exactly as before."""
+    recorded = None
+    if latest is not None:
+        try:
+            recorded = ckpt.read_trainer_state(latest).get("transforms", [])
+        except (OSError, ValueError):
+            recorded = None  # an unreadable checkpoint is reported by _check_before_writing
+    return apply_transforms(
+        model,
+        tokenizer,
+        config.model.transforms,
+        recorded=recorded,
+        probe_batches=lambda source, tokens: _probe_batches(config, tokenizer, world, source, tokens, quiet=quiet),
+        agree=lambda value: broadcast_from_main(value, world),
+    )
+
+
+def _probe_batches(
+    config: RunConfig, tokenizer: Any, world: World, source: str, tokens: int, *, quiet: bool
+) -> list[torch.Tensor]:
+    """At least `tokens` training tokens of `source` as int64 `[micro_batch, seq_len + 1]` windows
+    in a seeded order of their own (the data a transform probes the model with)."""
+    if not world.is_main:
+        barrier(world)
+    prepared = prepare_sources(config, tokenizer, sources=[source], progress=not quiet and world.is_main)
+    if world.is_main:
+        barrier(world)
+    train = config.train
+    probe = StageConfig(name=f"probe/{source}", tokens=tokens, mix={source: 1.0})
+    sampler = MixtureSampler(
+        probe, {source: prepared[source].train}, seq_len=train.seq_len, seed=train.seed, max_epochs_warning=None
+    )
+    count = max(1, math.ceil(tokens / (train.micro_batch * train.seq_len)))
+    return [torch.from_numpy(sampler.next_batch(train.micro_batch)) for _ in range(count)]
+
 
 
 def _run_start_record(run: Run) -> dict[str, Any]:
@@ -952,9 +1030,12 @@ def _run_start_record(run: Run) -> dict[str, Any]:
                 "replay_ratio": replay.ratio if replay else 0.0,
             }
         )
+    model = unwrap(run.model)
     return {
         "kind": "run_start",
         "time": time.time(),
+        "transforms": run.transforms,
+        "parameters": count_distinct(model),
         "stages": stages,
         "sources": list(run.eval_sets),
         "mcq": list(run.mcq_sets),
