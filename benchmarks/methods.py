@@ -14,7 +14,11 @@ no replay and 5% replay (baselines), MER without and with 5% replay, L2-SP, EWC 
 general micro-batches), self-distillation (all sequences), the slow learner (decoder blocks at
 0.1x LR), the EMA of the no-replay run's weights, and the best point of the interpolation between
 the base and the no-replay model (`forgetless merge --sweep`; best = most learning minus
-forgetting, averaged over seeds). Self-distillation's cost is reported as its training time
+forgetting, averaged over seeds); and the model transforms of docs/transforms.md (`TRANSFORMS`):
+LLaMA Pro (one identity block, only it trains), ADEPT (one block chosen as the least important for
+general text, with per-tensor learning rates), LoRA r=16 on attention and MLP, and the same with
+the embedding (tied to the head) trainable. Every row also reports its trainable and total
+parameters and its training throughput. Self-distillation's cost is reported as its training time
 against the no-replay run's, with two cheaper variants on the first seed (every 4th micro-batch,
 and a bfloat16 teacher).
 
@@ -52,6 +56,24 @@ METHODS: dict[str, tuple[float, dict[str, Any]]] = {
     "ewc": (0.0, {"ewc": {"weight": 0.1, "from": "general", "batches": 4}}),
     "distill": (0.0, {"distill": {"alpha": 1.0, "temperature": 2.0, "on": "all"}}),
     "slow-learner": (0.0, {"lr_multipliers": {"layers": 0.1}}),
+    # Model transforms (docs/transforms.md), no replay. The quick base has 2 blocks, so one new block
+    # is +50% (LLaMA Pro added 25%: 8 to 32); ADEPT adds the same count, chosen by a probe of 8,192
+    # general tokens, with per-tensor learning rates measured 4 times per stage.
+    "llama-pro": (0.0, {"train_only": ["new"]}),
+    "adept": (0.0, {"train_only": ["new"], "unit_lr": {"probe": "general", "every_tokens": 8192, "batches": 2}}),
+    "lora-r16": (0.0, {}),
+    "lora-r16+embeddings": (0.0, {}),
+}
+TRANSFORMS: dict[str, list[dict[str, Any]]] = {
+    "llama-pro": [{"kind": "expand_blocks", "every": 2}],
+    "adept": [
+        {"kind": "expand_blocks", "select": "least_important", "count": 1, "probe": "general", "probe_tokens": 8192}
+    ],
+    "lora-r16": [{"kind": "lora", "r": 16, "alpha": 32, "target": ["attention", "mlp"]}],
+    # The demo base ties its embedding and head: training the embedding trains the head with it.
+    "lora-r16+embeddings": [
+        {"kind": "lora", "r": 16, "alpha": 32, "target": ["attention", "mlp"], "train_embeddings": True}
+    ],
 }
 # Self-distillation's cost per micro-batch (forward + backward of `training_loss`), measured apart
 # from the runs: the same model and micro-batches for every variant, interleaved over rounds.
@@ -69,10 +91,13 @@ OVERHEAD_VARIANTS: dict[str, dict[str, Any] | None] = {
 MERGE_ALPHAS = [0.25, 0.5, 0.75]
 
 
-def stage_config(base: Path, ratio: float, methods: dict[str, Any], seed: int, out: Path) -> dict[str, Any]:
+def stage_config(
+    base: Path, ratio: float, methods: dict[str, Any], seed: int, out: Path, transforms: list | None = None
+) -> dict[str, Any]:
     from forgetless.demo import QUICK, strategy_config
 
     data = strategy_config(QUICK, base, ratio, out)
+    data["model"]["transforms"] = list(transforms or [])
     data["stages"][0]["tokens"] = STAGE_TOKENS
     data["stages"][0]["methods"] = methods
     data["train"]["batch_tokens"] = BATCH_TOKENS
@@ -88,17 +113,20 @@ def run_one(base: Path, name: str, ratio: float, methods: dict, seed: int, root:
     from forgetless.train.run import run_training
 
     started, cpu_started = time.perf_counter(), time.process_time()
-    run_dir = run_training(
-        config_from_dict(stage_config(base, ratio, methods, seed, root / f"{name}-s{seed}")), quiet=True
-    )
+    config = stage_config(base, ratio, methods, seed, root / f"{name}-s{seed}", TRANSFORMS.get(name))
+    run_dir = run_training(config_from_dict(config), quiet=True)
     wall_s, cpu_s = time.perf_counter() - started, time.process_time() - cpu_started
     lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     evals = [r for r in lines if r["kind"] == "eval"]
     end = next(r for r in lines if r["kind"] == "run_end")
+    stage_start = next(r for r in lines if r["kind"] == "stage_start")
     before, after = evals[0], evals[-1]
     result = {
         "forgetting": after["eval/general/loss"] - before["eval/general/loss"],
         "learning": before["eval/security/loss"] - after["eval/security/loss"],
+        "trainable_parameters": stage_start["trainable_parameters"],
+        "parameters": next(r for r in lines if r["kind"] == "run_start")["parameters"],
+        "tokens_per_s": end["tokens_per_s"],
         "train_s": end["train_s"],
         "wall_s": wall_s,
         "cpu_s": cpu_s,
@@ -261,7 +289,8 @@ def summarize(
 ) -> dict[str, Any]:
     rows: dict[str, Any] = {}
     for name, results in per_seed.items():
-        rows[name] = {key: stats([r[key] for r in results]) for key in ("forgetting", "learning", "cpu_s")}
+        keys = ("forgetting", "learning", "cpu_s", "tokens_per_s", "trainable_parameters", "parameters")
+        rows[name] = {key: stats([r[key] for r in results]) for key in keys if all(key in r for r in results)}
         if name == "no-replay" and all("ema" in r for r in results):
             rows["ema (no replay)"] = {
                 key: stats([r["ema"][key] for r in results]) for key in ("forgetting", "learning")
@@ -328,14 +357,21 @@ def markdown(result: dict[str, Any]) -> str:
         "learning of the interpolation between the base and the no-replay model at the same forgetting "
         "(piecewise linear through the alphas below; > 0: a better trade than merging).",
         "",
-        "| method | forgetting (general loss increase) | learning (security loss decrease) | above the merge line |",
-        "|---|---:|---:|---:|",
+        "| method | forgetting (general loss increase) | learning (security loss decrease) | above the merge line "
+        "| trainable / all parameters | tokens/s |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for name, row in rows.items():
         above = f"{frontier[name]:+.3f}" if frontier.get(name) is not None else "-"
+        size = (
+            f"{row['trainable_parameters']['mean']:,.0f} / {row['parameters']['mean']:,.0f}"
+            if "trainable_parameters" in row
+            else "-"
+        )
+        speed = f"{row['tokens_per_s']['mean']:,.0f}" if "tokens_per_s" in row else "-"
         lines.append(
             f"| {name} | {row['forgetting']['mean']:+.4f} ± {row['forgetting']['std']:.4f} | "
-            f"{row['learning']['mean']:+.4f} ± {row['learning']['std']:.4f} | {above} |"
+            f"{row['learning']['mean']:+.4f} ± {row['learning']['std']:.4f} | {above} | {size} | {speed} |"
         )
     if curve:
         lines += [
@@ -370,6 +406,16 @@ def markdown(result: dict[str, Any]) -> str:
         if key == "cpu":
             lines.append("")
             lines.append("(process CPU time: the machine is shared, so wall-clock times vary several-fold.)")
+    for added in result.get("added", []):
+        m = added["machine"]
+        lines += [
+            "",
+            f"Rows {', '.join(added['rows'])} measured again together by `benchmarks/methods.py --add` on "
+            f"{m['date']} ({m['cpu']}, {m['cores']} cores, shared: load average {added['load_average_1m_at_end']:.0f} at "
+            f"the end; torch {m['torch']}, transformers {m['transformers']}; {added['wall_s'] / 60:.1f} minutes): "
+            "their tokens/s compare with each other only. Rows without trainable parameters or tokens/s "
+            "come from the earlier full run.",
+        ]
     lines += ["", "Settings of every method: `settings.methods` in methods.json.", ""]
     return "\n".join(lines)
 
@@ -378,6 +424,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--only", nargs="+", default=None, help="run only these methods (no files written)")
+    parser.add_argument(
+        "--add",
+        nargs="+",
+        default=None,
+        help="run these methods and put their rows into the committed results (the other rows stay)",
+    )
     parser.add_argument("--keep", type=Path, default=None, help="keep the run directories here")
     parser.add_argument("--render", action="store_true", help="rewrite methods.md from methods.json")
     parser.add_argument(
@@ -406,7 +458,8 @@ def main() -> None:
 
     started = time.monotonic()
     base = build_base(QUICK, quiet=True)
-    methods = {k: v for k, v in METHODS.items() if args.only is None or k in args.only}
+    chosen = args.add or args.only
+    methods = {k: v for k, v in METHODS.items() if chosen is None or k in chosen}
     root = args.keep or Path(tempfile.mkdtemp(prefix="forgetless-methods-"))
     per_seed: dict[str, list[dict[str, Any]]] = {name: [] for name in methods}
     merges = []
@@ -419,10 +472,10 @@ def main() -> None:
                 f"cpu {result['cpu_s']:.1f}s wall {result['wall_s']:.1f}s",
                 flush=True,
             )
-        if "no-replay" in methods and args.only is None:
+        if "no-replay" in methods and chosen is None:
             merges.append(merge_sweep(base, Path(per_seed["no-replay"][-1]["run_dir"]), seed))
     overhead = None
-    if args.only is None:
+    if chosen is None:
         model, _ = load_model_dir(base, what="base")
         overhead = distill_overhead(
             model, device="cpu", autocast_dtype=None, micro_batch=16, seq_len=QUICK.seq_len
@@ -439,7 +492,10 @@ def main() -> None:
             "seq_len": QUICK.seq_len,
             "eval_tokens": EVAL_TOKENS,
             "seeds": args.seeds,
-            "methods": {name: {"replay_ratio": r, "methods": m} for name, (r, m) in METHODS.items()},
+            "methods": {
+                name: {"replay_ratio": r, "methods": m, "transforms": TRANSFORMS.get(name, [])}
+                for name, (r, m) in METHODS.items()
+            },
             "merge_alphas": MERGE_ALPHAS,
         },
         "per_seed": {
@@ -453,11 +509,32 @@ def main() -> None:
     if args.only is not None:
         print(json.dumps(result["summary"], indent=1))
         return
+    if args.add is not None:
+        result = added_rows(json.loads((RESULTS / "methods.json").read_text()), result)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "methods.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     (RESULTS / "methods.md").write_text(markdown(result), encoding="utf-8")
     print(markdown(result))
     print(f"wall time {result['wall_s']:.0f}s; wrote {RESULTS / 'methods.json'} and {RESULTS / 'methods.md'}")
+
+
+def added_rows(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """The committed results `old` with the rows of `new` (a run of some methods) put in, each
+    replacing the row of that name; the run's machine, date and load average are kept beside."""
+    rows = dict(old["summary"]["rows"])
+    rows.update(new["summary"]["rows"])
+    old["summary"]["rows"] = rows
+    old["per_seed"].update(new["per_seed"])
+    old["settings"]["methods"] = new["settings"]["methods"]
+    old.setdefault("added", []).append(
+        {
+            "rows": list(new["summary"]["rows"]),
+            "machine": new["machine"],
+            "wall_s": new["wall_s"],
+            "load_average_1m_at_end": os.getloadavg()[0],
+        }
+    )
+    return old
 
 
 def gpu_overhead() -> None:

@@ -35,6 +35,8 @@ This page is generated from the code by `scripts/config_reference.py`.
 def type_name(annotation: object) -> str:
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return type_name(args[0])
     if origin is typing.Literal:
         return " \\| ".join(repr(a).replace("'", "") for a in args)
     if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
@@ -77,6 +79,9 @@ def section(model: type[BaseModel], prefix: str, lines: list[str], seen: set[str
             path = f"{prefix}.{key}" if prefix else key
             if typing.get_origin(field.annotation) in (list, dict) or "list" in str(field.annotation):
                 path += ".*" if "dict" in str(field.annotation) else ".N"
+            kind = child.model_fields.get("kind")
+            if kind is not None and typing.get_origin(kind.annotation) is typing.Literal:
+                path += f" (kind: {typing.get_args(kind.annotation)[0]})"  # one member of a union by kind
             children.append((child, path))
     for child, path in children:
         if path not in seen:

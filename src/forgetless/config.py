@@ -116,13 +116,16 @@ TransformConfig = Annotated[ExpandBlocksConfig | LoraTransformConfig, Field(disc
 
 
 class ModelConfig(_Strict):
-    path: str | None = None
+    path: str | None = Field(
+        None, description="a Hugging Face model dir, a hub id, or demo:base (the quick demo's base, built once)"
+    )
     init: InitConfig | None = None
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
     allow_pickle: bool = False
     trust_remote_code: bool = False
     transforms: list[TransformConfig] = Field(
-        default_factory=list, description="applied in order after loading (see docs/methods.md)"
+        default_factory=list,
+        description="applied in order after loading, re-applied on resume (see docs/methods.md)",
     )
 
     @model_validator(mode="after")

@@ -56,15 +56,17 @@ def corpora(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def runner(tmp_path_factory, base_dir, tiny_tokenizer_dir, corpora):
-    def config(name: str, transforms: list, methods: dict | None = None) -> dict:
+    def config(name: str, transforms: list, methods: dict | None = None, **train) -> dict:
         tmp = tmp_path_factory.getbasetemp() / "transform-runs" / name
         data = tiny_config(tmp, tiny_tokenizer_dir, corpora, **({"methods": methods} if methods else {}))
         data["model"] = {"path": str(base_dir), "transforms": transforms}
         data["tokenizer"] = str(base_dir)
+        data["train"].update(train)
         return data
 
-    def run(name: str, transforms: list, methods: dict | None = None, *, resume: bool = False) -> Path:
-        return run_training(config_from_dict(config(name, transforms, methods)), resume=resume, quiet=True)
+    def run(name: str, transforms: list, methods: dict | None = None, *, resume: bool = False, **train) -> Path:
+        data = config(name, transforms, methods, **train)
+        return run_training(config_from_dict(data), resume=resume, quiet=True)
 
     run.config = config
     return run
@@ -121,11 +123,11 @@ def test_llama_pro_trains_only_the_new_blocks(llama_pro, base_dir) -> None:
 def test_llama_pro_resumes_exactly_and_final_evaluates_as_the_run_did(llama_pro, runner) -> None:
     whole, resumed = llama_pro
     assert_same_weights(whole / "final", resumed / "final")
-    from forgetless.evaluate.model_eval import evaluate_model
+    from forgetless.evaluate.model_eval import EvalOptions, evaluate_model
 
     summary = json.loads((whole / "summary.json").read_text())
     config = config_from_dict(runner.config("llama-pro-eval", LLAMA_PRO, {"train_only": ["new"]}))
-    result = evaluate_model(whole / "final", config=config, progress=False)
+    result = evaluate_model(whole / "final", EvalOptions(progress=False), config=config)
     for source in ("general", "code"):
         assert result["heldout"][source]["loss"] == pytest.approx(
             summary["sources"][source]["final_loss"], abs=1e-4
@@ -244,3 +246,28 @@ def test_bad_transform_input_fails_before_anything_is_written(runner) -> None:
         UserError, match=r"stages\.0\.methods\.train_only\.0: new selects what model\.transforms added"
     ):
         config_from_dict(runner.config("no-transform", [], {"train_only": ["new"]}))
+
+
+def test_the_comparison_names_the_transforms_and_what_trained(llama_pro, lora_runs) -> None:
+    from forgetless.report.compare import comparison
+    from forgetless.report.runs import load_runs
+
+    columns, rows = comparison(load_runs([llama_pro[0], lora_runs[0]], names=["pro", "lora"]))
+    headers = [c.header for c in columns]
+    by_run = {row[0]: dict(zip(headers, row, strict=True)) for row in rows}
+    assert by_run["pro"]["transforms"] == "expand_blocks" and by_run["lora"]["transforms"] == "lora"
+    starts = [next(r for r in read_lines(d) if r["kind"] == "stage_start") for d in (llama_pro[0], lora_runs[0])]
+    assert [by_run["pro"]["trainable"], by_run["lora"]["trainable"]] == [s["trainable_parameters"] for s in starts]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("transforms", [LORA, LLAMA_PRO], ids=["lora", "llama-pro"])
+def test_compiled_blocks_train_the_transformed_model_as_eager_does(runner, transforms) -> None:
+    methods = {"train_only": ["new"]} if transforms is LLAMA_PRO else None
+    kind = transforms[0]["kind"]
+    eager = runner(f"{kind}-eager", transforms, methods, compile=False)
+    compiled = runner(f"{kind}-compiled", transforms, methods, compile=True)
+    a, b = weights(eager / "final"), weights(compiled / "final")
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], atol=1e-4, rtol=1e-3, msg=key)

@@ -32,12 +32,15 @@ from torch import nn
 from forgetless.config import ExpandBlocksConfig
 from forgetless.errors import UserError
 from forgetless.model.layout import BlockLayout, UnknownLayout, block_layout, zero_output_projections
+from forgetless.model.transform_contract import Outcome, TransformContext
 
 # Per-layer config lists that follow the blocks (one entry per block).
 PER_LAYER_CONFIG_LISTS = ("layer_types", "no_rope_layers")
 
 
-def expand_blocks(model: nn.Module, tokenizer: Any, spec: ExpandBlocksConfig, context: Any) -> Any:
+def expand_blocks(
+    model: nn.Module, tokenizer: Any, spec: ExpandBlocksConfig, context: TransformContext
+) -> Outcome:
     """Insert identity copies of the chosen blocks of `model` (in place); return the transform's
     `Outcome` (see `forgetless.model.transforms`): the names of the copies' parameters, and the
     chosen blocks as `resolved = {"layers": [...], "importance": [...]}`.
@@ -46,8 +49,6 @@ def expand_blocks(model: nn.Module, tokenizer: Any, spec: ExpandBlocksConfig, co
     Raises `UserError` naming `context.key` for a choice that does not fit the model or a block
     layout that expansion does not understand.
     """
-    from forgetless.model.transforms import Outcome
-
     key = context.key
     try:
         layout = block_layout(model)

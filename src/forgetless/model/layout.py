@@ -39,7 +39,7 @@ class UnknownLayout(ValueError):
     """The blocks of a model do not have the layout block expansion understands."""
 
 
-def _is_linear(module: nn.Module) -> bool:
+def is_linear(module: nn.Module) -> bool:
     """A linear map with a 2-D weight and no sub-modules: nn.Linear, or GPT-2's Conv1D."""
     weight = getattr(module, "weight", None)
     return (
@@ -66,7 +66,7 @@ def block_layout(model: nn.Module) -> BlockLayout:
     order: list[str] = []
     hooks = []
     for name, module in first.named_modules():
-        if name and _is_linear(module):
+        if name and is_linear(module):
             hooks.append(module.register_forward_hook(lambda mod, args, out, name=name: order.append(name)))
     device = next(model.parameters()).device
     was_training = model.training

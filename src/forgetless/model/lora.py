@@ -34,20 +34,21 @@ from torch import nn
 from forgetless.config import LoraTransformConfig
 from forgetless.errors import UserError
 from forgetless.model.blocks import find_decoder_blocks
-from forgetless.model.layout import _is_linear
+from forgetless.model.layout import is_linear
+from forgetless.model.transform_contract import Outcome, TransformContext
 
 TARGET_PRESETS = ("attention", "mlp")
 _ATTENTION_NAMES = frozenset({"self_attn", "attn", "attention", "self_attention"})
 _MLP_NAMES = frozenset({"mlp", "feed_forward", "ffn"})
 
 
-def add_lora(model: nn.Module, tokenizer: Any, spec: LoraTransformConfig, context: Any) -> Any:
+def add_lora(
+    model: nn.Module, tokenizer: Any, spec: LoraTransformConfig, context: TransformContext
+) -> Outcome:
     """Put LoRA adapters into `model` in place (through peft) and freeze everything else (but the
     embedding and head when asked); return the transform's `Outcome` with the names of the adapters
     (and of the trainable embedding or head copies). Raises `UserError` naming `context.key` when
     peft is not installed or a target matches no linear layer."""
-    from forgetless.model.transforms import Outcome
-
     peft = _import_peft(context.key)
     targets = target_modules(model, spec.target, key=f"{context.key}.target")
     embed_name, head_name, tied = _embedding_names(model)
@@ -77,7 +78,7 @@ def add_lora(model: nn.Module, tokenizer: Any, spec: LoraTransformConfig, contex
 def target_modules(model: nn.Module, targets: list[str], *, key: str) -> list[str]:
     """Full names of the linear layers `targets` select (presets `attention`, `mlp`, or globs over
     module names), in the model's order. Raises `UserError` naming `key.<i>` for one that selects none."""
-    linear = [name for name, module in model.named_modules() if name and _is_linear(module)]
+    linear = [name for name, module in model.named_modules() if name and is_linear(module)]
     found = find_decoder_blocks(model)
     chosen: set[str] = set()
     for i, target in enumerate(targets):

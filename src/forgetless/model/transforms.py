@@ -10,7 +10,7 @@ tokenizer), before compiling, sharding or loading a checkpoint:
         - {kind: lora, r: 16}                 # forgetless.model.lora
 
 Each transform is a plain function `fn(model, tokenizer, spec, context) -> Outcome` in a module of
-its own. It changes the model in place (or returns a replacement model and tokenizer) and returns
+its own (`TransformContext` and `Outcome`: `forgetless.model.transform_contract`). It changes the model in place (or returns a replacement model and tokenizer) and returns
 the names of the parameters it added, so that a stage can train only those
 (`methods.train_only: [new]`), and `resolved`: the choices it made that the spec alone does not
 fix (the blocks a probe selected). `Transformed.records()` lists every transform as applied; the run
@@ -37,51 +37,20 @@ Parameter names a later transform renames (LoRA wraps a linear layer as `<name>.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
 from forgetless.errors import UserError
-
-
-@dataclass
-class TransformContext:
-    """What a transform may use besides the model and its spec."""
-
-    key: str  # the config key of the transform, e.g. "model.transforms.0", for error messages
-    resolved: dict[str, Any] | None = None  # the choices of the first application (a resumed run)
-    # `probe_batches(source, tokens)`: int64 `[B, T + 1]` training windows of a source, or None
-    probe_batches: Callable[[str, int], list[torch.Tensor]] | None = None
-    agree: Callable[[Any], Any] = field(default=lambda value: value)  # rank 0's value on every rank
-
-
-@dataclass
-class Outcome:
-    """What a transform returns."""
-
-    added: list[str]  # names of the parameters it added (as in `model.named_parameters()` after it)
-    resolved: dict[str, Any] = field(default_factory=dict)  # choices to repeat it exactly (JSON values)
-    model: nn.Module | None = None  # a replacement for the model (None: changed in place)
-    tokenizer: Any = None  # a replacement for the tokenizer (None: unchanged)
-
-
-def _expand_blocks(model: nn.Module, tokenizer: Any, spec: Any, context: TransformContext) -> Outcome:
-    from forgetless.model.expand import expand_blocks
-
-    return expand_blocks(model, tokenizer, spec, context)
-
-
-def _lora(model: nn.Module, tokenizer: Any, spec: Any, context: TransformContext) -> Outcome:
-    from forgetless.model.lora import add_lora
-
-    return add_lora(model, tokenizer, spec, context)
-
+from forgetless.model.expand import expand_blocks
+from forgetless.model.lora import add_lora
+from forgetless.model.transform_contract import Outcome, TransformContext
 
 TRANSFORMS: dict[str, Callable[[nn.Module, Any, Any, TransformContext], Outcome]] = {
-    "expand_blocks": _expand_blocks,
-    "lora": _lora,
+    "expand_blocks": expand_blocks,
+    "lora": add_lora,  # imports peft only when applied
 }
 
 

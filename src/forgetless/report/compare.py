@@ -32,7 +32,9 @@ def comparison(runs: list[Run]) -> tuple[list[Column], list[list[Any]]]:
 
     Columns: run; learning per target source (base - final loss, nats/token); forgetting per
     retained source (final - base loss); the worst stability gap (depth in nats, with source and
-    stage); MCQ accuracy change per set; training tokens; tokens per second.
+    stage); MCQ accuracy change per set; training tokens; tokens per second; and, when some run
+    transformed its model (`model.transforms`), the transforms and the parameters that trained in
+    the first stage.
     """
     targets = _union(run.ledger["targets"] for run in runs)
     retained = _union(run.ledger["retained"] for run in runs)
@@ -48,6 +50,10 @@ def comparison(runs: list[Run]) -> tuple[list[Column], list[list[Any]]]:
     columns += [Column(f"Δacc {m}", "mcq", f"MCQ accuracy after - before on {m}") for m in mcq_sets]
     columns.append(Column("tokens", "tokens", "training tokens"))
     columns.append(Column("tok/s", "rate", "training tokens per second"))
+    transformed = any(_transforms(run) for run in runs)
+    if transformed:
+        columns.append(Column("transforms", "name", "model.transforms applied before training"))
+        columns.append(Column("trainable", "tokens", "parameters that trained in the first stage"))
     rows = []
     for run in runs:
         ledger = run.ledger
@@ -57,6 +63,8 @@ def comparison(runs: list[Run]) -> tuple[list[Column], list[list[Any]]]:
         row.append(ledger["worst_stability_gap"])
         row += [(ledger["mcq"].get(m) or {}).get("delta", {}).get("acc") for m in mcq_sets]
         row += [ledger["tokens"], ledger["tokens_per_s"]]
+        if transformed:
+            row += ["+".join(_transforms(run)) or "none", _first(run, "stage_start", "trainable_parameters")]
         rows.append(row)
     return columns, rows
 
@@ -110,6 +118,15 @@ def compare_table(run_dirs: list[Path], names: list[str] | None = None) -> Table
         )
     table.caption = "learn = base − final; forget = final − base; ✗ = the gap did not recover; * = unfinished"
     return table
+
+
+def _first(run: Run, kind: str, key: str) -> Any:
+    return next((r.get(key) for r in run.records if r.get("kind") == kind and key in r), None)
+
+
+def _transforms(run: Run) -> list[str]:
+    """The kinds of the model transforms a run applied, in order (from its run_start line)."""
+    return [t.get("kind", "?") for t in _first(run, "run_start", "transforms") or []]
 
 
 def _union(lists) -> list[str]:
