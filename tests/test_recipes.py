@@ -37,3 +37,16 @@ def test_method_recipes_configure_their_method(name: str, method: str, tmp_path:
 def test_slow_learner_recipe_lowers_the_blocks_lr(tmp_path: Path) -> None:
     config = load_config(Path(RECIPES[0]).parent / "slow-learner.yaml", [f"model.path={tmp_path}"])
     assert config.stages[0].methods.lr_multipliers == {"layers": 0.1}
+
+
+@pytest.mark.parametrize("name", ["llama-pro", "adept", "lora"])
+def test_transform_recipes_run_on_the_demo_base(name: str, tmp_path: Path, monkeypatch) -> None:
+    import forgetless.demo as demo
+
+    config = load_config(Path(RECIPES[0]).parent / f"{name}.yaml")
+    assert config.model.path == demo.DEMO_BASE and config.model.transforms
+    built = []
+    monkeypatch.setattr(demo, "build_base", lambda size, quiet=False: built.append(size) or tmp_path)
+    resolved = demo.resolve_demo_base(config, quiet=True)
+    assert built == [demo.QUICK] and resolved.model.path == str(tmp_path)
+    assert any(stage.methods.train_only for stage in config.stages) == (name != "lora")
