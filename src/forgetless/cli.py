@@ -228,10 +228,14 @@ def _print_run_result(run_dir: Path) -> None:
 
     summary = json.loads((run_dir / "summary.json").read_text())
     typer.echo(f"run directory: {run_dir}")
-    for name, value in (summary.get("learning") or {}).items():
-        typer.echo(f"  learned   {name}: held-out loss {-value:+.4f} nats/token vs base")
-    for name, value in (summary.get("forgetting") or {}).items():
-        typer.echo(f"  forgotten {name}: held-out loss {value:+.4f} nats/token vs base")
+    floor = summary.get("change_floor")
+    for name, source in (summary.get("sources") or {}).items():
+        if source.get("delta") is None or source.get("change") is None:
+            continue
+        note = f" (within the {floor:g}-nat noise floor)" if source["change"] == "unchanged" and floor else ""
+        typer.echo(
+            f"  {source['change']:<9} {name}: held-out loss {source['delta']:+.4f} nats/token vs base{note}"
+        )
 
 
 # ---------------------------------------------------------------------------------------------

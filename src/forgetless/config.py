@@ -159,6 +159,11 @@ class SourceConfig(_Strict):
     split: str = "train"
     heldout: HeldoutConfig = Field(default_factory=HeldoutConfig)
     on_error: Literal["fail", "skip"] = "fail"
+    subsource_field: str | None = Field(
+        None,
+        description="record field naming each document's sub-source; held-out evaluation samples every "
+        "sub-source in proportion (bundled corpora: their `source` field)",
+    )
     max_epochs_warning: float | None = Field(
         4.0, gt=0, description="warn when a stage reads this source more times than this"
     )
@@ -184,7 +189,11 @@ class ReplayConfig(_Strict):
     from_: list[str] = Field(alias="from")
     ratio: float = Field(ge=0.0, lt=1.0)
     accounting: Literal["compute_equivalent", "additive"] = "compute_equivalent"
-    order: Literal["original", "uniform"] = "original"
+    order: Literal["shuffled", "original", "uniform"] = Field(
+        "shuffled",
+        description="shuffled: a seeded order of the whole source, new each epoch; original: from its "
+        "start; uniform: random draws with replacement",
+    )
 
     @field_validator("from_", mode="before")
     @classmethod

@@ -27,12 +27,15 @@ def marked_docs(prefix: str, count: int) -> list[str]:
     ]
 
 
-def write_jsonl(path: Path, texts: list[str]) -> Path:
+def write_jsonl(path: Path, texts: list[str], subsources: list[str | None] | None = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "wt", encoding="utf-8") as fh:
-        for text in texts:
-            fh.write(json.dumps({"text": text}) + "\n")
+        for i, text in enumerate(texts):
+            record = {"text": text}
+            if subsources is not None and subsources[i] is not None:
+                record["source"] = subsources[i]
+            fh.write(json.dumps(record) + "\n")
     return path
 
 
@@ -298,9 +301,14 @@ def test_heldout_text_never_reaches_training_batches(tmp_path, tiny_tokenizer, t
 def test_bundled_corpora_keep_their_split(tmp_path, tiny_tokenizer, tiny_tokenizer_dir, monkeypatch) -> None:
     from forgetless.data import bundled
 
+    counts = {"train": 20, "heldout": 5}
+    parts = {
+        split: ["north" if i < count // 2 else "south" for i in range(count)]
+        for split, count in counts.items()
+    }
     paths = {
         split: write_jsonl(
-            tmp_path / f"toy.{split}.jsonl.gz", marked_docs(split, 5 if split == "heldout" else 20)
+            tmp_path / f"toy.{split}.jsonl.gz", marked_docs(split, counts[split]), parts[split]
         )
         for split in ("train", "heldout")
     }
@@ -310,6 +318,46 @@ def test_bundled_corpora_keep_their_split(tmp_path, tiny_tokenizer, tiny_tokeniz
     prepared = prepare_sources(config, tiny_tokenizer, progress=False)["toy"]
     assert documents(prepared.heldout, tiny_tokenizer) == marked_docs("heldout", 5)
     assert documents(prepared.train, tiny_tokenizer) == marked_docs("train", 20)
+    # Each document keeps the sub-corpus its record names (the bundled `source` field).
+    for split in ("train", "heldout"):
+        store = getattr(prepared, split)
+        assert store.subsource_of(np.arange(store.num_documents)) == parts[split]
+        assert TokenStore.open(store.path).subsource_names == ("north", "south")
+
+
+def test_a_subsource_field_labels_documents_through_the_held_out_split(
+    tmp_path, tiny_tokenizer, tiny_tokenizer_dir
+) -> None:
+    texts = marked_docs("doc", 40)
+    labels = [None if i % 10 == 9 else ("wiki" if i % 2 else "books") for i in range(40)]
+    write_jsonl(tmp_path / "a.jsonl", texts, labels)
+    source = {"files": ["a.jsonl"], "subsource_field": "source", "heldout": {"documents": 12}}
+    prepared = prepare_sources(make_config(tmp_path, tiny_tokenizer_dir, {"a": source}), tiny_tokenizer)["a"]
+    label_of = dict(zip(texts, labels, strict=True))
+    for store in (prepared.train, prepared.heldout):
+        got = store.subsource_of(np.arange(store.num_documents))
+        assert got == [label_of[text] for text in documents(store, tiny_tokenizer)]
+    assert prepared.meta["heldout"]["subsources"] and prepared.heldout.num_documents == 12
+    # Without the setting the same file has no sub-sources (and the earlier cache entries stand).
+    plain = prepare_sources(make_config(tmp_path, tiny_tokenizer_dir, {"a": "a.jsonl"}), tiny_tokenizer)["a"]
+    assert plain.train.doc_subsources is None and "subsources" not in plain.meta["train"]
+
+
+def test_a_table_without_the_subsource_column_is_refused(
+    tmp_path, tiny_tokenizer, tiny_tokenizer_dir
+) -> None:
+    (tmp_path / "t.csv").write_text("text,kind\nfirst document,a\nsecond document,b\n", encoding="utf-8")
+    source = {"files": ["t.csv"], "subsource_field": "origin"}
+    config = make_config(tmp_path, tiny_tokenizer_dir, {"t": source})
+    with pytest.raises(UserError, match=r"t.csv:1: no column 'origin'.*sources.t.subsource_field"):
+        prepare_sources(config, tiny_tokenizer)
+    config = make_config(tmp_path, tiny_tokenizer_dir, {"t": {**source, "subsource_field": "kind"}})
+    prepared = prepare_sources(config, tiny_tokenizer)["t"]
+    every = [
+        *prepared.train.subsource_of(np.arange(prepared.train.num_documents)),
+        *prepared.heldout.subsource_of(np.arange(prepared.heldout.num_documents)),
+    ]
+    assert sorted(every) == ["a", "b"]
 
 
 def test_a_failed_prepare_leaves_no_valid_looking_entry(tmp_path, tiny_tokenizer, tiny_tokenizer_dir) -> None:

@@ -168,6 +168,50 @@ def test_original_order_reads_replay_sequentially_and_uniform_samples(stores) ->
     np.testing.assert_array_equal(again.last_plan.window, uniform.last_plan.window)
 
 
+def test_replay_reads_the_whole_source_in_a_fresh_shuffle_each_epoch_by_default(stores) -> None:
+    sampler = quiet(stage(replay={"from": "old", "ratio": 0.5}), stores, SEQ, 0)
+    assert sampler.stage.replay.order == "shuffled"
+    sampler.next_batch(1600)
+    plan = sampler.last_plan
+    replayed = plan.window[plan.replay]  # 800 replayed windows: two epochs of the 400
+    assert sorted(replayed[:400].tolist()) == list(range(400))
+    assert sorted(replayed[400:].tolist()) == list(range(400))
+    assert not np.array_equal(replayed[:400], replayed[400:])
+    assert replayed[:20].max() > 200  # the first draws already reach the far end of the source
+
+
+def test_five_percent_replay_over_a_stage_touches_every_bundled_sub_source() -> None:
+    """The bundled general corpus is stored sub-corpus after sub-corpus (Austen first, WordNet last);
+    replay must not read Austen alone. Token counts stand in as a quarter of each document's bytes:
+    which windows the sampler reads depends only on the documents' lengths."""
+    from forgetless.data import bundled
+
+    lengths, subsources = [], []
+    for record in bundled.iter_documents("general", "train"):
+        lengths.append(len(record["text"].encode()) // 4 + 1)
+        subsources.append(record["source"])
+    offsets = np.r_[0, np.cumsum(lengths)]
+    general = TokenStore.from_arrays(
+        np.zeros(offsets[-1], dtype=np.uint16), offsets, np.array(lengths), subsources
+    )
+    stores = {"security": make_store(1_000_000, base=0), "general": general}
+    seq_len = 1024
+
+    def replayed_subsources(order: str) -> set[str | None]:
+        spec = stage(
+            tokens=2_000_000, mix={"security": 1.0}, replay={"from": "general", "ratio": 0.05, "order": order}
+        )
+        sampler = quiet(spec, stores, seq_len, seed=0)
+        plan = sampler.plan(np.arange(sampler.total_sequences))
+        windows = plan.window[plan.replay]
+        assert len(windows) == math.floor(sampler.total_sequences * 0.05)  # 97 of 1954 sequences
+        documents = np.searchsorted(offsets, windows * seq_len, side="right") - 1
+        return set(general.subsource_of(documents))
+
+    assert replayed_subsources("shuffled") == set(bundled.manifest()["corpora"]["general"]["sources"])
+    assert replayed_subsources("original") == {"austen"}  # still available: the first documents
+
+
 def test_replay_from_several_sources_splits_by_size(stores) -> None:
     sampler = quiet(stage(replay={"from": ["old", "other"], "ratio": 0.5}), stores, SEQ, 0)
     rows = sampler.next_batch(8600)
@@ -210,7 +254,7 @@ def test_batch_size_does_not_change_the_stream(stores) -> None:
     np.testing.assert_array_equal(np.concatenate(parts), whole)
 
 
-@pytest.mark.parametrize("order", ["original", "uniform"])
+@pytest.mark.parametrize("order", ["shuffled", "original", "uniform"])
 def test_resume_after_any_number_of_batches_gives_the_identical_stream(stores, order) -> None:
     spec = stage(mix={"new": 2, "other": 1}, replay={"from": "old", "ratio": 0.05, "order": order})
     reference = quiet(spec, stores, SEQ, seed=11).next_batch(6 * 200)

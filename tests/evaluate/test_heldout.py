@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from forgetless.data.shards import TokenStore
-from forgetless.evaluate.heldout import evaluate_heldout, heldout_windows
+from forgetless.evaluate.heldout import evaluate_heldout, heldout_windows, sample_heldout
 
 EOS_ID = 0
 
@@ -25,14 +25,16 @@ def make_store(tokenizer, texts: list[str]) -> TokenStore:
     return TokenStore.from_arrays(np.array(tokens, dtype=np.uint16), np.array(offsets), np.array(doc_bytes))
 
 
-def numbered_store(lengths: list[int]) -> TokenStore:
+def numbered_store(lengths: list[int], subsources: list[str] | None = None) -> TokenStore:
     """Documents of the given token counts (EOS included) with distinct token ids, 3 bytes per token."""
     tokens, offsets = [], [0]
     for length in lengths:
         tokens.extend(range(len(tokens) + 1, len(tokens) + length))
         tokens.append(EOS_ID)
         offsets.append(len(tokens))
-    return TokenStore.from_arrays(np.array(tokens, dtype=np.uint32), np.array(offsets), np.array(lengths) * 3)
+    return TokenStore.from_arrays(
+        np.array(tokens, dtype=np.uint32), np.array(offsets), np.array(lengths) * 3, subsources
+    )
 
 
 TEXTS = [
@@ -60,23 +62,107 @@ def test_every_token_is_predicted_exactly_once():
     assert num_bytes == store.num_bytes
 
 
-def test_max_tokens_cuts_at_a_document_boundary():
-    store = numbered_store([5, 9, 4, 7])
-    windows, num_bytes = heldout_windows(store, seq_len=8, max_tokens=17)
+def predicted(windows: np.ndarray) -> np.ndarray:
     targets = windows[:, 1:].ravel()
-    assert np.array_equal(targets[targets != -100], store.tokens[:14])  # 5 + 9 fit; 5 + 9 + 4 do not
-    assert num_bytes == (5 + 9) * 3
-
-    windows, num_bytes = heldout_windows(store, seq_len=8, max_tokens=18)
-    assert (windows[:, 1:] != -100).sum() == 18
-    assert num_bytes == 18 * 3
+    return targets[targets != -100]
 
 
-def test_a_first_document_longer_than_max_tokens_is_evaluated_whole():
-    store = numbered_store([30, 5])
-    windows, num_bytes = heldout_windows(store, seq_len=8, max_tokens=10)
-    assert (windows[:, 1:] != -100).sum() == 30
-    assert num_bytes == 30 * 3
+def test_an_over_budget_split_gives_whole_short_documents_and_spread_windows_of_long_ones():
+    store = numbered_store([5, 9, 4, 40])
+    sample = sample_heldout(store, seq_len=8, max_tokens=34)
+    # Round 1: 5 + 8 (a window) + 4 + 8 = 25; round 2 brings the 9-token document whole (+1) and
+    # the 40-token one to two windows (+8): 34.
+    assert sample.tokens == len(predicted(sample.windows)) == 34
+    assert sample.documents == 4 and sample.whole_documents == 3 and sample.cut_windows == 2
+    long_doc = store.document(3)
+    cut = sample.windows[-2:]
+    # Two windows of the long document: its start (after an EOS) and its end, spread over its length.
+    assert cut[0, 0] == EOS_ID and np.array_equal(cut[0, 1:], long_doc[:8])
+    assert np.array_equal(cut[1, 1:], long_doc[-8:]) and cut[1, 0] == long_doc[-9]
+    # Whole documents keep their own bytes; windows count their share of their document's bytes.
+    assert sample.num_bytes == (5 + 9 + 4) * 3 + 16 * 3
+
+
+def test_the_budget_is_shared_by_sub_sources_in_proportion_with_every_one_present():
+    lengths = [50] * 30 + [10] * 10 + [300]
+    store = numbered_store(lengths, ["a"] * 30 + ["b"] * 10 + ["c"])
+    sample = sample_heldout(store, seq_len=16, max_tokens=400)
+    shares = {name: part["tokens"] for name, part in sample.subsources.items()}
+    assert set(shares) == {"a", "b", "c"}
+    total = sum(lengths)
+    for name, split_tokens in (("a", 1500), ("b", 100), ("c", 300)):
+        assert sample.subsources[name]["split_tokens"] == split_tokens
+        assert abs(shares[name] - 400 * split_tokens / total) <= 50  # within one step of its share
+    assert sample.tokens == sum(shares.values()) <= 400
+    assert sample.documents == sum(part["documents"] for part in sample.subsources.values())
+
+
+def test_the_same_seed_selects_the_same_documents_and_another_seed_others():
+    store = numbered_store([7 + i % 13 for i in range(200)])
+    first = sample_heldout(store, seq_len=16, max_tokens=500, seed=3)
+    again = sample_heldout(store, seq_len=16, max_tokens=500, seed=3)
+    other = sample_heldout(store, seq_len=16, max_tokens=500, seed=4)
+    assert np.array_equal(first.windows, again.windows) and first.fingerprint() == again.fingerprint()
+    assert np.array_equal(first.document_indices, again.document_indices)
+    assert first.fingerprint() != other.fingerprint()
+    assert not np.array_equal(first.document_indices, other.document_indices)
+    # Spread over the whole split, not its first documents.
+    assert first.document_indices.max() > 150 and first.document_indices.min() < 50
+
+
+def test_a_split_within_the_budget_is_evaluated_whole_in_order():
+    store = numbered_store([5, 9, 4, 7])
+    sample = sample_heldout(store, seq_len=8, max_tokens=25)
+    assert np.array_equal(predicted(sample.windows), store.tokens)
+    assert sample.sizes() == {"documents": 4, "tokens": 25, "bytes": 75}
+    assert sample.too_small("toy") is not None  # 4 documents, 25 tokens: noisy, and said so
+
+
+def test_cut_windows_count_the_bytes_the_tokenizer_decodes(tiny_tokenizer):
+    long_text = " ".join(TEXTS * 8)
+    store = make_store(tiny_tokenizer, [long_text, TEXTS[0]])
+    backend = tiny_tokenizer.backend_tokenizer
+
+    def count_bytes(ids: np.ndarray) -> int:
+        return len(backend.decode(ids.tolist(), skip_special_tokens=True).encode("utf-8"))
+
+    sample = sample_heldout(store, seq_len=16, max_tokens=64, count_bytes=count_bytes)
+    assert sample.cut_windows >= 1
+    expected = 0
+    for row in sample.windows:
+        text = row[1:][row[1:] != -100]
+        expected += count_bytes(text)
+    assert sample.num_bytes == pytest.approx(expected, abs=4)  # EOS decodes to nothing
+
+
+def test_the_bundled_general_selection_at_the_default_size_covers_every_sub_source():
+    from forgetless.config import EvalConfig, TrainConfig
+    from forgetless.data import bundled
+    from forgetless.model.load import load_tokenizer
+
+    tokenizer = load_tokenizer("bundled")
+    documents = list(bundled.iter_documents("general", "heldout"))
+    ids = tokenizer([d["text"] for d in documents], add_special_tokens=False)["input_ids"]
+    tokens, offsets = [], [0]
+    for row in ids:
+        tokens += [*row, tokenizer.eos_token_id]
+        offsets.append(len(tokens))
+    store = TokenStore.from_arrays(
+        np.array(tokens, dtype=np.uint16),
+        np.array(offsets),
+        np.array([len(d["text"].encode()) for d in documents]),
+        [d["source"] for d in documents],
+    )
+    default_tokens, default_seq_len = EvalConfig().max_tokens, TrainConfig().seq_len
+    assert store.num_tokens > default_tokens  # a sample, not the whole split
+    sample = sample_heldout(store, seq_len=default_seq_len, max_tokens=default_tokens)
+    assert set(sample.subsources) == set(bundled.manifest()["corpora"]["general"]["sources"])
+    for name, part in sample.subsources.items():
+        share = part["split_tokens"] / store.num_tokens
+        assert part["documents"] >= 3, name
+        assert part["tokens"] / sample.tokens == pytest.approx(share, abs=0.05), name
+    assert default_tokens - default_seq_len * 4 <= sample.tokens <= default_tokens
+    assert sample.too_small("general") is None
 
 
 def test_windows_are_deterministic_and_skip_nothing_in_the_middle():

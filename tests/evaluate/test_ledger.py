@@ -12,6 +12,7 @@ import pytest
 from forgetless.errors import UserError
 from forgetless.evaluate.ledger import (
     build_ledger,
+    change_label,
     cl_metrics,
     read_metrics,
     stability_gap,
@@ -142,6 +143,26 @@ def test_stability_gap_first_of_equal_peaks_and_no_rise():
     assert empty["depth"] is None and empty["recovered"] is None
 
 
+def test_a_rise_within_the_noise_floor_is_not_a_gap_to_recover_from():
+    # 0.002 nats up at the last evaluation: no later evaluation could show a recovery, and none is due.
+    gap = stability_gap([(10, 3.0005), (20, 3.002)], start_loss=3.0, tolerance=0.01, relative_tolerance=0.1)
+    assert gap["depth"] == pytest.approx(0.002) and gap["peak_tokens"] == 20
+    assert gap["significant"] is False and gap["recovered"] is True and gap["recovery_tokens"] is None
+    deeper = stability_gap([(10, 3.0), (20, 3.02)], start_loss=3.0, tolerance=0.01)
+    assert deeper["significant"] is True and deeper["recovered"] is False
+
+
+def test_change_labels_apply_the_floor_and_call_improvements_improvements():
+    assert change_label(-0.0494, "retained") == "improved"
+    assert change_label(0.0494, "retained") == "forgotten"
+    assert change_label(0.002, "retained") == "unchanged"
+    assert change_label(-0.0099, "retained") == "unchanged"
+    assert change_label(-0.53, "target") == "learned"
+    assert change_label(0.03, "target") == "regressed"
+    assert change_label(-0.004, "target") == "unchanged"
+    assert change_label(None, "target") is None
+
+
 # --------------------------------------------------------------------------------------------------
 # build_ledger on a hand-made two-stage run
 
@@ -269,6 +290,29 @@ def test_learning_is_negative_when_a_target_got_worse():
     final_eval["eval/med/loss"] = 5.25  # the final med loss ends above its base of 5.0
     ledger = build_ledger(records)
     assert ledger["learning"]["med"] == pytest.approx(-0.25)
+
+
+def test_sources_carry_their_change_label_and_evaluated_size():
+    records = two_stage_records()
+    evals = [r for r in records if r["kind"] == "eval"]
+    for record in evals:
+        for name, (documents, tokens) in {
+            "general": (40, 60_000),
+            "law": (12, 9_000),
+            "med": (3, 2_000),
+        }.items():
+            record.update({f"eval/{name}/documents": documents, f"eval/{name}/tokens": tokens})
+            record[f"eval/{name}/bytes"] = 4 * tokens
+    evals[-1]["eval/general/loss"] = 2.004  # 0.004 above its base of 2.0: noise
+    ledger = build_ledger(records)
+    sources = ledger["sources"]
+    assert sources["general"]["change"] == "unchanged"
+    assert sources["law"]["change"] == "learned" and sources["med"]["change"] == "learned"
+    assert sources["general"]["eval_size"] == {"documents": 40, "tokens": 60_000, "bytes": 240_000}
+    assert ledger["change_floor"] == 0.01
+    small = [w for w in ledger["warnings"] if w.startswith("held-out")]
+    assert len(small) == 1 and "med" in small[0] and "3 documents / 2,000 tokens" in small[0]
+    assert build_ledger(two_stage_records())["sources"]["med"]["eval_size"] is None  # older runs
 
 
 def test_stage_stability_gaps():

@@ -68,7 +68,7 @@ from forgetless.data.shards import (
     token_dtype,
     write_json,
 )
-from forgetless.data.sources import ReadStats, SourceUnit, encode_utf8, read_documents, resolve_units
+from forgetless.data.sources import ReadStats, SourceUnit, encode_utf8, read_records, resolve_units
 from forgetless.errors import RunFailed, UserError, is_disk_full
 from forgetless.file_lock import FolderLock, LockHeld
 
@@ -414,14 +414,16 @@ def _unit_is_current(unit_dir: Path, fingerprint: list[Any]) -> bool:
 @dataclass
 class _Batch:
     texts: list[str] = field(default_factory=list)
+    subsources: list[str | None] = field(default_factory=list)
     doc_bytes: list[int] = field(default_factory=list)
     hashes: list[bytes] = field(default_factory=list)
     segments: list[tuple[int, int]] = field(default_factory=list)  # (unit index, documents), in order
     finished: list[int] = field(default_factory=list)  # units whose last document is in this batch
     num_bytes: int = 0
 
-    def add(self, unit_index: int, text: str, data: bytes) -> None:
+    def add(self, unit_index: int, text: str, data: bytes, subsource: str | None = None) -> None:
         self.texts.append(text)
+        self.subsources.append(subsource)
         self.doc_bytes.append(len(data))
         self.hashes.append(hashlib.blake2b(data, digest_size=8).digest())
         self.num_bytes += len(data)
@@ -435,9 +437,9 @@ def _batches(units: list[SourceUnit], stats: list[ReadStats], stop: threading.Ev
     """Read the units' documents into batches that may span files (small files share a batch)."""
     batch = _Batch()
     for i, unit in enumerate(units):
-        for text in read_documents(unit, stats[i]):
+        for text, subsource in read_records(unit, stats[i]):
             text, data = encode_utf8(text, stats[i])
-            batch.add(i, text, data)
+            batch.add(i, text, data, subsource)
             if len(batch.texts) >= _BATCH_DOCUMENTS or batch.num_bytes >= _BATCH_BYTES:
                 yield batch
                 batch = _Batch()
@@ -631,7 +633,10 @@ def _write_batch(
         doc_stop = doc_start + count
         tok_stop = tok_start + int(lengths[doc_start:doc_stop].sum())
         writers[i].append(
-            tokens[tok_start:tok_stop], lengths[doc_start:doc_stop], doc_bytes[doc_start:doc_stop]
+            tokens[tok_start:tok_stop],
+            lengths[doc_start:doc_stop],
+            doc_bytes[doc_start:doc_stop],
+            batch.subsources[doc_start:doc_stop],
         )
         hashes[i].extend(batch.hashes[doc_start:doc_stop])
         doc_start, tok_start = doc_stop, tok_stop
@@ -797,8 +802,15 @@ def _assemble(
     return meta
 
 
-def _split_counts(meta: dict[str, Any]) -> dict[str, int]:
-    return {"documents": meta["num_documents"], "tokens": meta["num_tokens"], "bytes": meta["num_bytes"]}
+def _split_counts(meta: dict[str, Any]) -> dict[str, Any]:
+    counts: dict[str, Any] = {
+        "documents": meta["num_documents"],
+        "tokens": meta["num_tokens"],
+        "bytes": meta["num_bytes"],
+    }
+    if meta.get("subsources"):
+        counts["subsources"] = list(meta["subsources"])
+    return counts
 
 
 def _copy_documents(store: TokenStore, keep: np.ndarray, writer: StoreWriter) -> None:
@@ -811,7 +823,8 @@ def _copy_documents(store: TokenStore, keep: np.ndarray, writer: StoreWriter) ->
         start, stop = int(store.doc_offsets[first]), int(store.doc_offsets[last])
         for chunk in range(start, stop, 1 << 26):  # bounded memory for huge files
             writer.write_tokens(store.tokens[chunk : min(stop, chunk + (1 << 26))])
-        writer.add_documents(lengths[first:last], store.doc_bytes[first:last])
+        subsources = store.subsource_of(np.arange(first, last)) if store.doc_subsources is not None else None
+        writer.add_documents(lengths[first:last], store.doc_bytes[first:last], subsources)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -38,10 +38,13 @@ source takes its share of the new positions, the second its share of the rest, a
 source's count stays within a sequence or two of its share over any window. A `mix` source is read
 in a seeded shuffled order of its windows, a fresh shuffle every epoch (a keyed pseudo-random
 permutation, so no permutation is stored). Replay positions are split among the `from` sources in
-proportion to their sizes (as one buffer of all of them); `order: original` reads each one's windows
-in order from its start (wrapping around after an epoch), `order: uniform` draws windows uniformly
-at random with replacement (seeded). A source both mixed and replayed is read by both roles
-independently; its counters add up.
+proportion to their sizes (as one buffer of all of them); by default (`order: shuffled`) each one is
+read the same way, in its own seeded shuffle, so even a small replay share draws from the whole
+source rather than from the documents it happens to store first (a corpus stored part by part would
+otherwise replay its first part only); `order: original` reads each one's windows in order from its
+start (wrapping around after an epoch), `order: uniform` draws windows uniformly at random with
+replacement (seeded). A source both mixed and replayed is read by both roles independently, with
+different shuffles; its counters add up.
 """
 
 from __future__ import annotations
@@ -106,7 +109,7 @@ class _Lane:
     source: str
     source_index: int
     replay: bool
-    order: str  # "shuffled", "original" or "uniform"
+    order: str  # "shuffled", "original" or "uniform" (mix lanes are always shuffled)
     windows: int  # windows per epoch
     key: int  # 64-bit key for the shuffles and draws
     view: np.ndarray  # [windows, seq_len + 1] strided view of the store's tokens

@@ -3,7 +3,7 @@
 A source (`sources.<name>` in the config) lists files, folders, globs, saved Hugging Face datasets,
 hub datasets (`hf:<id>`) and bundled corpora (`bundled:<name>`). `resolve_units` expands the list
 into `SourceUnit`s, one per file (the unit of caching: a changed file re-tokenizes only itself), and
-`read_documents` yields each unit's documents as `str`.
+`read_documents` yields each unit's documents as `str` (`read_records` also gives each one's sub-source).
 
 Formats, chosen by suffix (after an optional `.gz`, `.zst` or `.zstd`) unless `format` is set:
 
@@ -20,6 +20,11 @@ that matches nothing, invalid JSON (unless `on_error: skip`, which skips and cou
 record without the text field, a binary file (NUL bytes) read as text. Invalid UTF-8 is replaced
 with U+FFFD and counted, never fatal.
 Empty or whitespace-only documents are skipped and counted.
+
+Sub-sources: with `subsource_field` set (the bundled corpora set it to their `source` field), a
+record's value of that field names the document's sub-source (Austen, Wikipedia, ...); held-out
+evaluation then samples every sub-source in proportion (`forgetless.evaluate.heldout`). A record
+without the field has no sub-source; a table (parquet, CSV, dataset) without the column is an error.
 """
 
 from __future__ import annotations
@@ -68,10 +73,11 @@ class SourceUnit:
     on_error: str = "fail"
     fixed_split: str | None = None
     key: str = ""  # the config key that named it, for messages
+    subsource_field: str | None = None  # the record field that names a document's sub-source
 
     def identity(self) -> dict[str, Any]:
         """What the unit is (not its contents): the cache key of its tokenized documents."""
-        return {
+        identity = {
             "kind": self.kind,
             "location": self.location,
             "format": self.format,
@@ -80,6 +86,9 @@ class SourceUnit:
             "hf_split": self.hf_split if self.kind != "file" else None,
             "on_error": self.on_error,
         }
+        if self.subsource_field is not None:  # absent otherwise: earlier cache entries stay valid
+            identity["subsource_field"] = self.subsource_field
+        return identity
 
     def fingerprint(self) -> list[Any]:
         """Cheap evidence of the unit's contents: size and modification time of its files."""
@@ -113,7 +122,12 @@ def resolve_units(name: str, source: SourceConfig) -> list[SourceUnit]:
 
 
 def _resolve_entry(entry: str, source: SourceConfig, key: str) -> list[SourceUnit]:
-    common = {"text_field": source.text_field, "on_error": source.on_error, "hf_split": source.split}
+    common = {
+        "text_field": source.text_field,
+        "on_error": source.on_error,
+        "hf_split": source.split,
+        "subsource_field": source.subsource_field,
+    }
     if entry.startswith("bundled:"):
         return _bundled_units(entry, source, key)
     if entry.startswith("hf:") or source.format == "hf_hub":
@@ -171,12 +185,13 @@ def _bundled_units(entry: str, source: SourceConfig, key: str) -> list[SourceUni
                 on_error="fail",
                 fixed_split=split,
                 key=key,
+                subsource_field=bundled.SUBSOURCE_FIELD,
             )
         )
     return units
 
 
-def _file_unit(path: Path, source: SourceConfig, key: str, common: dict[str, str]) -> SourceUnit:
+def _file_unit(path: Path, source: SourceConfig, key: str, common: dict[str, Any]) -> SourceUnit:
     if not path.is_file():
         raise UserError(f"{key}: {path}: not a file")
     fmt, compression = _detect_format(path)
@@ -289,6 +304,13 @@ def encode_utf8(text: str, stats: ReadStats) -> tuple[str, bytes]:
 
 def read_documents(unit: SourceUnit, stats: ReadStats) -> Iterator[str]:
     """Yield the unit's non-empty documents, counting what was skipped or repaired in `stats`."""
+    for text, _ in read_records(unit, stats):
+        yield text
+
+
+def read_records(unit: SourceUnit, stats: ReadStats) -> Iterator[tuple[str, str | None]]:
+    """Yield `(text, sub-source)` for the unit's non-empty documents (sub-source None without
+    `subsource_field` or where a record lacks it), counting what was skipped or repaired in `stats`."""
     readers = {
         "txt": _read_txt,
         "jsonl": _read_jsonl,
@@ -299,12 +321,12 @@ def read_documents(unit: SourceUnit, stats: ReadStats) -> Iterator[str]:
         "hf_disk": _read_hf_disk,
         "hf_hub": _read_hf_hub,
     }
-    for text in readers[unit.format](unit, stats):
+    for text, subsource in readers[unit.format](unit, stats):
         if not text or text.isspace():
             stats.empty_documents += 1
             continue
         stats.documents += 1
-        yield text
+        yield text, subsource
 
 
 def _open_binary(unit: SourceUnit) -> BinaryIO:
@@ -355,13 +377,13 @@ def _lines(unit: SourceUnit) -> Iterator[tuple[int, bytes]]:
             ) from None
 
 
-def _read_txt(unit: SourceUnit, stats: ReadStats) -> Iterator[str]:
+def _read_txt(unit: SourceUnit, stats: ReadStats) -> Iterator[tuple[str, str | None]]:
     data = _read_all(unit)
     if b"\x00" in data[:8192]:  # text never holds NUL bytes; images, archives and weights do
         raise UserError(
             f"{unit.location}: a binary file (NUL bytes), not text; remove it from {_source_key(unit)}.files"
         )
-    yield decode_utf8(data, stats)
+    yield decode_utf8(data, stats), None
 
 
 def _skip_or_fail(unit: SourceUnit, stats: ReadStats, where: str, message: str) -> None:
@@ -397,11 +419,18 @@ def _record_text(record: Any, unit: SourceUnit, stats: ReadStats, where: str) ->
     return None
 
 
+def _record_subsource(record: Any, unit: SourceUnit) -> str | None:
+    if unit.subsource_field is None or not isinstance(record, dict):
+        return None
+    value = record.get(unit.subsource_field)
+    return None if value is None else str(value)
+
+
 def _source_key(unit: SourceUnit) -> str:
     return unit.key.rsplit(".files", 1)[0] if unit.key else "the source"
 
 
-def _read_jsonl(unit: SourceUnit, stats: ReadStats) -> Iterator[str]:
+def _read_jsonl(unit: SourceUnit, stats: ReadStats) -> Iterator[tuple[str, str | None]]:
     loads = json.loads
     for lineno, raw in _lines(unit):
         if not raw.strip():
@@ -420,10 +449,10 @@ def _read_jsonl(unit: SourceUnit, stats: ReadStats) -> Iterator[str]:
             continue
         text = _record_text(record, unit, stats, f"{unit.location}:{lineno}")
         if text is not None:
-            yield text
+            yield text, _record_subsource(record, unit)
 
 
-def _read_json(unit: SourceUnit, stats: ReadStats) -> Iterator[str]:
+def _read_json(unit: SourceUnit, stats: ReadStats) -> Iterator[tuple[str, str | None]]:
     text = decode_utf8(_read_all(unit), stats)
     try:
         data = json.loads(text)
@@ -446,7 +475,7 @@ def _read_json(unit: SourceUnit, stats: ReadStats) -> Iterator[str]:
     for i, record in enumerate(records):
         value = _record_text(record, unit, stats, f"{unit.location}: record {i}")
         if value is not None:
-            yield value
+            yield value, _record_subsource(record, unit)
 
 
 def _missing_column(unit: SourceUnit, columns: list[str], where: str) -> UserError:
@@ -456,7 +485,14 @@ def _missing_column(unit: SourceUnit, columns: list[str], where: str) -> UserErr
     )
 
 
-def _read_parquet(unit: SourceUnit, stats: ReadStats) -> Iterator[str]:
+def _missing_subsource_column(unit: SourceUnit, columns: list[str], where: str) -> UserError:
+    return UserError(
+        f"{where}: no column {unit.subsource_field!r} (columns: {', '.join(columns[:8])}); "
+        f"set {_source_key(unit)}.subsource_field to a column that names each document's sub-source"
+    )
+
+
+def _read_parquet(unit: SourceUnit, stats: ReadStats) -> Iterator[tuple[str, str | None]]:
     try:
         import pyarrow.parquet as pq
     except ImportError:
@@ -469,18 +505,28 @@ def _read_parquet(unit: SourceUnit, stats: ReadStats) -> Iterator[str]:
     columns = pf.schema_arrow.names
     if unit.text_field not in columns:
         raise _missing_column(unit, columns, unit.location)
-    for batch in pf.iter_batches(batch_size=2048, columns=[unit.text_field]):
-        yield from _column_texts(batch.column(0).to_pylist(), unit, stats)
+    wanted = [unit.text_field]
+    if unit.subsource_field is not None:
+        if unit.subsource_field not in columns:
+            raise _missing_subsource_column(unit, columns, unit.location)
+        wanted.append(unit.subsource_field)
+    for batch in pf.iter_batches(batch_size=2048, columns=wanted):
+        subsources = batch.column(1).to_pylist() if len(wanted) > 1 else None
+        yield from _column_texts(batch.column(0).to_pylist(), unit, stats, subsources)
 
 
-def _column_texts(values: list[Any], unit: SourceUnit, stats: ReadStats) -> Iterator[str]:
-    for value in values:
+def _column_texts(
+    values: list[Any], unit: SourceUnit, stats: ReadStats, subsources: list[Any] | None = None
+) -> Iterator[tuple[str, str | None]]:
+    for i, value in enumerate(values):
+        subsource = subsources[i] if subsources is not None else None
+        subsource = None if subsource is None else str(subsource)
         if isinstance(value, str):
-            yield value
+            yield value, subsource
         elif isinstance(value, bytes):
-            yield decode_utf8(value, stats)
+            yield decode_utf8(value, stats), subsource
         elif value is None:
-            yield ""
+            yield "", subsource
         else:
             raise UserError(
                 f"{unit.location}: column {unit.text_field!r} holds {type(value).__name__}, not text; "
@@ -488,7 +534,7 @@ def _column_texts(values: list[Any], unit: SourceUnit, stats: ReadStats) -> Iter
             )
 
 
-def _read_csv(unit: SourceUnit, stats: ReadStats) -> Iterator[str]:
+def _read_csv(unit: SourceUnit, stats: ReadStats) -> Iterator[tuple[str, str | None]]:
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # documents are long; the default is 128 KiB
     delimiter = "\t" if unit.format == "tsv" else ","
     with _open_binary(unit) as fh:
@@ -502,18 +548,29 @@ def _read_csv(unit: SourceUnit, stats: ReadStats) -> Iterator[str]:
             if unit.text_field not in header:
                 raise _missing_column(unit, header, f"{unit.location}:1")
             column = header.index(unit.text_field)
+            sub_column = None
+            if unit.subsource_field is not None:
+                if unit.subsource_field not in header:
+                    raise _missing_subsource_column(unit, header, f"{unit.location}:1")
+                sub_column = header.index(unit.subsource_field)
+            needed = max(column, sub_column or 0)
             for row in reader:
                 if not row:
                     continue
-                if len(row) <= column:
+                if len(row) <= needed:
                     _skip_or_fail(
                         unit,
                         stats,
                         f"{unit.location}:{reader.line_num}",
-                        f"the row has {len(row)} fields; {unit.text_field!r} is field {column + 1}",
+                        f"the row has {len(row)} fields; {unit.text_field!r} is field {column + 1}"
+                        + (
+                            f" and {unit.subsource_field!r} field {sub_column + 1}"
+                            if sub_column is not None
+                            else ""
+                        ),
                     )
                     continue
-                yield row[column]
+                yield row[column], (row[sub_column] if sub_column is not None else None)
         except csv.Error as err:
             raise UserError(f"{unit.location}:{reader.line_num}: invalid CSV: {err}") from None
         finally:
@@ -521,7 +578,7 @@ def _read_csv(unit: SourceUnit, stats: ReadStats) -> Iterator[str]:
             _replaced.count = 0
 
 
-def _read_hf_disk(unit: SourceUnit, stats: ReadStats) -> Iterator[str]:
+def _read_hf_disk(unit: SourceUnit, stats: ReadStats) -> Iterator[tuple[str, str | None]]:
     try:
         import datasets
     except ImportError:
@@ -540,16 +597,24 @@ def _read_hf_disk(unit: SourceUnit, stats: ReadStats) -> Iterator[str]:
     yield from _dataset_texts(ds, unit, stats, unit.location)
 
 
-def _dataset_texts(ds: Any, unit: SourceUnit, stats: ReadStats, where: str) -> Iterator[str]:
+def _dataset_texts(
+    ds: Any, unit: SourceUnit, stats: ReadStats, where: str
+) -> Iterator[tuple[str, str | None]]:
     columns = list(ds.column_names)
     if unit.text_field not in columns:
         raise _missing_column(unit, columns, where)
-    ds = ds.select_columns([unit.text_field])
+    wanted = [unit.text_field]
+    if unit.subsource_field is not None:
+        if unit.subsource_field not in columns:
+            raise _missing_subsource_column(unit, columns, where)
+        wanted.append(unit.subsource_field)
+    ds = ds.select_columns(wanted)
     for batch in ds.iter(batch_size=2048):
-        yield from _column_texts(batch[unit.text_field], unit, stats)
+        subsources = batch[unit.subsource_field] if len(wanted) > 1 else None
+        yield from _column_texts(batch[unit.text_field], unit, stats, subsources)
 
 
-def _read_hf_hub(unit: SourceUnit, stats: ReadStats) -> Iterator[str]:
+def _read_hf_hub(unit: SourceUnit, stats: ReadStats) -> Iterator[tuple[str, str | None]]:
     try:
         import datasets
     except ImportError:
@@ -565,4 +630,4 @@ def _read_hf_hub(unit: SourceUnit, stats: ReadStats) -> Iterator[str]:
     for i, row in enumerate(ds):
         text = _record_text(row, unit, stats, f"{unit.key}: {unit.location} row {i}")
         if text is not None:
-            yield text
+            yield text, _record_subsource(row, unit)

@@ -1,21 +1,40 @@
 """Held-out metrics of one source: mean token loss, perplexity and bits per byte.
 
-The evaluated text is a prefix of the source's held-out documents, cut at a document boundary, laid
-out as fixed windows that never change between evaluations, so every number in a run is measured on
-exactly the same tokens. Bits per byte divide the summed negative log-likelihood by the UTF-8 bytes
-of those documents, which keeps the number comparable between models with different tokenizers.
+**Which text** (`sample_heldout`). When a source's held-out split holds more tokens than the budget
+(`eval.max_tokens`), a deterministic sample of it is evaluated, spread over the whole split:
+
+- the budget is shared among the split's sub-sources (documents that name one, e.g. the bundled
+  corpora's Austen, Bible, Wikipedia and WordNet parts) in proportion to their held-out tokens,
+  with at least one document from each;
+- within a sub-source, documents are visited in a seeded pseudo-random order, in rounds: round r
+  brings each document up to r windows of `seq_len` tokens (or whole, once it is no longer than
+  that) until the next document's step would not fit in the share. So a share that holds one
+  window of every document reaches every document; long documents give windows spread evenly over
+  their length (the first at their start) rather than stopping the selection at the first document
+  that does not fit.
+
+The evaluated text is laid out as fixed windows that never change between evaluations, so every
+number in a run is measured on exactly the same tokens, and the same split, budget, `seq_len` and
+seed always select the same text. Bits per byte divide the summed negative log-likelihood by the
+UTF-8 bytes of the predicted text, which keeps the number comparable between models with different
+tokenizers.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from forgetless.data.sampler import permute
 from forgetless.device import autocast
+from forgetless.evaluate.ledger import MIN_USEFUL_DOCUMENTS, MIN_USEFUL_TOKENS, small_sample_warning
 
 IGNORE_INDEX = -100
 
@@ -29,46 +48,253 @@ class Documents(Protocol):
     tokens: np.ndarray
     doc_offsets: np.ndarray
     doc_bytes: np.ndarray
+    doc_subsources: np.ndarray | None
+    subsource_names: tuple[str, ...]
 
 
-def heldout_windows(store: Documents, *, seq_len: int, max_tokens: int) -> tuple[np.ndarray, int]:
-    """Lay out the first held-out documents as evaluation windows.
+@dataclass(frozen=True)
+class HeldoutSample:
+    """The evaluated text of one source, laid out as windows, and how much of the split it is.
 
-    Whole documents are taken in order while their tokens (each closing EOS included) fit in
-    `max_tokens`; when the first document alone is longer, it is evaluated whole. The token stream
-    starts with an EOS, the boundary that precedes every other document in the store, so every
-    token of the chosen documents, their EOS tokens included, is predicted exactly once.
+    `windows` is int64 `[n, seq_len + 1]`: each row's first token is context only, the other
+    `seq_len` are predicted from what precedes them in the row; -100 marks padding (never predicted).
+    Counts: `tokens` predicted tokens, `bytes` their UTF-8 bytes, `documents` documents with at least
+    one predicted token (`whole_documents` of them whole, the rest as `cut_windows` windows),
+    `split_documents` and `split_tokens` the whole held-out split; `subsources` the same per
+    sub-source (`documents`, `tokens`, `bytes`, `split_documents`, `split_tokens`);
+    `document_indices` the evaluated documents' positions in the split, ascending.
+    """
 
-    Returns `(windows, num_bytes)`: `windows` is int64 `[n, seq_len + 1]`; window `i` holds stream
-    tokens `i * seq_len ... i * seq_len + seq_len`, so consecutive windows overlap by one token
-    (the last input of one window is the first of the next). The tail of the last window is padded
-    with -100. `num_bytes` is the UTF-8 byte count of the chosen documents' text.
+    windows: np.ndarray
+    num_bytes: int
+    tokens: int
+    documents: int
+    whole_documents: int
+    cut_windows: int
+    split_documents: int
+    split_tokens: int
+    seq_len: int
+    max_tokens: int
+    seed: int
+    subsources: dict[str, dict[str, int]] = field(default_factory=dict)
+    document_indices: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    def sizes(self) -> dict[str, int]:
+        """What every evaluation record carries about its text: documents, tokens and bytes."""
+        return {"documents": self.documents, "tokens": self.tokens, "bytes": self.num_bytes}
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-ready description of the selection (the run_start line records it per source)."""
+        return {
+            **self.sizes(),
+            "whole_documents": self.whole_documents,
+            "cut_windows": self.cut_windows,
+            "split_documents": self.split_documents,
+            "split_tokens": self.split_tokens,
+            "seq_len": self.seq_len,
+            "max_tokens": self.max_tokens,
+            "seed": self.seed,
+            "subsources": self.subsources,
+        }
+
+    def fingerprint(self) -> str:
+        """A hash of the exact windows: equal for equal text, layout and padding."""
+        digest = hashlib.sha256(np.ascontiguousarray(self.windows, dtype=np.int64).tobytes())
+        digest.update(f"|{self.num_bytes}".encode())
+        return digest.hexdigest()
+
+    def too_small(self, name: str) -> str | None:
+        """A one-line warning when the sample is below a useful size, else None."""
+        if self.documents >= MIN_USEFUL_DOCUMENTS and self.tokens >= MIN_USEFUL_TOKENS:
+            return None
+        return small_sample_warning(name, self.documents, self.tokens)
+
+
+def sample_heldout(
+    store: Documents,
+    *,
+    seq_len: int,
+    max_tokens: int,
+    seed: int = 0,
+    count_bytes: Callable[[np.ndarray], int] | None = None,
+) -> HeldoutSample:
+    """Select the evaluated text of `store` (see the module docstring) and lay it out as windows.
+
+    Whole documents come first, as one token stream that starts with an EOS (the boundary that
+    precedes every other document), cut into windows that start every `seq_len` tokens and overlap
+    by one token, so each of their tokens (EOS included) is predicted exactly once; the tail of the
+    last of these windows is padded. Then come the windows cut from long documents, one row each:
+    `seq_len` of the document's tokens after the token that precedes them (an EOS at its start).
+
+    `count_bytes(token_ids)` gives the UTF-8 bytes of a cut window's text (the tokenizer's decoding);
+    without it a cut window counts its document's bytes in proportion to its tokens. Whole documents
+    count their stored bytes.
     """
     if seq_len < 1:
         raise ValueError(f"seq_len must be positive, got {seq_len}")
     if max_tokens < 1:
         raise ValueError(f"max_tokens must be positive, got {max_tokens}")
     offsets = np.asarray(store.doc_offsets, dtype=np.int64)
-    num_documents = len(offsets) - 1
+    lengths = np.diff(offsets)
+    num_documents = len(lengths)
     if num_documents < 1:
         raise ValueError("the token store has no documents to evaluate")
-    start = int(offsets[0])
-    # Number of leading documents whose tokens fit in max_tokens; at least the first one.
-    num_docs = int(np.searchsorted(offsets[1:] - start, max_tokens, side="right"))
-    num_docs = max(1, num_docs)
-    end = int(offsets[num_docs])
-    doc_tokens = np.asarray(store.tokens[start:end], dtype=np.int64)
-    eos = doc_tokens[int(offsets[1]) - start - 1]  # every document in a store ends with EOS
-    stream = np.concatenate([[eos], doc_tokens])
+    codes = store.doc_subsources
+    groups = np.zeros(num_documents, dtype=np.int64) if codes is None else np.asarray(codes, dtype=np.int64)
 
+    cut = np.zeros(num_documents, dtype=np.int64)  # windows cut from each document (0: whole or unused)
+    chosen = np.zeros(num_documents, dtype=bool)
+    if int(lengths.sum()) <= max_tokens:
+        chosen[:] = True
+    else:
+        present = np.unique(groups)
+        totals = np.array([int(lengths[groups == g].sum()) for g in present], dtype=np.int64)
+        for g, budget in zip(present, _apportion(max_tokens, totals), strict=True):
+            docs = np.flatnonzero(groups == g)
+            key = _selection_key(seed, int(g))
+            docs = docs[np.argsort(permute(np.arange(len(docs)), len(docs), key), kind="stable")]
+            take, windows = _allocate(lengths[docs], int(budget), seq_len)
+            chosen[docs[take]] = True
+            cut[docs[take]] = windows
+
+    whole = np.flatnonzero(chosen & (cut == 0))
+    rows, num_bytes = _whole_windows(store, offsets, whole, seq_len)
+    cut_rows, cut_bytes = _cut_windows(store, offsets, np.flatnonzero(cut), cut, seq_len, count_bytes)
+    windows = np.concatenate([rows, cut_rows]) if len(cut_rows) else rows
+    predicted = int((windows[:, 1:] != IGNORE_INDEX).sum())
+
+    per_doc_tokens = np.where(cut > 0, cut * seq_len, np.where(chosen, lengths, 0))
+    per_doc_bytes = np.where(chosen & (cut == 0), np.asarray(store.doc_bytes, dtype=np.int64), 0)
+    for doc, value in cut_bytes.items():
+        per_doc_bytes[doc] = value
+    subsources: dict[str, dict[str, int]] = {}
+    if codes is not None:
+        names = list(store.subsource_names)
+        for g in np.unique(groups):
+            in_group = groups == g
+            subsources[names[g] if g >= 0 else "(none)"] = {
+                "documents": int((chosen & in_group).sum()),
+                "tokens": int(per_doc_tokens[in_group].sum()),
+                "bytes": int(per_doc_bytes[in_group].sum()),
+                "split_documents": int(in_group.sum()),
+                "split_tokens": int(lengths[in_group].sum()),
+            }
+    return HeldoutSample(
+        windows=windows,
+        num_bytes=int(num_bytes + sum(cut_bytes.values())),
+        tokens=predicted,
+        documents=int(chosen.sum()),
+        whole_documents=len(whole),
+        cut_windows=len(cut_rows),
+        split_documents=num_documents,
+        split_tokens=int(lengths.sum()),
+        seq_len=seq_len,
+        max_tokens=max_tokens,
+        seed=seed,
+        subsources=subsources,
+        document_indices=np.flatnonzero(chosen),
+    )
+
+
+def heldout_windows(store: Documents, *, seq_len: int, max_tokens: int) -> tuple[np.ndarray, int]:
+    """`(windows, bytes)` of `sample_heldout(store, seq_len=..., max_tokens=...)` with seed 0."""
+    sample = sample_heldout(store, seq_len=seq_len, max_tokens=max_tokens)
+    return sample.windows, sample.num_bytes
+
+
+def _selection_key(seed: int, group: int) -> int:
+    digest = hashlib.blake2b(f"forgetless-heldout|{seed}|{group}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
+
+
+def _apportion(total: int, weights: np.ndarray) -> np.ndarray:
+    """Integers proportional to `weights` that sum to `total` (largest remainders, ties to the first)."""
+    exact = total * weights / weights.sum()
+    shares = np.floor(exact).astype(np.int64)
+    rest = total - int(shares.sum())
+    shares[np.argsort(-(exact - shares), kind="stable")[:rest]] += 1
+    return shares
+
+
+def _allocate(lengths: np.ndarray, budget: int, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """Which of these documents (lengths in their seeded order) to evaluate within `budget` tokens.
+
+    Rounds r = 1, 2, ...: each round brings every document up to `min(length, r * seq_len)` tokens
+    (whole once it fits, else r windows), in order, until the next document's step would not fit;
+    at least one document is taken. Returns (positions taken, windows cut from each: 0 = whole).
+    """
+    if int(lengths.sum()) <= budget:
+        return np.arange(len(lengths)), np.zeros(len(lengths), dtype=np.int64)
+    contribution = np.zeros(len(lengths), dtype=np.int64)
+    used = 0
+    for r in range(1, int(lengths.max()) // seq_len + 2):
+        target = np.minimum(lengths, r * seq_len)
+        step = target - contribution
+        if used + int(step.sum()) <= budget:
+            contribution, used = target, used + int(step.sum())
+            continue
+        fit = int(np.searchsorted(np.cumsum(step), budget - used, side="right"))
+        if r == 1:
+            fit = max(fit, 1)
+        contribution[:fit] = target[:fit]
+        break
+    taken = np.flatnonzero(contribution)
+    sizes = contribution[taken]
+    return taken, np.where(sizes == lengths[taken], 0, sizes // seq_len)
+
+
+def _whole_windows(
+    store: Documents, offsets: np.ndarray, docs: np.ndarray, seq_len: int
+) -> tuple[np.ndarray, int]:
+    if len(docs) == 0:
+        return np.zeros((0, seq_len + 1), dtype=np.int64), 0
+    eos = int(store.tokens[int(offsets[1]) - 1])  # every document in a store ends with EOS
+    parts = [np.array([eos], dtype=np.int64)]
+    # Runs of consecutive documents are one slice of the store.
+    breaks = np.flatnonzero(np.diff(docs) != 1) + 1
+    for run in np.split(docs, breaks):
+        parts.append(
+            np.asarray(store.tokens[int(offsets[run[0]]) : int(offsets[run[-1] + 1])], dtype=np.int64)
+        )
+    stream = np.concatenate(parts)
     num_targets = len(stream) - 1
     num_windows = -(-num_targets // seq_len)
     windows = np.full((num_windows, seq_len + 1), IGNORE_INDEX, dtype=np.int64)
     for i in range(num_windows):
         piece = stream[i * seq_len : i * seq_len + seq_len + 1]
         windows[i, : len(piece)] = piece
-    num_bytes = int(np.asarray(store.doc_bytes[:num_docs], dtype=np.int64).sum())
+    num_bytes = int(np.asarray(store.doc_bytes, dtype=np.int64)[docs].sum())
     return windows, num_bytes
+
+
+def _cut_windows(
+    store: Documents,
+    offsets: np.ndarray,
+    docs: np.ndarray,
+    counts: np.ndarray,
+    seq_len: int,
+    count_bytes: Callable[[np.ndarray], int] | None,
+) -> tuple[np.ndarray, dict[int, int]]:
+    """Rows of `seq_len + 1` tokens: `counts[doc]` evenly spread windows of each document in `docs`."""
+    rows: list[np.ndarray] = []
+    doc_bytes: dict[int, int] = {}
+    eos = int(store.tokens[int(offsets[1]) - 1]) if len(offsets) > 1 else 0
+    for doc in docs.tolist():
+        start, length, k = int(offsets[doc]), int(offsets[doc + 1] - offsets[doc]), int(counts[doc])
+        starts = [0] if k == 1 else [(j * (length - seq_len)) // (k - 1) for j in range(k)]
+        total = 0
+        for first in starts:
+            before = eos if first == 0 else int(store.tokens[start + first - 1])
+            text = np.asarray(store.tokens[start + first : start + first + seq_len], dtype=np.int64)
+            rows.append(np.concatenate([[before], text]))
+            if count_bytes is not None:
+                total += int(count_bytes(text))
+        if count_bytes is None:
+            total = round(int(store.doc_bytes[doc]) * k * seq_len / length)
+        doc_bytes[doc] = total
+    if not rows:
+        return np.zeros((0, seq_len + 1), dtype=np.int64), doc_bytes
+    return np.stack(rows), doc_bytes
 
 
 def evaluate_heldout(

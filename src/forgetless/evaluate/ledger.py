@@ -11,6 +11,10 @@ Sign conventions (all chosen so that the name says which way is good):
 - The continual-learning metrics on the loss matrix keep the formulas of the literature applied to
   losses (see `cl_metrics`): there a positive BWT means forgetting, a negative FWT means the earlier
   stages already helped.
+
+Changes smaller than `CHANGE_FLOOR_NATS` are evaluation noise, not findings: every label the ledger
+gives (`change` of a source, a stability gap that did not recover) applies that floor, and the
+report, `forgetless compare` and the line `forgetless train` prints use the ledger's labels.
 """
 
 from __future__ import annotations
@@ -26,16 +30,33 @@ from typing import Any
 from forgetless import __version__
 from forgetless.errors import UserError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
 
+# A held-out loss that moved by less than this (nats per token) is reported as unchanged.
+CHANGE_FLOOR_NATS = 0.01
+
 # A retained source has recovered from a stage's stability gap at the first evaluation after the peak
 # whose loss is back within max(GAP_TOLERANCE_NATS, GAP_TOLERANCE_RELATIVE * depth) of the loss at the
-# stage start. The absolute floor keeps evaluation noise on shallow gaps from reading as "never
-# recovered"; the relative part makes the rule independent of the scale of deep gaps.
-GAP_TOLERANCE_NATS = 0.01
+# stage start; a rise no deeper than that tolerance is no gap at all. The absolute floor keeps
+# evaluation noise on shallow gaps from reading as "never recovered"; the relative part makes the
+# rule independent of the scale of deep gaps.
+GAP_TOLERANCE_NATS = CHANGE_FLOOR_NATS
 GAP_TOLERANCE_RELATIVE = 0.1
+
+# A held-out sample smaller than this (documents or predicted tokens) gets a warning: its changes are
+# noisy. The evaluator's selection reaches it at eval.max_tokens >= 8,192 whenever the split allows.
+MIN_USEFUL_DOCUMENTS = 10
+MIN_USEFUL_TOKENS = 8192
+
+# What a change of a source's held-out loss is called, by role and direction (see `change_label`).
+CHANGE_LABELS = {
+    ("target", -1): "learned",
+    ("target", 1): "regressed",
+    ("retained", 1): "forgotten",
+    ("retained", -1): "improved",
+}
 
 # Lines that a resumed run writes again; a later copy supersedes an earlier one. Other kinds
 # (events, unknown kinds) are kept as they come, apart from the resume rule.
@@ -137,10 +158,11 @@ def stability_gap(
     - `depth`: max(0, max loss - start_loss), in the units of the losses;
     - `peak_loss`, `peak_tokens`: the first evaluation with the highest loss (None when depth is 0);
     - `tolerance`: the tolerance used, max(tolerance, relative_tolerance * depth);
+    - `significant`: the rise is deeper than the tolerance (a shallower one is noise, not a gap);
     - `recovery_tokens`: the first evaluation after the peak with loss <= start_loss + tolerance,
-      None when the loss never came back (or there was no rise);
-    - `recovered`: True when there was no rise or the loss came back, False when it did not,
-      None when there are no evaluations.
+      None when the loss never came back (or there was no significant rise);
+    - `recovered`: True when there was no significant rise or the loss came back, False when it
+      did not, None when there are no evaluations.
     """
     result: dict[str, Any] = {
         "start_loss": start_loss,
@@ -148,6 +170,7 @@ def stability_gap(
         "peak_loss": None,
         "peak_tokens": None,
         "tolerance": tolerance,
+        "significant": None,
         "recovery_tokens": None,
         "recovered": None,
         "evals": len(losses),
@@ -159,17 +182,39 @@ def stability_gap(
     peak_tokens, peak_loss = finite[peak_index]
     depth = peak_loss - start_loss
     if depth <= 0:
-        result.update(depth=0.0, recovered=True)
+        result.update(depth=0.0, significant=False, recovered=True)
         return result
     effective = max(tolerance, relative_tolerance * depth)
-    result.update(
-        depth=depth, peak_loss=peak_loss, peak_tokens=peak_tokens, tolerance=effective, recovered=False
-    )
+    result.update(depth=depth, peak_loss=peak_loss, peak_tokens=peak_tokens, tolerance=effective)
+    if depth <= effective:  # within the noise floor: nothing to recover from
+        result.update(significant=False, recovered=True)
+        return result
+    result.update(significant=True, recovered=False)
     for tokens, loss in finite[peak_index + 1 :]:
         if loss <= start_loss + effective:
             result.update(recovery_tokens=tokens, recovered=True)
             break
     return result
+
+
+def small_sample_warning(name: str, documents: int, tokens: int) -> str:
+    """The warning for a held-out sample below `MIN_USEFUL_DOCUMENTS` or `MIN_USEFUL_TOKENS`."""
+    return (
+        f"held-out {name}: evaluated on {documents:,} documents / {tokens:,} tokens, below "
+        f"{MIN_USEFUL_DOCUMENTS} documents or {MIN_USEFUL_TOKENS:,} tokens: its changes are noisy; "
+        f"raise eval.max_tokens or sources.{name}.heldout"
+    )
+
+
+def change_label(delta: float | None, role: str, floor: float = CHANGE_FLOOR_NATS) -> str | None:
+    """What a change of held-out loss (`delta` = final - base, nats/token) means for a source of this
+    role ("target" or "retained"): "learned" or "regressed" for a target, "forgotten" or "improved"
+    for a retained source, "unchanged" within `floor` either way; None when `delta` is unknown."""
+    if delta is None or not _finite(delta):
+        return None
+    if abs(delta) < floor:
+        return "unchanged"
+    return CHANGE_LABELS[(role, 1 if delta > 0 else -1)]
 
 
 def cl_metrics(
@@ -271,6 +316,13 @@ def build_ledger(records: list[dict]) -> dict:
         source: {"role": "target" if source in targets else "retained", **_source_stats(evals, base, source)}
         for source in sources
     }
+    for source, entry in source_table.items():
+        entry["change"] = change_label(entry["delta"], entry["role"])
+        size = entry["eval_size"]
+        if size is not None and (
+            size["documents"] < MIN_USEFUL_DOCUMENTS or size["tokens"] < MIN_USEFUL_TOKENS
+        ):
+            warnings.append(small_sample_warning(source, size["documents"], size["tokens"]))
     learning = {
         s: _neg(v["delta"])
         for s, v in source_table.items()
@@ -317,6 +369,7 @@ def build_ledger(records: list[dict]) -> dict:
             "worst_stability_gap": worst,
             "matrix": matrix,
             "mcq": mcq,
+            "change_floor": CHANGE_FLOOR_NATS,
             "gap_tolerance": {"nats": GAP_TOLERANCE_NATS, "relative": GAP_TOLERANCE_RELATIVE},
             "warnings": warnings,
         }
@@ -403,7 +456,17 @@ def _source_stats(evals: list[dict], base: dict | None, source: str) -> dict:
                 (worst[1] - base_value) if worst[1] is not None and base_value is not None else None
             )
             stats["evals"] = len(points)
+    stats["eval_size"] = _eval_size(evals, source)
     return stats
+
+
+def _eval_size(evals: list[dict], source: str) -> dict | None:
+    """The documents, tokens and bytes the last evaluation of `source` that recorded them scored."""
+    for record in reversed(evals):
+        size = {field: record.get(f"eval/{source}/{field}") for field in ("documents", "tokens", "bytes")}
+        if all(_finite(v) for v in size.values()):
+            return {k: int(v) for k, v in size.items()}
+    return None
 
 
 def _stage_ledgers(
@@ -500,6 +563,7 @@ def _worst_gap(stage_table: dict[str, dict]) -> dict | None:
                     "peak_tokens": gap["peak_tokens"],
                     "recovery_tokens": gap["recovery_tokens"],
                     "recovered": gap["recovered"],
+                    "significant": gap["significant"],
                 }
     return best
 

@@ -13,6 +13,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
+from forgetless.evaluate.ledger import CHANGE_FLOOR_NATS, change_label
 from forgetless.report.runs import Run, load_runs
 from forgetless.report.svg import format_count
 
@@ -76,9 +77,14 @@ def format_cell(kind: str, value: Any, digits: int = 4) -> str:
     if kind == "name":
         return str(value)
     if kind in ("learning", "forgetting"):
-        return f"{value:+.{digits}f}"
+        # learning is base - final, forgetting final - base: both as the final - base change they label
+        label = change_label(
+            -value if kind == "learning" else value, "target" if kind == "learning" else "retained"
+        )
+        expected = "learned" if kind == "learning" else "forgotten"
+        return f"{value:+.{digits}f}" + ("" if label == expected else f" ({label})")
     if kind == "gap":
-        mark = "" if value["recovered"] else " ✗"
+        mark = "" if value["recovered"] is not False else " ✗"
         return f"{value['depth']:.{digits}f}{mark} {value['source']}@{value['stage']}"
     if kind == "mcq":
         return f"{value * 100:+.1f} pt"
@@ -88,8 +94,11 @@ def format_cell(kind: str, value: Any, digits: int = 4) -> str:
 
 
 def cell_tone(kind: str, value: Any) -> str:
-    """'good', 'bad' or '' for colouring a cell: learning up and forgetting down are good."""
+    """'good', 'bad' or '' for colouring a cell: learning up and forgetting down are good; a loss
+    change within the ledger's noise floor is neither."""
     if value is None or not isinstance(value, (int, float)):
+        return ""
+    if kind in ("learning", "forgetting") and abs(value) < CHANGE_FLOOR_NATS:
         return ""
     if kind in ("learning", "mcq"):
         return "good" if value > 0 else "bad" if value < 0 else ""
@@ -116,7 +125,10 @@ def compare_table(run_dirs: list[Path], names: list[str] | None = None) -> Table
                 for c, v in zip(columns, row, strict=True)
             )
         )
-    table.caption = "learn = base − final; forget = final − base; ✗ = the gap did not recover; * = unfinished"
+    table.caption = (
+        f"learn = base − final; forget = final − base (below zero: improved); changes under "
+        f"{CHANGE_FLOOR_NATS:g} nats are unchanged; ✗ = the gap did not recover; * = unfinished"
+    )
     return table
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from forgetless import __version__
+from forgetless.evaluate.ledger import CHANGE_FLOOR_NATS, GAP_TOLERANCE_NATS
 from forgetless.report.compare import cell_tone, comparison, format_cell
 from forgetless.report.runs import Run, load_runs
 from forgetless.report.svg import (
@@ -153,8 +154,9 @@ def _overview(runs: list[Run], run_colors: dict[str, str]) -> str:
         f'<div class="figure">{scatter}</div>{note}'
         f'<table data-table="overview"><thead><tr>{head}</tr></thead><tbody>{"".join(lines)}</tbody></table>'
         '<p class="note">learn = base − final loss on a stage target; forget = final − base loss on any other '
-        "evaluated source (both in nats/token; green is good); worst gap = deepest rise of a retained source's "
-        "loss after a stage starts (✗: not recovered); * = run did not finish.</p></section>"
+        "evaluated source (both in nats/token; green is good, a forgetting below zero is an improvement, and "
+        f"a change under {CHANGE_FLOOR_NATS:g} nats counts as unchanged); worst gap = deepest rise of a retained "
+        "source's loss after a stage starts (✗: not recovered); * = run did not finish.</p></section>"
     )
 
 
@@ -298,16 +300,18 @@ def _lr_plot(run: Run) -> str:
 
 def _sources_table(ledger: dict) -> str:
     head = (
-        "<tr><th>source</th><th>role</th><th>base</th><th>final</th><th>Δ final − base</th><th>max (at tokens)</th>"
-        "<th>min (at tokens)</th><th>base bpb</th><th>final bpb</th><th>Δ bpb</th></tr>"
+        "<tr><th>source</th><th>role</th><th>base</th><th>final</th><th>Δ final − base</th><th>change</th>"
+        "<th>max (at tokens)</th><th>min (at tokens)</th><th>base bpb</th><th>final bpb</th><th>Δ bpb</th>"
+        "<th>evaluated documents / tokens / bytes</th></tr>"
     )
+    tones = {"learned": "good", "improved": "good", "forgotten": "bad", "regressed": "bad"}
     rows = []
     for source, s in ledger["sources"].items():
-        good_if_down = True  # lower loss is better for every source
-        tone = (
-            ""
-            if s["delta"] is None
-            else ("good" if (s["delta"] < 0) == good_if_down and s["delta"] != 0 else "bad")
+        change = s.get("change")
+        tone = tones.get(change or "", "")
+        size = s.get("eval_size")
+        evaluated = (
+            f"{size['documents']:,} / {_count(size['tokens'])} / {_count(size['bytes'])}" if size else "–"
         )
         rows.append(
             "<tr>"
@@ -316,11 +320,13 @@ def _sources_table(ledger: dict) -> str:
             + _td(_f(s["base_loss"]))
             + _td(_f(s["final_loss"]))
             + _td(_f(s["delta"], signed=True), tone)
+            + _td(change or "–", tone, True)
             + _td(f"{_f(s['max_loss'])} ({_count(s['max_loss_tokens'])})")
             + _td(f"{_f(s['min_loss'])} ({_count(s['min_loss_tokens'])})")
             + _td(_f(s["base_bpb"]))
             + _td(_f(s["final_bpb"]))
             + _td(_f(s["delta_bpb"], signed=True))
+            + _td(evaluated)
             + "</tr>"
         )
     return f'<table data-table="sources"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
@@ -358,11 +364,13 @@ def _stages_table(ledger: dict) -> str:
                 recovered = "–"
             elif gap["depth"] == 0:
                 recovered = "no rise"
+            elif gap.get("significant") is False:
+                recovered = "within noise"
             elif gap["recovered"]:
                 recovered = _count(gap["recovery_stage_tokens"])
             else:
                 recovered = "not recovered"
-            depth_tone = "bad" if (gap["depth"] or 0) > 0 and not gap["recovered"] else ""
+            depth_tone = "bad" if gap["recovered"] is False else ""
             rows.append(
                 ('<tr class="group">' if lead_row else "<tr>")
                 + lead
@@ -436,9 +444,15 @@ def _definitions() -> str:
         f"<dt>loss</dt><dd>held-out cross-entropy in {LOSS_UNIT}; bpb is bits per byte of text.</dd>"
         "<dt>base</dt><dd>the model before any training (the first evaluation), the reference for every delta.</dd>"
         "<dt>learning</dt><dd>base − final loss on the target sources of the stages (positive: learned).</dd>"
-        "<dt>forgetting</dt><dd>final − base loss on every other evaluated source (positive: forgotten).</dd>"
+        "<dt>forgetting</dt><dd>final − base loss on every other evaluated source (positive: forgotten, "
+        "negative: improved).</dd>"
+        f"<dt>change</dt><dd>learned, regressed, forgotten or improved; unchanged when the loss moved by less than "
+        f"{CHANGE_FLOOR_NATS:g} nats/token, the noise floor.</dd>"
         "<dt>stability gap</dt><dd>the largest rise of a retained source's loss above its value at the stage start; "
-        "recovered at the first later evaluation back within max(0.01 nats, 10% of the depth) of the start.</dd>"
+        f"a rise within max({GAP_TOLERANCE_NATS:g} nats, 10% of the depth) is noise, not a gap; a deeper one "
+        "recovered at the first later evaluation back within that tolerance of the start.</dd>"
+        "<dt>evaluated</dt><dd>the held-out documents, tokens and bytes each evaluation scores: a sample spread "
+        "over the source's held-out split and its sub-sources (docs/evaluation.md).</dd>"
         "<dt>ACC, BWT, FWT, forgetting</dt><dd>the continual-learning metrics of the stage-by-source matrix with "
         "the base model as reference (GEM; Chaudhry et al. for forgetting); sources no stage targets count as "
         "learned by the base model.</dd></dl></section>"

@@ -28,6 +28,7 @@ CORPORA: tuple[str, ...] = ("general", "security", "code")
 QUESTION_SETS: tuple[str, ...] = ("security-mcq", "general-mcq")
 SPLITS: tuple[str, ...] = ("train", "heldout")
 REF_PREFIX = "bundled:"
+SUBSOURCE_FIELD = "source"  # every bundled document names its sub-corpus (manifest `by_source`)
 
 
 def bundle_dir() -> Path:
