@@ -120,7 +120,11 @@ class ModelConfig(_Strict):
         None, description="a Hugging Face model dir, a hub id, or demo:base (the quick demo's base, built once)"
     )
     init: InitConfig | None = None
-    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto",
+        description="the weights' dtype while training; auto: float32 (train.precision sets the compute "
+        "dtype); bfloat16 keeps the weights in bfloat16 (half the memory, no float32 copy)",
+    )
     allow_pickle: bool = False
     trust_remote_code: bool = False
     transforms: list[TransformConfig] = Field(

@@ -13,7 +13,14 @@ from transformers import AutoModelForCausalLM
 from forgetless.config import InitConfig, ModelConfig
 from forgetless.errors import UserError
 from forgetless.model.init import init_model_config
-from forgetless.model.load import build_model, count_parameters, load_tokenizer, save_model
+from forgetless.model.load import (
+    build_model,
+    count_parameters,
+    final_dtype,
+    load_tokenizer,
+    save_model,
+    stored_dtype,
+)
 
 FAMILIES = [
     "llama",
@@ -178,6 +185,47 @@ def test_saved_model_loads_back_through_build_model(saved_llama: Path, tiny_toke
         assert torch.equal(a, b), name
     half = build_model(ModelConfig(path=str(saved_llama)), tiny_tokenizer, dtype=torch.bfloat16)
     assert next(half.parameters()).dtype == torch.bfloat16
+
+
+def test_model_dtype_is_the_dtype_of_the_loaded_weights(saved_llama: Path, tiny_tokenizer) -> None:
+    assert build_model(ModelConfig(path=str(saved_llama)), tiny_tokenizer).dtype == torch.float32  # auto
+    bf16 = build_model(ModelConfig(path=str(saved_llama), dtype="bfloat16"), tiny_tokenizer)
+    assert {p.dtype for p in bf16.parameters()} == {torch.bfloat16}
+    fresh_bf16 = build_model(ModelConfig(init=tiny_init(), dtype="bfloat16"), tiny_tokenizer)
+    assert {p.dtype for p in fresh_bf16.parameters()} == {torch.bfloat16}
+
+
+def test_save_in_another_dtype_leaves_the_model_alone_and_keeps_tied_weights_once(
+    tiny_tokenizer, tmp_path: Path
+) -> None:
+    from safetensors.torch import load_file
+
+    model = fresh(tiny_tokenizer)
+    assert model.config.tie_word_embeddings
+    save_model(model, tiny_tokenizer, tmp_path / "bf16", dtype=torch.bfloat16)
+    assert model.dtype == torch.float32
+    tensors = load_file(tmp_path / "bf16" / "model.safetensors")
+    assert {t.dtype for t in tensors.values()} == {torch.bfloat16}
+    assert "lm_head.weight" not in tensors  # tied to the embedding: stored once
+    assert json.loads((tmp_path / "bf16" / "config.json").read_text())["dtype"] == "bfloat16"
+    assert stored_dtype(tmp_path / "bf16") == torch.bfloat16
+    reloaded = AutoModelForCausalLM.from_pretrained(tmp_path / "bf16", dtype="auto")
+    assert reloaded.dtype == torch.bfloat16
+    torch.testing.assert_close(
+        reloaded.model.embed_tokens.weight, model.model.embed_tokens.weight.to(torch.bfloat16)
+    )
+
+
+def test_final_dtype_follows_output_then_model_then_the_stored_weights(
+    saved_llama: Path, tmp_path: Path
+) -> None:
+    base = ModelConfig(path=str(saved_llama))
+    assert stored_dtype(saved_llama) == torch.float32
+    assert final_dtype(base, "auto") == torch.float32
+    assert final_dtype(base, "bfloat16") == torch.bfloat16
+    assert final_dtype(ModelConfig(path=str(saved_llama), dtype="bfloat16"), "auto") == torch.bfloat16
+    assert final_dtype(ModelConfig(path=str(saved_llama), dtype="bfloat16"), "float32") == torch.float32
+    assert final_dtype(ModelConfig(init=tiny_init()), "auto") == torch.float32
 
 
 def test_save_replaces_an_existing_dir_and_leaves_no_temporaries(

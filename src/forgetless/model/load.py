@@ -83,15 +83,26 @@ def load_tokenizer(
 # Model
 
 
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+_SAFETENSORS_DTYPES = {
+    "F32": torch.float32,
+    "BF16": torch.bfloat16,
+    "F16": torch.float16,
+    "F64": torch.float64,
+}
+
+
 def build_model(
-    config: ModelConfig, tokenizer: PreTrainedTokenizerBase, *, dtype: torch.dtype = torch.float32
+    config: ModelConfig, tokenizer: PreTrainedTokenizerBase, *, dtype: torch.dtype | None = None
 ) -> PreTrainedModel:
     """The model of `config`: loaded from `config.path`, or freshly initialised from `config.init`.
 
-    The model is in training mode, on CPU, with parameters of `dtype`. Raises `UserError` for a bad
-    model directory (see the module docstring) or when the tokenizer has more tokens than the
-    model's input embedding has rows.
+    The model is in training mode, on CPU, with parameters of `dtype` (default: `config.dtype`,
+    where auto means float32). Raises `UserError` for a bad model directory (see the module
+    docstring) or when the tokenizer has more tokens than the model's input embedding has rows.
     """
+    if dtype is None:
+        dtype = DTYPES.get(config.dtype, torch.float32)
     if config.init is not None:
         model = init_model(config.init, tokenizer, dtype=dtype)
     else:
@@ -115,6 +126,50 @@ def check_vocabulary(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase)
             f"tokenizer {tokenizer.name_or_path} has {len(tokenizer)} tokens but the model's embedding "
             f"has {rows} rows; use the model's own tokenizer or extend the model's vocabulary"
         )
+
+
+def final_dtype(model: ModelConfig, output_dtype: str) -> torch.dtype:
+    """The dtype in which a run saves `final/`: `output_dtype` unless auto, then `model.dtype` unless
+    auto, then the dtype the base model's weights are stored in (float32 for a fresh model)."""
+    if output_dtype != "auto":
+        return DTYPES[output_dtype]
+    if model.dtype != "auto":
+        return DTYPES[model.dtype]
+    if model.path is None:
+        return torch.float32
+    return stored_dtype(model.path) or torch.float32
+
+
+def stored_dtype(path: str | os.PathLike[str]) -> torch.dtype | None:
+    """The floating-point dtype that holds most of a model's stored weights: read from the headers
+    of a local directory's safetensors files, else from its config (`dtype` or `torch_dtype`, also
+    for a hub id in the local cache); None when neither says."""
+    local = Path(path).expanduser()
+    counts: dict[torch.dtype, int] = {}
+    for file in sorted(local.glob("*.safetensors")) if local.is_dir() else []:
+        try:
+            with file.open("rb") as fh:
+                header = json.loads(fh.read(int.from_bytes(fh.read(8), "little")))
+        except (OSError, ValueError):
+            continue
+        for key, entry in header.items():
+            dtype = _SAFETENSORS_DTYPES.get(entry.get("dtype")) if key != "__metadata__" else None
+            if dtype is not None:
+                count = 1
+                for size in entry.get("shape", []):
+                    count *= int(size)
+                counts[dtype] = counts.get(dtype, 0) + count
+    if counts:
+        return max(counts, key=lambda d: counts[d])
+    try:
+        from transformers import AutoConfig
+
+        declared = getattr(AutoConfig.from_pretrained(str(path)), "dtype", None)
+    except _LOAD_ERRORS:
+        return None
+    if isinstance(declared, str):
+        declared = DTYPES.get(declared)
+    return declared if isinstance(declared, torch.dtype) else None
 
 
 def _load_pretrained(config: ModelConfig, dtype: torch.dtype) -> PreTrainedModel:
@@ -220,19 +275,31 @@ def _index_shards(index_file: Path) -> list[str]:
 # Saving
 
 
-def save_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase | None, out_dir: Path) -> None:
+def save_model(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase | None,
+    out_dir: Path,
+    *,
+    dtype: torch.dtype | None = None,
+) -> None:
     """Write `model` (safetensors, config, generation config) and `tokenizer` as a HF directory.
 
-    The directory is written under a temporary name next to `out_dir`, then renamed into place; an
-    existing `out_dir` is replaced only once the new one is complete, so a crash leaves either the
-    old or the new directory (plus, at worst, a leftover hidden `.<name>.tmp-*` or `.<name>.old-*` folder), never a mix.
+    With `dtype`, floating-point weights are written in that dtype (and config.json says so); the
+    model in memory is left as it is. The directory is written under a temporary name next to
+    `out_dir`, then renamed into place; an existing `out_dir` is replaced only once the new one is
+    complete, so a crash leaves either the old or the new directory (plus, at worst, a leftover
+    hidden `.<name>.tmp-*` or `.<name>.old-*` folder), never a mix.
     """
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = _sibling(out_dir, "tmp")
     tmp.mkdir()
     try:
-        model.save_pretrained(tmp)
+        if dtype is None or dtype == model.dtype:
+            model.save_pretrained(tmp)
+        else:
+            model.save_pretrained(tmp, state_dict=_cast_state(model, dtype))
+            _set_config_dtype(tmp / "config.json", dtype)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
         if not (tmp / SAFETENSORS).is_file() and not (tmp / SAFETENSORS_INDEX).is_file():
@@ -247,6 +314,29 @@ def save_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase | None
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _cast_state(model: PreTrainedModel, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """The model's state with floating-point tensors in `dtype`; tensors that share storage (tied
+    embeddings) still share it, so they are saved once."""
+    cast: dict[tuple[int, torch.Size, torch.dtype], torch.Tensor] = {}
+    state = {}
+    for name, tensor in model.state_dict().items():
+        if not tensor.is_floating_point():
+            state[name] = tensor
+            continue
+        key = (tensor.data_ptr(), tensor.shape, tensor.dtype)
+        if key not in cast:
+            cast[key] = tensor.detach().to(dtype)
+        state[name] = cast[key]
+    return state
+
+
+def _set_config_dtype(config_file: Path, dtype: torch.dtype) -> None:
+    data = json.loads(config_file.read_text(encoding="utf-8"))
+    name = str(dtype).removeprefix("torch.")
+    data["dtype" if "dtype" in data or "torch_dtype" not in data else "torch_dtype"] = name
+    config_file.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def _sibling(path: Path, tag: str) -> Path:
