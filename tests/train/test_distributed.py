@@ -111,3 +111,15 @@ def test_a_checkpoint_of_two_ranks_resumes_on_one(runs) -> None:
     )
     for key in a:
         torch.testing.assert_close(a[key], b[key], atol=1e-4, rtol=1e-3)
+
+
+def test_average_reads_sharded_checkpoints_like_single_process_ones(runs, tmp_path) -> None:
+    from forgetless.cli import main
+
+    for name in ("single", "two"):
+        main(["average", str(runs[name]), "--last", "2", "--out", str(tmp_path / name)])
+    single = load_file(tmp_path / "single" / "model.safetensors")
+    sharded = load_file(tmp_path / "two" / "model.safetensors")
+    assert single.keys() == sharded.keys()
+    for key in single:
+        torch.testing.assert_close(sharded[key], single[key], atol=1e-4, rtol=1e-3)

@@ -270,11 +270,13 @@ class MixtureSampler:
         """The sampler of `config.stages[stage_index]` as a run trains it: the run's seq_len, the
         seed `train.seed + stage_index`, and a `RepetitionWarning` for each source read more times
         than its `sources.<name>.max_epochs_warning` (none with `warn=False`)."""
-        limits = {
-            name: source.max_epochs_warning
-            for name, source in config.sources.items()
-            if source.max_epochs_warning is not None
-        }
+        limits = None
+        if warn:
+            limits = {
+                name: source.max_epochs_warning
+                for name, source in config.sources.items()
+                if source.max_epochs_warning is not None
+            }
         return cls(
             config.stages[stage_index],
             stores,
@@ -282,7 +284,7 @@ class MixtureSampler:
             config.train.seed + stage_index,
             rank,
             world_size,
-            max_epochs_warning=limits if warn else None,
+            max_epochs_warning=limits,
         )
 
     # -- construction helpers ----------------------------------------------------------------

@@ -282,6 +282,48 @@ class _TensorFile(Mapping[str, torch.Tensor]):
         return len(self._keys)
 
 
+def checkpoint_weights(folder: Path) -> Mapping[str, torch.Tensor]:
+    """The model weights of a checkpoint by parameter name, whichever number of processes wrote it:
+    a mapping that reads one whole tensor (on CPU) from disk when it is looked up, so a reader
+    holds one tensor of the checkpoint at a time. Tied weights appear under the one name that was
+    saved (`model.safetensors`) or under each of their names (a sharded checkpoint)."""
+    if is_sharded(folder):
+        return _ShardedWeights(folder / SHARDED_STATE)
+    return _TensorFile(folder / "model.safetensors")
+
+
+class _ShardedWeights(Mapping[str, torch.Tensor]):
+    """The model tensors of a torch.distributed.checkpoint folder, each read whole on access."""
+
+    _PREFIX = "model."
+
+    def __init__(self, folder: Path) -> None:
+        import torch.distributed.checkpoint as dcp
+        from torch.distributed.checkpoint.metadata import TensorStorageMetadata
+
+        self.folder = folder
+        metadata = dcp.FileSystemReader(str(folder)).read_metadata().state_dict_metadata
+        self._entries = {
+            key[len(self._PREFIX) :]: entry
+            for key, entry in metadata.items()
+            if key.startswith(self._PREFIX) and isinstance(entry, TensorStorageMetadata)
+        }
+
+    def __getitem__(self, key: str) -> torch.Tensor:
+        import torch.distributed.checkpoint as dcp
+
+        entry = self._entries[key]
+        tensor = torch.empty(entry.size, dtype=entry.properties.dtype)
+        dcp.load({"model": {key: tensor}}, checkpoint_id=str(self.folder), no_dist=True)
+        return tensor
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 def read_trainer_state(folder: Path) -> dict[str, Any]:
     with open(folder / "trainer.json", encoding="utf-8") as fh:
         return from_json(json.load(fh))

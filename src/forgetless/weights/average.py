@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from forgetless.errors import UserError
-from forgetless.weights.merge import average, save_as
+from forgetless.weights.merge import mean_tensor, save_as
 
 
 def stage_checkpoints(run_dir: Path, stage: str | None) -> tuple[str, list[Path]]:
@@ -40,11 +40,13 @@ def stage_checkpoints(run_dir: Path, stage: str | None) -> tuple[str, list[Path]
 
 def average_checkpoints(run_dir: Path, last: int, stage: str | None, out_dir: Path) -> tuple[str, list[Path]]:
     """Average the weights of the last `last` checkpoints of a stage into an HF directory; return
-    the stage and the checkpoints used."""
-    from safetensors.torch import load_file
+    the stage and the checkpoints used.
 
+    Checkpoints of either layout (one process, or sharded by several) are read one tensor at a
+    time: the memory needed is the model's, plus one tensor of each checkpoint."""
     from forgetless.config import load_config
     from forgetless.model.load import build_model, load_tokenizer
+    from forgetless.train import checkpoint as ckpt
 
     if last < 1:
         raise UserError(f"--last {last}: average at least one checkpoint")
@@ -55,13 +57,26 @@ def average_checkpoints(run_dir: Path, last: int, stage: str | None, out_dir: Pa
             "(raise output.keep_checkpoints)"
         )
     folders = folders[-last:]
-    averaged = average([load_file(folder / "model.safetensors") for folder in folders])
+    readers = [ckpt.checkpoint_weights(folder) for folder in folders]
+    for folder, reader in zip(folders[1:], readers[1:], strict=True):
+        if set(reader) != set(readers[0]):
+            name = sorted(set(reader) ^ set(readers[0]))[0]
+            raise UserError(f"{folder}: {name} is in this checkpoint or in {folders[0].name}, not in both")
     config = load_config(Path(run_dir) / "config.yaml")
     tokenizer = load_tokenizer(config.tokenizer or config.model.path)
     model = build_model(config.model, tokenizer)
-    missing, unexpected = model.load_state_dict(averaged, strict=False)
-    stored = {t.data_ptr() for name, t in model.state_dict().items() if name in averaged}
-    if unexpected or any(model.state_dict()[name].data_ptr() not in stored for name in missing):
-        raise UserError(f"{folders[0]}: the checkpoint does not fit the run's model")
+    own = model.state_dict()  # tied weights: one storage under several names
+    written: set[int] = set()
+    with torch.no_grad():
+        for name in readers[0]:
+            if name not in own or own[name].shape != readers[0][name].shape:
+                raise UserError(f"{folders[0]}: the checkpoint does not fit the run's model ({name})")
+            own[name].copy_(mean_tensor([reader[name] for reader in readers]))
+            written.add(own[name].data_ptr())
+    unwritten = [name for name, tensor in own.items() if tensor.data_ptr() not in written]
+    if unwritten:
+        raise UserError(
+            f"{folders[0]}: the checkpoint does not fit the run's model ({unwritten[0]} is missing)"
+        )
     save_as(model, tokenizer, out_dir, torch.float32)
     return stage, folders

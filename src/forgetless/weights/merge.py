@@ -84,16 +84,19 @@ def average(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     first = states[0]
     for other in states[1:]:
         _check_same(first, other, "average")
-    out = {}
-    for name, tensor in first.items():
-        if not tensor.is_floating_point():
-            out[name] = tensor.clone()
-            continue
-        total = torch.zeros(tensor.shape, dtype=torch.float64)
-        for state in states:
-            total += state[name].double()
-        out[name] = (total / len(states)).to(tensor.dtype)
-    return out
+    return {name: mean_tensor([state[name] for state in states]) for name in first}
+
+
+def mean_tensor(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """The element-wise mean of `tensors` (summed in float64), in the first one's dtype; a copy of
+    the first when it is not floating-point (a step counter, an index buffer)."""
+    first = tensors[0]
+    if not first.is_floating_point():
+        return first.clone()
+    total = torch.zeros(first.shape, dtype=torch.float64)
+    for tensor in tensors:
+        total += tensor.double()
+    return (total / len(tensors)).to(first.dtype)
 
 
 def instruction_residual(
