@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 
-.PHONY: venv demo demo-quick test test-all lint bench clean
+.PHONY: venv demo demo-quick test test-all lint typecheck bench clean
 
 $(BIN)/forgetless: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ test-all: venv
 
 lint: venv
 	$(BIN)/ruff check src tests benchmarks scripts
+
+typecheck: venv
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) .pytest_cache

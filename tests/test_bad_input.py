@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import torch
+import yaml
 
 from faults_helpers import cli, fault_config, quoted, record, snapshot, write_config, write_corpus
 from forgetless.config import load_config
@@ -43,7 +44,7 @@ class Setup:
     config: dict[str, Any]
     run_dir: Path
     model_dir: Path
-    config_text: str | None = None
+    config_text: str | bytes | None = None
 
     def file(self, name: str, data: bytes | str) -> str:
         path = self.tmp / name
@@ -64,6 +65,7 @@ class Case:
     expect: str  # a regular expression the one stderr line must match
     command: str = "train"
     resume: bool = True
+    fresh: bool = False  # also refused, the same way, by a fresh run into a new directory
 
 
 def _set(path: str, value: Any) -> Callable[[Setup], None]:
@@ -77,7 +79,7 @@ def _set(path: str, value: Any) -> Callable[[Setup], None]:
     return edit
 
 
-def _yaml(text: str) -> Callable[[Setup], None]:
+def _yaml(text: str | bytes) -> Callable[[Setup], None]:
     def edit(s: Setup) -> None:
         s.config_text = text
 
@@ -144,6 +146,38 @@ def _tiny_source(evaluated: bool) -> Callable[[Setup], None]:
     return edit
 
 
+def _twice(s: Setup) -> None:
+    s.config_text = yaml.safe_dump(s.config, sort_keys=False) + "train: {seed: 1}\n"
+
+
+def _a_file(name: str, *under: str) -> Callable[[Setup], list[str]]:
+    return lambda s: ["--out", str(Path(s.file(name, "not a folder"), *under))]
+
+
+def _without(tensor: str) -> Callable[[Path], None]:
+    def change(folder: Path) -> None:
+        from safetensors.torch import load_file, save_file
+
+        tensors = load_file(folder / "model.safetensors")
+        del tensors[tensor]
+        save_file(tensors, folder / "model.safetensors", metadata={"format": "pt"})
+
+    return change
+
+
+def _gpt2_of(positions: int) -> Callable[[Setup], None]:
+    def edit(s: Setup) -> None:
+        s.config["model"]["init"] = {
+            "architecture": "gpt2",
+            "hidden_size": 32,
+            "num_layers": 1,
+            "num_heads": 2,
+            "max_position_embeddings": positions,
+        }
+
+    return edit
+
+
 def _corrupt_checkpoint_state(s: Setup) -> None:
     (ckpt.latest_checkpoint(s.run_dir) / "trainer.json").write_text('{"position": {"step": ')
 
@@ -201,6 +235,41 @@ CASES: dict[str, Case] = {
     ),
     "malformed --set": Case(_args("--set", "train.seed"), r"--set 'train\.seed': expected key\.path=value"),
     "missing config file": Case(_missing_config, r"missing\.yaml: config file not found"),
+    "config that is not UTF-8": Case(
+        _yaml("model: {init: {}}\n# caf\u00e9 in Latin-1\n".encode("latin-1")),
+        r"config\.yaml:2: not UTF-8 text \(byte 0xe9\); save the config as UTF-8",
+    ),
+    "a key given twice": Case(_twice, r"config\.yaml:\d+: train: given twice; keep one"),
+    "replay from the stage's own target": Case(
+        _set("stages.1.replay", {"from": "general", "ratio": 0.1}),
+        r"stages\.1\.replay\.from\.0: 'general' is also trained in stages\.1\.mix",
+        fresh=True,
+    ),
+    "a stage shorter than one optimizer step": Case(
+        _set("stages.1.tokens", 100),
+        r"stages\.1\.tokens: stage 'second' is 4 sequences of 32 tokens, less than one optimizer step of 8",
+        fresh=True,
+    ),
+    "seq_len beyond learned positions": Case(
+        _gpt2_of(16),
+        r"train\.seq_len: 32 tokens, but the model's learned position embeddings end at "
+        r"max_position_embeddings = 16",
+        fresh=True,
+    ),
+    # The output and cache folders
+    "--out that is a file": Case(_a_file("out-file"), r"output\.dir: .*out-file is a file; give a folder"),
+    "--out under a file": Case(
+        _a_file("out-file", "run"), r"output\.dir: .*out-file/run lies under .*out-file, which is a file"
+    ),
+    "--out inside a model directory": Case(
+        lambda s: ["--out", str(s.run_dir / "final" / "again")],
+        r"output\.dir: .*final/again is inside .*run/final, which is a model directory",
+    ),
+    "cache_dir that is a file": Case(
+        lambda s: s.config.update(cache_dir=s.file("cache-file", "not a folder")),
+        r"cache_dir: .*cache-file is a file; give a folder",
+        fresh=True,
+    ),
     # Tokenizer and model directories
     "missing tokenizer directory": Case(
         lambda s: s.config.update(tokenizer=str(s.tmp / "nope")), r"nope: tokenizer directory not found"
@@ -219,6 +288,11 @@ CASES: dict[str, Case] = {
     "missing model directory": Case(
         lambda s: s.config.update(model={"path": str(s.tmp / "no-model")}),
         r"no-model: model directory not found",
+    ),
+    "weights that lack a tensor of the model": Case(
+        _model_dir(_without("model.norm.weight")),
+        r"model: the weights lack 1 tensor\(s\) of the model its config\.json describes \(first: model\.norm\.weight\)",
+        fresh=True,
     ),
     "missing model weights": Case(
         _model_dir(lambda d: (d / "model.safetensors").unlink()), r"model: no model weights \(looked for"
@@ -250,6 +324,12 @@ CASES: dict[str, Case] = {
     "binary data file read as text": Case(
         _data("image.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256))),
         r"image\.txt: a binary file \(NUL bytes\), not text; remove it from sources\.general\.files",
+    ),
+    "text that is not UTF-8": Case(
+        _data("latin1.txt", "caf\u00e9 au lait\n".encode("latin-1") * 40),
+        r"latin1\.txt:1: not UTF-8 text \(byte 0xe9\); convert the file to UTF-8, or set "
+        r"sources\.general\.on_error: skip",
+        fresh=True,
     ),
     "binary data file read as JSON lines": Case(
         _data("weights.jsonl", bytes(range(256)) * 4), r"weights\.jsonl:1: invalid JSON"
@@ -330,7 +410,9 @@ def test_bad_input_exits_2_with_one_line(
     setup = Setup(tmp_path, config, run_dir, shared["model"])
     extra = case.edit(setup) or []
     config_path = tmp_path / "config.yaml"
-    if setup.config_text is not None:
+    if isinstance(setup.config_text, bytes):
+        config_path.write_bytes(setup.config_text)
+    elif setup.config_text is not None:
         config_path.write_text(setup.config_text)
     else:
         write_config(config_path, setup.config)
@@ -350,6 +432,10 @@ def test_bad_input_exits_2_with_one_line(
     assert "Traceback" not in err and out == ""
     assert snapshot(run_dir) == before  # the earlier run is untouched
     record(record_property, "Bad input", name, f"exit {code}: {quoted(lines[0])}")
+    if case.fresh:  # the same refusal whether or not a run directory exists
+        fresh = tmp_path / "fresh"
+        code, out, err = cli([case.command, str(config_path), "--quiet", *extra, "--out", str(fresh)], capsys)
+        assert code == 2 and err.strip() == lines[0] and not fresh.exists(), err
 
 
 def test_a_command_line_usage_error_exits_2_with_the_usage(capsys) -> None:

@@ -12,6 +12,7 @@ import contextlib
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -78,7 +79,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         # Outside standalone mode typer hands back what would have been the exit code, and turns a
         # KeyboardInterrupt into the code 130, instead of exiting.
-        code = app(args=argv, standalone_mode=False)
+        with _warnings_as_lines():
+            code = app(args=argv, standalone_mode=False)
     except UserError as err:
         if _DEBUG["on"]:
             raise
@@ -137,6 +139,21 @@ def _interrupted(message: str) -> Iterator[None]:
         yield
     except KeyboardInterrupt:
         raise Preempted(f"stopped by SIGINT (Ctrl-C) {message}", signal.SIGINT) from None
+
+
+@contextlib.contextmanager
+def _warnings_as_lines() -> Iterator[None]:
+    """Warnings (a source read too often, a sequence beyond the trained positions) as one line each."""
+
+    def show(message: Warning | str, category: type[Warning], *args: object, **kwargs: object) -> None:
+        typer.echo(f"warning: {message}", err=True)
+
+    saved = warnings.showwarning
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = saved
 
 
 def _is_usage_error(err: Exception) -> bool:

@@ -162,7 +162,11 @@ class SourceConfig(_Strict):
     format: Literal["auto", "txt", "jsonl", "json", "parquet", "csv", "hf_disk", "hf_hub"] = "auto"
     split: str = "train"
     heldout: HeldoutConfig = Field(default_factory=HeldoutConfig)
-    on_error: Literal["fail", "skip"] = "fail"
+    on_error: Literal["fail", "skip"] = Field(
+        "fail",
+        description="a malformed record or text that is not UTF-8: fail names it; skip skips the record "
+        "or replaces the bytes, and counts them",
+    )
     subsource_field: str | None = Field(
         None,
         description="record field naming each document's sub-source; held-out evaluation samples every "
@@ -440,6 +444,12 @@ class RunConfig(_Strict):
             if stage.replay is not None:
                 for j, name in enumerate(stage.replay.from_):
                     _check_source(name, known, f"stages.{i}.replay.from.{j}")
+                    if stage.mix.get(name, 0) > 0:
+                        raise _KeyError(
+                            f"stages.{i}.replay.from.{j}",
+                            f"{name!r} is also trained in stages.{i}.mix; replay draws on sources the "
+                            "stage does not train on (remove it from one of the two)",
+                        )
             _check_methods(stage, i, known)
         for i, name in enumerate(self.eval.sources or []):
             _check_source(name, known, f"eval.sources.{i}")
@@ -512,10 +522,19 @@ def load_config(path: str | os.PathLike[str], overrides: list[str] | None = None
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: config file not found")
-    text = path.read_text(encoding="utf-8")
+    raw = path.read_bytes()
     try:
-        data = yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        raise UserError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{raw[err.start]:02x}); save the config as UTF-8"
+        ) from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
         lines = _key_lines(text)
+    except _DuplicateKey as err:
+        raise UserError(f"{path}:{err.line}: {err.key}: given twice; keep one") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
@@ -526,6 +545,51 @@ def load_config(path: str | os.PathLike[str], overrides: list[str] | None = None
         apply_override(data, item)
     _resolve_paths(data, path.parent)
     return validate_config(data, source=str(path), lines=lines)
+
+
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: str, line: int) -> None:
+        super().__init__(f"{key} given twice")
+        self.key, self.line = key, line
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a mapping that gives one key twice (where the last would win)."""
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        self.root_node = node
+        return super().construct_document(node)
+
+
+def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            dotted = ".".join([*_path_to(loader.root_node, node), str(key)])
+            raise _DuplicateKey(dotted, key_node.start_mark.line + 1)
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+def _path_to(root: yaml.Node | None, target: yaml.Node) -> list[str]:
+    if root is None or root is target:
+        return []
+    children: list[tuple[str, yaml.Node]] = []
+    if isinstance(root, yaml.MappingNode):
+        children = [(str(k.value), v) for k, v in root.value]
+    elif isinstance(root, yaml.SequenceNode):
+        children = [(str(i), v) for i, v in enumerate(root.value)]
+    for name, child in children:
+        if child is target:
+            return [name]
+        found = _path_to(child, target)
+        if found:
+            return [name, *found]
+    return []
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
 
 
 def config_from_dict(data: dict[str, Any], base_dir: str | os.PathLike[str] = ".") -> RunConfig:
@@ -679,6 +743,19 @@ def _line_for(key: str, lines: dict[str, int]) -> int | None:
             return found
         parts.pop()
     return None
+
+
+def check_folder(path: str | os.PathLike[str], key: str) -> Path:
+    """`path` as a folder the program may create or write in: raise `UserError` naming `key` when it
+    is a file, or lies under a file (nothing could be made there). Nothing is created."""
+    path = Path(path)
+    for candidate in [path, *path.parents]:
+        if candidate.exists():
+            if not candidate.is_dir():
+                where = "is a file" if candidate == path else f"lies under {candidate}, which is a file"
+                raise UserError(f"{key}: {path} {where}; give a folder")
+            break
+    return path
 
 
 def dump_config(config: RunConfig) -> str:

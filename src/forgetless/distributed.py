@@ -18,6 +18,7 @@ Invariants:
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -333,6 +334,61 @@ def load_sharded(folder: Path, model: nn.Module, optimizer: torch.optim.Optimize
     )
     for group, own in zip(optimizer.param_groups, kernels, strict=True):
         group.update(own)
+
+
+@torch.no_grad()
+def load_whole(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None,
+    weights: Mapping[str, torch.Tensor],
+    optimizer_state: dict[str, Any] | None,
+) -> None:
+    """Load a single-process checkpoint into this process's part of `model` (sharded with FSDP2,
+    or wrapped in DDP) and of its optimizer: every rank reads the whole tensors (`weights`, one at a
+    time) and keeps its own shard of each. The optimizer's state is keyed by the position of each
+    parameter in its groups, the same on every number of processes (the groups come from the
+    model's parameter names)."""
+    module = unwrap(model)
+    reshard(module)
+    params = list(module.named_parameters(remove_duplicate=False))
+    names_of: dict[int, list[str]] = {}
+    for name, param in params:  # tied weights: one parameter under several names, saved under one
+        names_of.setdefault(id(param), []).append(name)
+    persistent = set(module.state_dict())
+    targets = params + [(name, b) for name, b in module.named_buffers() if name in persistent]
+    for name, target in targets:
+        saved = next((n for n in names_of.get(id(target), [name]) if n in weights), None)
+        if saved is None:
+            raise UserError(
+                f"the checkpoint has no tensor {name}; resume with the config the run was started with"
+            )
+        local_shard(target).copy_(shard_like(weights[saved], target))
+    if optimizer is None or optimizer_state is None:
+        return
+    kernels = [{k: group.get(k) for k in ("fused", "foreach")} for group in optimizer.param_groups]
+    order = [param for group in optimizer.param_groups for param in group["params"]]
+    state: dict[int, dict[str, Any]] = {}
+    for index, fields in optimizer_state["state"].items():
+        param = order[int(index)]
+        state[int(index)] = {
+            key: _sharded_like(value, param)
+            if torch.is_tensor(value) and value.shape == param.shape
+            else value
+            for key, value in fields.items()
+        }
+    optimizer.load_state_dict({"state": state, "param_groups": optimizer_state["param_groups"]})
+    for group, own in zip(optimizer.param_groups, kernels, strict=True):
+        group.update(own)  # how this process steps is its own choice
+
+
+def _sharded_like(full: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """`full` laid out as `like`: a DTensor of this rank's shard when `like` is sharded."""
+    if not is_sharded_tensor(like):
+        return full
+    local = shard_like(full, like)
+    return DTensor.from_local(
+        local, like.device_mesh, like.placements, shape=like.shape, stride=like.stride()
+    )
 
 
 def full_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:

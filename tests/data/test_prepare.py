@@ -442,7 +442,7 @@ def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
 def test_cli_prepare_twice(tmp_path, tiny_tokenizer_dir, capsys) -> None:
     write_jsonl(tmp_path / "a.jsonl", marked_docs("cli", 10))
     (tmp_path / "b.txt").write_bytes(b"bad bytes \xff here")
-    config = write_config(tmp_path, tiny_tokenizer_dir, "  src: {files: [a.jsonl, b.txt]}\n")
+    config = write_config(tmp_path, tiny_tokenizer_dir, "  src: {files: [a.jsonl, b.txt], on_error: skip}\n")
     code, out, _ = run_cli(["prepare", str(config), "--quiet"], capsys)
     assert code == 0 and "prepared" in out and "1 invalid utf8" in out
     code, out, _ = run_cli(["prepare", str(config), "--quiet"], capsys)

@@ -180,11 +180,17 @@ def test_bundled_sources_use_their_own_split(tmp_path: Path, monkeypatch) -> Non
     assert list(read_documents(units[1], stats)) == ["heldout 0", "heldout 1", "heldout 2"]
 
 
-def test_invalid_utf8_is_replaced_and_counted(tmp_path: Path) -> None:
-    (tmp_path / "a.txt").write_bytes(b"good \xff\xfe bad \xc3")
+def test_invalid_utf8_is_refused_unless_on_error_skip_replaces_and_counts_it(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_bytes(b"good\nstill good \xff\xfe bad \xc3")
     (tmp_path / "b.jsonl").write_bytes(b'{"text": "ok \xff"}\n{"text": "fine"}\n')
-    texts, stats = read([str(tmp_path / "a.txt"), str(tmp_path / "b.jsonl")])
-    assert texts == ["good \ufffd\ufffd bad \ufffd", "ok \ufffd", "fine"]
+    (tmp_path / "c.csv").write_bytes(b'text\nfine\n"not \xff"\n')
+    for name, line in (("a.txt", 2), ("b.jsonl", 1), ("c.csv", 3)):
+        with pytest.raises(
+            UserError, match=rf"{name}:{line}: not UTF-8 text \(byte 0xff\); .*src\.on_error: skip"
+        ):
+            read([str(tmp_path / name)])
+    texts, stats = read([str(tmp_path / "a.txt"), str(tmp_path / "b.jsonl")], on_error="skip")
+    assert texts == ["good\nstill good \ufffd\ufffd bad \ufffd", "ok \ufffd", "fine"]
     assert stats.invalid_utf8 == 4
 
 

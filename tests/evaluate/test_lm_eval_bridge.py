@@ -52,7 +52,23 @@ def write_task(folder: Path, name: str = "tiny_mcq") -> Path:
     return folder
 
 
-def test_local_multiple_choice_task_runs_offline(tmp_path, tiny_model, tiny_tokenizer):
+def test_local_multiple_choice_task_runs_offline(tmp_path, tiny_model, tiny_tokenizer, monkeypatch):
+    """Through the bridge, lm-eval scores every choice with the log-likelihood our scorer gives it,
+    and its accuracy is the one those log-likelihoods imply."""
+    from lm_eval.models.huggingface import HFLM
+
+    from forgetless.evaluate.mcq import choice_logprobs
+
+    scored: dict[tuple[str, str], float] = {}
+    original = HFLM.loglikelihood
+
+    def recording(self, requests, *args, **kwargs):
+        results = original(self, requests, *args, **kwargs)
+        for request, (logprob, _) in zip(requests, results, strict=True):
+            scored[tuple(request.args)] = logprob
+        return results
+
+    monkeypatch.setattr(HFLM, "loglikelihood", recording)
     tiny_model.train()
     torch.manual_seed(123)
     expected_next = torch.rand(3)
@@ -62,14 +78,17 @@ def test_local_multiple_choice_task_runs_offline(tmp_path, tiny_model, tiny_toke
         tiny_model, tiny_tokenizer, ["tiny_mcq"], str(write_task(tmp_path)), batch_size=8, device="cpu"
     )
 
-    metrics = results["tiny_mcq"]
-    assert set(metrics) >= {"acc", "acc_norm", "acc_stderr"}
-    assert 0.0 <= metrics["acc"] <= 1.0
-    # Accuracy over 8 questions is a multiple of 1/8.
-    assert metrics["acc"] * len(QUESTIONS) == pytest.approx(round(metrics["acc"] * len(QUESTIONS)))
     # Training state is left as it was: the mode, and the global random stream lm-eval reseeds.
     assert tiny_model.training
     assert torch.equal(torch.rand(3), expected_next)
+    items = [{"question": q, "choices": c, "answer": a} for q, c, a in QUESTIONS]
+    ours = choice_logprobs(tiny_model, tiny_tokenizer, items, batch_size=5, template="{question}\nAnswer:")
+    theirs = [[scored[(f"{q}\nAnswer:", f" {choice}")] for choice in c] for q, c, _ in QUESTIONS]
+    assert [s for row in theirs for s in row] == pytest.approx([s for row in ours for s in row], abs=1e-4)
+    correct = [
+        max(range(len(row)), key=row.__getitem__) == a for row, (_, _, a) in zip(ours, QUESTIONS, strict=True)
+    ]
+    assert results["tiny_mcq"]["acc"] == pytest.approx(sum(correct) / len(QUESTIONS))
 
 
 def test_agrees_with_our_own_mcq_scoring(tmp_path, tiny_model, tiny_tokenizer):

@@ -93,24 +93,9 @@ def test_the_distributed_run_writes_one_standard_model_and_sharded_checkpoints(r
 
 
 def test_a_checkpoint_of_two_ranks_resumes_on_one(runs) -> None:
-    resumed = runs["tmp"] / "resumed"
-    shutil.copytree(runs["two"], resumed)
-    shutil.rmtree(resumed / "final")
-    for folder in ckpt.list_checkpoints(resumed):
-        if folder.name != "step_10":
-            shutil.rmtree(folder)
+    resumed = _resume_from(runs["two"], 10, runs["tmp"] / "two-then-one")
     train(runs["config"], "--out", str(resumed), "--resume", ranks=1)
-    after = {r["step"]: r["loss"] for r in _lines(resumed, "train") if r["step"] > 10}
-    uninterrupted = {r["step"]: r["loss"] for r in _lines(runs["two"], "train") if r["step"] > 10}
-    assert after.keys() == uninterrupted.keys()
-    for step in after:
-        assert after[step] == pytest.approx(uninterrupted[step], abs=1e-4)
-    a, b = (
-        load_file(resumed / "final" / "model.safetensors"),
-        load_file(runs["two"] / "final" / "model.safetensors"),
-    )
-    for key in a:
-        torch.testing.assert_close(a[key], b[key], atol=1e-4, rtol=1e-3)
+    _assert_same_trajectory(resumed, runs["two"], after=10)
 
 
 def test_average_reads_sharded_checkpoints_like_single_process_ones(runs, tmp_path) -> None:
@@ -123,3 +108,89 @@ def test_average_reads_sharded_checkpoints_like_single_process_ones(runs, tmp_pa
     assert single.keys() == sharded.keys()
     for key in single:
         torch.testing.assert_close(sharded[key], single[key], atol=1e-4, rtol=1e-3)
+
+
+def _resume_from(run_dir: Path, step: int, out: Path) -> Path:
+    """A copy of `run_dir` as if it had stopped after the checkpoint of `step`."""
+    resumed = Path(shutil.copytree(run_dir, out))
+    shutil.rmtree(resumed / "final")
+    for folder in ckpt.list_checkpoints(resumed):
+        if folder.name != f"step_{step}":
+            shutil.rmtree(folder)
+    return resumed
+
+
+def _assert_same_trajectory(resumed: Path, reference: Path, after: int) -> None:
+    got = {r["step"]: r["loss"] for r in _lines(resumed, "train") if r["step"] > after}
+    expected = {r["step"]: r["loss"] for r in _lines(reference, "train") if r["step"] > after}
+    assert got.keys() == expected.keys()
+    for step in got:
+        assert got[step] == pytest.approx(expected[step], abs=1e-4)
+    a, b = (
+        load_file(resumed / "final" / "model.safetensors"),
+        load_file(reference / "final" / "model.safetensors"),
+    )
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=1e-4, rtol=1e-3)
+
+
+def test_a_single_process_checkpoint_resumes_on_two(runs) -> None:
+    assert not ckpt.is_sharded(runs["single"] / "checkpoints" / "step_10")
+    resumed = _resume_from(runs["single"], 10, runs["tmp"] / "one-then-two")
+    train(runs["config"], "--out", str(resumed), "--resume", ranks=2)
+    _assert_same_trajectory(resumed, runs["single"], after=10)
+
+
+def test_eval_and_merge_read_a_sharded_checkpoint(runs, tmp_path) -> None:
+    from forgetless.cli import main
+
+    last = runs["two"] / "checkpoints" / "step_20"  # the end of the run: the weights of final/
+    assert ckpt.is_sharded(last)
+    for name, model in (("checkpoint", last), ("final", runs["two"] / "final")):
+        main(
+            [
+                "eval",
+                str(model),
+                "--config",
+                str(runs["config"]),
+                "--json",
+                str(tmp_path / f"{name}.json"),
+                "--quiet",
+            ]
+        )
+    checkpoint, final = (
+        json.loads((tmp_path / f"{n}.json").read_text())["heldout"] for n in ("checkpoint", "final")
+    )
+    assert checkpoint["general"]["loss"] == pytest.approx(final["general"]["loss"], abs=1e-6)
+    main(
+        [
+            "merge",
+            str(last),
+            str(runs["single"] / "checkpoints" / "step_20"),
+            "--alpha",
+            "0",
+            "--out",
+            str(tmp_path / "m"),
+        ]
+    )
+    merged, sharded = (
+        load_file(tmp_path / "m" / "model.safetensors"),
+        load_file(runs["two"] / "final" / "model.safetensors"),
+    )
+    for key in merged:
+        torch.testing.assert_close(merged[key], sharded[key], atol=1e-6, rtol=0)
+
+
+@pytest.mark.slow
+def test_a_checkpoint_of_two_ranks_resumes_on_three(tmp_path, tiny_tokenizer_dir) -> None:
+    """Six sequences per step split into micro-batches of one on 1, 2 or 3 processes."""
+    config_path = _config(tmp_path, tiny_tokenizer_dir)
+    config = yaml.safe_load(config_path.read_text())
+    config["train"].update(batch_tokens=6 * 32, micro_batch=1)
+    config["stages"][0]["tokens"] = 20 * 6 * 32
+    config["output"]["checkpoint_every_tokens"] = 10 * 6 * 32
+    config_path.write_text(yaml.safe_dump(config))
+    train(config_path, "--out", str(tmp_path / "two"), ranks=2)
+    resumed = _resume_from(tmp_path / "two", 10, tmp_path / "two-then-three")
+    train(config_path, "--out", str(resumed), "--resume", ranks=3)
+    _assert_same_trajectory(resumed, tmp_path / "two", after=10)

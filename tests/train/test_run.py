@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -161,10 +160,20 @@ _RUNNER = """
 import os, sys
 from pathlib import Path
 import forgetless.train.checkpoint as checkpoint
+import forgetless.train.run as run_module
 
 die_on_save = int(os.environ.get("DIE_ON_SAVE", "0"))
-saves = 0
+die_at_step = int(os.environ.get("DIE_AT_STEP", "0"))
+saves = steps = 0
 original = checkpoint._write_files
+original_step = run_module.after_optimizer_step
+
+def after_step(methods, step):
+    global steps
+    original_step(methods, step)
+    steps += 1
+    if steps == die_at_step:  # killed right after this optimizer step, before anything is logged
+        os.kill(os.getpid(), 9)
 
 def write_files(folder, *args):
     global saves
@@ -178,6 +187,7 @@ def write_files(folder, *args):
     return original(folder, *args)
 
 checkpoint._write_files = write_files
+run_module.after_optimizer_step = after_step
 from forgetless.cli import main
 main(sys.argv[1:])
 """
@@ -216,22 +226,12 @@ def reference_run(tmp_path_factory, tiny_tokenizer_dir) -> Path:
 def test_resume_after_sigkill_gives_identical_weights(tmp_path, tiny_tokenizer_dir, reference_run) -> None:
     config = write_config(tmp_path, tiny_tokenizer_dir)
     run_dir = tmp_path / "run"
-    proc = _train_process(config)
-    # Kill at an arbitrary step between checkpoints (every 4 steps), in the second stage's reach.
-    deadline = time.time() + 240
-    while time.time() < deadline:
-        metrics = run_dir / "metrics.jsonl"
-        steps = (
-            [json.loads(x)["step"] for x in metrics.read_text().splitlines() if '"kind":"train"' in x]
-            if metrics.exists()
-            else []
-        )
-        if steps and steps[-1] >= 23:
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    # SIGKILL right after step 23: between checkpoints (every 4 steps), a step before the stage ends.
+    proc = _train_process(config, env={"DIE_AT_STEP": "23"})
+    proc.communicate(timeout=300)
+    assert proc.returncode == -signal.SIGKILL
     assert not (run_dir / "final").exists()
+    assert ckpt.latest_checkpoint(run_dir).name == "step_20"
     resumed = _train_process(config, "--resume")
     _, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err.decode()

@@ -186,11 +186,10 @@ def test_residual_command_with_an_added_token(model_dirs, tmp_path, tiny_tokeniz
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory, tiny_tokenizer_dir) -> tuple[Path, Path]:
     """A tiny run with checkpoints at steps 4 and 8, and its base (the same init, saved)."""
-    from methods.tiny_runs import tiny_config, write_corpora
-
     from forgetless.config import config_from_dict
     from forgetless.model.load import load_tokenizer
     from forgetless.train.run import run_training
+    from methods.tiny_runs import tiny_config, write_corpora
 
     tmp = tmp_path_factory.mktemp("tiny-run")
     data = tiny_config(tmp, tiny_tokenizer_dir, write_corpora(tmp / "data"))

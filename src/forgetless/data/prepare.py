@@ -59,7 +59,7 @@ from typing import Any
 
 import numpy as np
 
-from forgetless.config import HeldoutConfig, RunConfig, SourceConfig
+from forgetless.config import HeldoutConfig, RunConfig, SourceConfig, check_folder
 from forgetless.data.shards import (
     StoreWriter,
     TokenStore,
@@ -210,7 +210,7 @@ def prepare_sources(
             raise UserError(f"sources: unknown source {name!r}; sources: {sorted(config.sources)}")
     info = tokenizer_info(tokenizer)
     check_vocab_fits(config, info.vocab_size)
-    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir(config)
+    cache = check_folder(cache_dir if cache_dir is not None else default_cache_dir(config), "cache_dir")
     _clear_leftovers_if_idle(cache)
     reporter = _Reporter(progress)
     try:
@@ -224,7 +224,7 @@ def prepare_files(
 ) -> PreparedSource:
     """Tokenize (or find in the cache) one source described outside a run config."""
     info = tokenizer_info(tokenizer)
-    cache = Path(cache_dir or default_cache_dir())
+    cache = check_folder(cache_dir or default_cache_dir(), "cache_dir")
     _clear_leftovers_if_idle(cache)
     reporter = _Reporter(progress)
     try:

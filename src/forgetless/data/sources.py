@@ -280,15 +280,30 @@ def _count_and_replace(err: UnicodeError) -> tuple[str, int]:
 codecs.register_error("forgetless-count", _count_and_replace)
 
 
-def decode_utf8(data: bytes, stats: ReadStats) -> str:
-    """Decode UTF-8, replacing (and counting in `stats.invalid_utf8`) invalid byte sequences."""
+def decode_utf8(
+    data: bytes, stats: ReadStats, unit: SourceUnit | None = None, line: int | None = None
+) -> str:
+    """Decode UTF-8. Invalid byte sequences are refused (`UserError` naming the file, and the line
+    when `line` says where `data` starts in it) when `unit` reads under `on_error: fail`; otherwise
+    they are replaced with U+FFFD and counted in `stats.invalid_utf8`."""
     try:
         return data.decode("utf-8")
-    except UnicodeDecodeError:
+    except UnicodeDecodeError as err:
+        if unit is not None and unit.on_error == "fail":
+            where = None if line is None else line + data.count(b"\n", 0, err.start)
+            raise _not_utf8(unit, where, data[err.start]) from None
         _replaced.count = 0
         text = data.decode("utf-8", "forgetless-count")
         stats.invalid_utf8 += _replaced.count
         return text
+
+
+def _not_utf8(unit: SourceUnit, line: int | None, byte: int) -> UserError:
+    where = f"{unit.location}:{line}" if line is not None else unit.location
+    return UserError(
+        f"{where}: not UTF-8 text (byte 0x{byte:02x}); convert the file to UTF-8, or set "
+        f"{_source_key(unit)}.on_error: skip to replace such bytes"
+    )
 
 
 def encode_utf8(text: str, stats: ReadStats) -> tuple[str, bytes]:
@@ -340,7 +355,7 @@ def _open_binary(unit: SourceUnit) -> BinaryIO:
             except ImportError:
                 raise UserError(f"{path}: reading .zst files needs `pip install zstandard`") from None
             stream = zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True)  # noqa: SIM115
-            return io.BufferedReader(stream)  # type: ignore[arg-type]
+            return io.BufferedReader(stream)
         return open(path, "rb")  # noqa: SIM115
     except OSError as err:
         raise UserError(f"{path}: cannot open: {err.strerror or err}") from None
@@ -383,7 +398,7 @@ def _read_txt(unit: SourceUnit, stats: ReadStats) -> Iterator[tuple[str, str | N
         raise UserError(
             f"{unit.location}: a binary file (NUL bytes), not text; remove it from {_source_key(unit)}.files"
         )
-    yield decode_utf8(data, stats), None
+    yield decode_utf8(data, stats, unit, line=1), None
 
 
 def _skip_or_fail(unit: SourceUnit, stats: ReadStats, where: str, message: str) -> None:
@@ -435,7 +450,7 @@ def _read_jsonl(unit: SourceUnit, stats: ReadStats) -> Iterator[tuple[str, str |
     for lineno, raw in _lines(unit):
         if not raw.strip():
             continue
-        line = decode_utf8(raw, stats)
+        line = decode_utf8(raw, stats, unit, lineno)
         try:
             record = loads(line)
         except json.JSONDecodeError as err:
@@ -453,7 +468,7 @@ def _read_jsonl(unit: SourceUnit, stats: ReadStats) -> Iterator[tuple[str, str |
 
 
 def _read_json(unit: SourceUnit, stats: ReadStats) -> Iterator[tuple[str, str | None]]:
-    text = decode_utf8(_read_all(unit), stats)
+    text = decode_utf8(_read_all(unit), stats, unit, line=1)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
@@ -524,7 +539,7 @@ def _column_texts(
         if isinstance(value, str):
             yield value, subsource
         elif isinstance(value, bytes):
-            yield decode_utf8(value, stats), subsource
+            yield decode_utf8(value, stats, unit), subsource
         elif value is None:
             yield "", subsource
         else:
@@ -539,7 +554,8 @@ def _read_csv(unit: SourceUnit, stats: ReadStats) -> Iterator[tuple[str, str | N
     delimiter = "\t" if unit.format == "tsv" else ","
     with _open_binary(unit) as fh:
         _replaced.count = 0
-        stream = io.TextIOWrapper(fh, encoding="utf-8", errors="forgetless-count", newline="")
+        errors = "strict" if unit.on_error == "fail" else "forgetless-count"
+        stream = io.TextIOWrapper(fh, encoding="utf-8", errors=errors, newline="")
         reader = csv.reader(stream, delimiter=delimiter)
         try:
             header = next(reader, None)
@@ -573,6 +589,9 @@ def _read_csv(unit: SourceUnit, stats: ReadStats) -> Iterator[tuple[str, str | N
                 yield row[column], (row[sub_column] if sub_column is not None else None)
         except csv.Error as err:
             raise UserError(f"{unit.location}:{reader.line_num}: invalid CSV: {err}") from None
+        except UnicodeDecodeError:  # the stream decodes ahead in chunks: find the line in the file
+            decode_utf8(_read_all(unit), stats, unit, line=1)
+            raise
         finally:
             stats.invalid_utf8 += getattr(_replaced, "count", 0)
             _replaced.count = 0

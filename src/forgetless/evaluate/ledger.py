@@ -25,7 +25,7 @@ import os
 import re
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from forgetless import __version__
 from forgetless.errors import UserError
@@ -125,8 +125,8 @@ def _apply_resumes(parsed: list[dict]) -> list[dict]:
     position: dict[tuple, int] = {}
     for record in parsed:
         kind = record.get("kind")
-        if kind == "resume" and _step(record) is not None:
-            resume_step = _step(record)
+        resume_step = _step(record)
+        if kind == "resume" and resume_step is not None:
             for i, earlier in enumerate(kept):
                 if earlier is not None and (_step(earlier) or 0) > resume_step:
                     kept[i] = None
@@ -262,7 +262,7 @@ def cl_metrics(
         base[j] if s is None else (R[s][j] if s < T else None) for j, s in enumerate(learned_at)
     ]
     before_last = [j for j, s in enumerate(learned_at) if (s is None or s < T - 1)]
-    bwt_terms = [final[j] - just_learned[j] for j in before_last]
+    bwt_terms = [final[j] - value for j in before_last if (value := just_learned[j]) is not None]
     fwt_terms = [R[s - 1][j] - base[j] for j, s in enumerate(learned_at) if s is not None and 1 <= s <= T]
     forgetting_terms = []
     for j in before_last:
@@ -606,12 +606,14 @@ def _matrix(
     higher_is_better: bool,
 ) -> dict:
     """R[i][j] for the completed stages i, with its CL metrics once there are two rows."""
-    values = [[stage_end_evals[row["index"]].get(key.format(c)) for c in columns] for row in rows]
-    base_row = [base.get(key.format(c)) if base is not None else None for c in columns]
+    values: list[list[Any]] = [
+        [stage_end_evals[row["index"]].get(key.format(c)) for c in columns] for row in rows
+    ]
+    base_row: list[Any] = [base.get(key.format(c)) if base is not None else None for c in columns]
     row_of = {row["index"]: i for i, row in enumerate(rows)}
     # A column targeted by a stage that has not finished is "learned" one row past the last.
     learned_at = [
-        None if learned_in[c] is None else row_of.get(learned_in[c]["index"], len(rows)) for c in columns
+        None if (stage := learned_in[c]) is None else row_of.get(stage["index"], len(rows)) for c in columns
     ]
     usable = len(rows) >= 2 and all(_finite(v) for row in [*values, base_row] for v in row)
     metrics = (
@@ -625,7 +627,7 @@ def _matrix(
         "columns": columns,
         "base": base_row,
         "values": values,
-        "learned_in": [None if learned_in[c] is None else learned_in[c]["name"] for c in columns],
+        "learned_in": [None if (stage := learned_in[c]) is None else stage["name"] for c in columns],
         **metrics,
     }
 
@@ -675,7 +677,7 @@ def _losses(record: dict | None, sources: list[str], metric: str = "loss") -> di
     return {s: record[f"eval/{s}/{metric}"] for s in sources if f"eval/{s}/{metric}" in record}
 
 
-def _finite(value: Any) -> bool:
+def _finite(value: Any) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 

@@ -25,6 +25,7 @@ from forgetless.device import resolve_device
 from forgetless.errors import UserError
 from forgetless.evaluate.heldout import evaluate_heldout, heldout_windows
 from forgetless.evaluate.mcq import load_questions, mcq_batch_size, question_set_name, score_mcq
+from forgetless.model.positions import check_context_length
 
 DEFAULT_SEQ_LEN = 1024
 DEFAULT_BATCH_SIZE = 8
@@ -87,6 +88,7 @@ def evaluate_model(
     With `config`, its `eval.sources` and `eval.mcq` are evaluated too, with its settings.
     """
     from forgetless.data.prepare import default_cache_dir, prepare_files, prepare_sources
+    from forgetless.model.checkpoint import is_checkpoint, load_checkpoint_model
     from forgetless.model.load import build_model
 
     options = options or EvalOptions()
@@ -118,16 +120,28 @@ def evaluate_model(
     if batch_size < 1:
         raise UserError(f"--batch-size must be positive, got {batch_size}")
 
-    tokenizer, tokenizer_ref = _tokenizer(model_dir, options.tokenizer, config, options.trust_remote_code)
-    model_config = ModelConfig(
-        path=str(model_dir), allow_pickle=options.allow_pickle, trust_remote_code=options.trust_remote_code
-    )
-    model = build_model(model_config, tokenizer).to(dev)
+    if is_checkpoint(Path(model_dir)):  # a run's checkpoint folder, of either layout
+        model, tokenizer = load_checkpoint_model(Path(model_dir))
+        tokenizer_ref = tokenizer.name_or_path
+        if options.tokenizer is not None:
+            tokenizer, tokenizer_ref = _tokenizer(
+                model_dir, options.tokenizer, config, options.trust_remote_code
+            )
+        model.to(dev)
+    else:
+        tokenizer, tokenizer_ref = _tokenizer(model_dir, options.tokenizer, config, options.trust_remote_code)
+        model_config = ModelConfig(
+            path=str(model_dir),
+            allow_pickle=options.allow_pickle,
+            trust_remote_code=options.trust_remote_code,
+        )
+        model = build_model(model_config, tokenizer).to(dev)
     model.eval()
     if seq_len is None:
         seq_len = train.seq_len if train is not None else _default_seq_len(model)
     if seq_len < 2:
         raise UserError(f"--seq-len must be at least 2, got {seq_len}")
+    check_context_length(model, seq_len, "--seq-len" if options.seq_len is not None else "train.seq_len")
 
     stores: dict[str, tuple[TokenStore, int | None]] = {}
     if config_sources:

@@ -22,6 +22,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, P
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
 
 from forgetless.config import ModelConfig
+from forgetless.durable import fsync_dir, fsync_tree
 from forgetless.errors import UserError
 from forgetless.model.init import init_model
 
@@ -184,15 +185,29 @@ def _load_pretrained(config: ModelConfig, dtype: torch.dtype) -> PreTrainedModel
     else:
         raise UserError(f"{path}: model directory not found")
     try:
-        model = AutoModelForCausalLM.from_pretrained(
+        model, info = AutoModelForCausalLM.from_pretrained(
             source,
             dtype=dtype,
             trust_remote_code=config.trust_remote_code,
             use_safetensors=use_safetensors,
+            output_loading_info=True,
         )
     except _LOAD_ERRORS as err:
         raise UserError(f"{path}: could not load the model: {_first_line(err)}") from None
+    missing = sorted(info.get("missing_keys") or [])
+    if missing:  # transformers would start them at random: a partly random model, never wanted here
+        raise UserError(
+            f"{path}: the weights lack {len(missing)} tensor(s) of the model its config.json describes "
+            f"(first: {missing[0]}); save or copy the model again"
+        )
     return model
+
+
+def is_model_dir(folder: Path) -> bool:
+    """Whether `folder` is a Hugging Face model directory: a config.json beside weights."""
+    return (folder / "config.json").is_file() and any(
+        (folder / name).is_file() for name in (SAFETENSORS, SAFETENSORS_INDEX, PICKLE, PICKLE_INDEX)
+    )
 
 
 def _check_model_dir(folder: Path, config: ModelConfig) -> bool:
@@ -304,11 +319,13 @@ def save_model(
             tokenizer.save_pretrained(tmp)
         if not (tmp / SAFETENSORS).is_file() and not (tmp / SAFETENSORS_INDEX).is_file():
             raise RuntimeError(f"save_pretrained wrote no safetensors weights in {tmp}")
+        fsync_tree(tmp)  # complete files on disk before the rename publishes them
         old = None
         if out_dir.exists():
             old = _sibling(out_dir, "old")
             os.replace(out_dir, old)
         os.replace(tmp, out_dir)
+        fsync_dir(out_dir.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

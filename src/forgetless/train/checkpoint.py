@@ -24,7 +24,7 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,21 +33,22 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_model, save_file, save_model
 
-from forgetless.distributed import World, barrier, load_sharded, save_sharded
+from forgetless.distributed import World, barrier, load_sharded, load_whole, save_sharded
+from forgetless.durable import fsync_dir, fsync_tree
 from forgetless.errors import UserError, is_disk_full
+from forgetless.model.checkpoint import (
+    MODEL_WEIGHTS,
+    SHARDED_STATE,
+    TensorFile,
+    checkpoint_weights,
+    is_sharded,
+)
 
 # torch.save reports a write that failed for lack of space as a bare RuntimeError ("unexpected
 # pos ..."); with less free space than this left, such a failure is taken to be a full disk.
 _NEARLY_FULL_BYTES = 16 << 20
 
 _STEP_DIR = re.compile(r"^step_(\d+)$")
-
-
-SHARDED_STATE = "state"  # the torch.distributed.checkpoint folder of a checkpoint written by several ranks
-
-
-def is_sharded(folder: Path) -> bool:
-    return (folder / SHARDED_STATE / ".metadata").is_file()
 
 
 def checkpoint_dir(run_dir: Path) -> Path:
@@ -99,7 +100,7 @@ def save_checkpoint(
     try:
         tmp.mkdir()
         _write_files(tmp, model, optimizer, trainer_state, extra_tensors)
-        _fsync_dir(tmp)
+        fsync_tree(tmp)  # every file complete on disk before the rename publishes them
     except BaseException as err:
         full = is_disk_full(err) or (isinstance(err, RuntimeError) and _nearly_full(root))
         shutil.rmtree(tmp, ignore_errors=True)
@@ -112,7 +113,7 @@ def save_checkpoint(
         shutil.rmtree(replaced, ignore_errors=True)
         os.rename(final, replaced)
     os.rename(tmp, final)
-    _fsync_dir(root)
+    fsync_dir(root)
     if replaced is not None:
         shutil.rmtree(replaced, ignore_errors=True)
     for old in list_checkpoints(run_dir)[:-keep]:
@@ -141,11 +142,11 @@ def _save_sharded_checkpoint(
     if world.is_main:
         _write_extra_tensors(tmp, extra_tensors)  # whole tensors, gathered on this rank
         _write_trainer_files(tmp, trainer_state)
-        _fsync_dir(tmp)
+        fsync_tree(tmp)  # the shards of every rank and the files above, before the rename
         if final.exists():
             shutil.rmtree(final)
         os.rename(tmp, final)
-        _fsync_dir(root)
+        fsync_dir(root)
         for old in list_checkpoints(root.parent)[:-keep]:
             shutil.rmtree(old, ignore_errors=True)
     barrier(world)
@@ -159,7 +160,7 @@ def _write_files(
     trainer_state: dict[str, Any],
     extra_tensors: dict[str, dict[str, torch.Tensor]] | None = None,
 ) -> None:
-    save_model(model, str(folder / "model.safetensors"))
+    save_model(model, str(folder / MODEL_WEIGHTS))
     _write_extra_tensors(folder, extra_tensors)
     torch.save(optimizer.state_dict(), folder / "optimizer.pt")
     _write_trainer_files(folder, trainer_state)
@@ -173,7 +174,7 @@ def _write_extra_tensors(folder: Path, extra_tensors: dict[str, dict[str, torch.
 
 
 def _write_trainer_files(folder: Path, trainer_state: dict[str, Any]) -> None:
-    rng = {"cpu": torch.get_rng_state()}
+    rng: dict[str, Any] = {"cpu": torch.get_rng_state()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
     torch.save(rng, folder / "rng.pt")
@@ -184,20 +185,30 @@ def _write_trainer_files(folder: Path, trainer_state: dict[str, Any]) -> None:
 
 
 def load_checkpoint(
-    folder: Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None
+    folder: Path,
+    *,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer | None,
+    world: World | None = None,
 ) -> dict[str, Any]:
     """Restore the model (and optimizer, when given) in place; return the trainer state.
 
-    A sharded checkpoint (written by several ranks) loads on any number of ranks, one included.
+    Any checkpoint loads on any number of processes (`world`): a sharded one (written by several)
+    through torch.distributed.checkpoint, which reshards it; a single-process one as it was saved
+    on one process, or as whole tensors that each of several processes cuts into its own shards.
     """
     if is_sharded(folder):
         load_sharded(folder / SHARDED_STATE, model, optimizer)
     else:
-        load_model(model, str(folder / "model.safetensors"), strict=True)
+        optimizer_state = None
         if optimizer is not None:
-            optimizer.load_state_dict(
-                torch.load(folder / "optimizer.pt", weights_only=True, map_location="cpu")
-            )
+            optimizer_state = torch.load(folder / "optimizer.pt", weights_only=True, map_location="cpu")
+        if world is not None and world.distributed:
+            load_whole(model, optimizer, checkpoint_weights(folder), optimizer_state)
+        else:
+            load_model(model, str(folder / MODEL_WEIGHTS), strict=True)
+            if optimizer is not None and optimizer_state is not None:
+                optimizer.load_state_dict(optimizer_state)
     rng = torch.load(folder / "rng.pt", weights_only=True)
     torch.set_rng_state(rng["cpu"])
     if "cuda" in rng and torch.cuda.is_available():
@@ -215,7 +226,7 @@ def check_model_matches(folder: Path, model: torch.nn.Module) -> None:
     if is_sharded(folder):
         return
     state = model.state_dict()
-    weights = folder / "model.safetensors"
+    weights = folder / MODEL_WEIGHTS
     try:
         with safe_open(str(weights), framework="pt") as fh:
             found = {name: list(fh.get_slice(name).get_shape()) for name in fh.keys()}  # noqa: SIM118
@@ -223,15 +234,16 @@ def check_model_matches(folder: Path, model: torch.nn.Module) -> None:
         raise UserError(
             f"{weights}: unreadable checkpoint weights ({err}); resume from an earlier checkpoint"
         ) from None
-    # Tied weights (one storage under several names) are stored once, under one of their names.
-    names_of_storage: dict[int, list[str]] = {}
-    for name, tensor in state.items():
-        names_of_storage.setdefault(tensor.data_ptr(), []).append(name)
+    # Tied weights (one parameter under several names) are stored once, under one of their names.
+    names_of: dict[int, list[str]] = {}
+    for name, param in model.named_parameters(remove_duplicate=False):
+        names_of.setdefault(id(param), []).append(name)
+    aliases = {name: names for names in names_of.values() for name in names}
     problem = None
     for name, tensor in state.items():
         if name in found and found[name] != list(tensor.shape):
             problem = f"{name} has shape {found[name]}, the model {list(tensor.shape)}"
-        elif name not in found and not any(n in found for n in names_of_storage[tensor.data_ptr()]):
+        elif name not in found and not any(n in found for n in aliases.get(name, [name])):
             problem = f"{name} is missing from the checkpoint"
         if problem:
             break
@@ -258,70 +270,7 @@ def read_extra_tensors(folder: Path) -> dict[str, Mapping[str, torch.Tensor]]:
     root = folder / "methods"
     if not root.is_dir():
         return {}
-    return {path.stem: _TensorFile(path) for path in sorted(root.glob("*.safetensors"))}
-
-
-class _TensorFile(Mapping[str, torch.Tensor]):
-    """The tensors of a safetensors file, read on access."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        with safe_open(str(path), framework="pt") as fh:
-            self._keys = dict.fromkeys(fh.keys())  # noqa: SIM118 - a safe_open handle is not a mapping
-
-    def __getitem__(self, key: str) -> torch.Tensor:
-        if key not in self._keys:
-            raise KeyError(key)
-        with safe_open(str(self.path), framework="pt") as fh:
-            return fh.get_tensor(key)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._keys)
-
-    def __len__(self) -> int:
-        return len(self._keys)
-
-
-def checkpoint_weights(folder: Path) -> Mapping[str, torch.Tensor]:
-    """The model weights of a checkpoint by parameter name, whichever number of processes wrote it:
-    a mapping that reads one whole tensor (on CPU) from disk when it is looked up, so a reader
-    holds one tensor of the checkpoint at a time. Tied weights appear under the one name that was
-    saved (`model.safetensors`) or under each of their names (a sharded checkpoint)."""
-    if is_sharded(folder):
-        return _ShardedWeights(folder / SHARDED_STATE)
-    return _TensorFile(folder / "model.safetensors")
-
-
-class _ShardedWeights(Mapping[str, torch.Tensor]):
-    """The model tensors of a torch.distributed.checkpoint folder, each read whole on access."""
-
-    _PREFIX = "model."
-
-    def __init__(self, folder: Path) -> None:
-        import torch.distributed.checkpoint as dcp
-        from torch.distributed.checkpoint.metadata import TensorStorageMetadata
-
-        self.folder = folder
-        metadata = dcp.FileSystemReader(str(folder)).read_metadata().state_dict_metadata
-        self._entries = {
-            key[len(self._PREFIX) :]: entry
-            for key, entry in metadata.items()
-            if key.startswith(self._PREFIX) and isinstance(entry, TensorStorageMetadata)
-        }
-
-    def __getitem__(self, key: str) -> torch.Tensor:
-        import torch.distributed.checkpoint as dcp
-
-        entry = self._entries[key]
-        tensor = torch.empty(entry.size, dtype=entry.properties.dtype)
-        dcp.load({"model": {key: tensor}}, checkpoint_id=str(self.folder), no_dist=True)
-        return tensor
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._entries)
-
-    def __len__(self) -> int:
-        return len(self._entries)
+    return {path.stem: TensorFile(path) for path in sorted(root.glob("*.safetensors"))}
 
 
 def read_trainer_state(folder: Path) -> dict[str, Any]:
@@ -350,16 +299,3 @@ def from_json(value: Any) -> Any:
     if isinstance(value, list):
         return [from_json(v) for v in value]
     return value
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

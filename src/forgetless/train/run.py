@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from forgetless.config import RunConfig, StageConfig, dump_config
+from forgetless.config import RunConfig, StageConfig, check_folder, dump_config
 from forgetless.data.prepare import prepare_sources
 from forgetless.data.sampler import MixtureSampler
 from forgetless.device import autocast, resolve_device
@@ -62,7 +62,8 @@ from forgetless.methods.base import (
     start_or_resume,
     training_loss,
 )
-from forgetless.model.load import build_model, load_tokenizer
+from forgetless.model.load import build_model, is_model_dir, load_tokenizer
+from forgetless.model.positions import check_context_length
 from forgetless.model.transforms import Transformed, apply_transforms, count_distinct
 from forgetless.train import checkpoint as ckpt
 from forgetless.train.health import StepHealth
@@ -208,6 +209,7 @@ def _set_up_model(
     model = build_model(config.model, tokenizer).to(device)
     transformed = _transform_model(config, model, tokenizer, world, latest, quiet=quiet)
     model, tokenizer = transformed.model, transformed.tokenizer
+    check_context_length(model, train.seq_len, "train.seq_len")
     if train.activation_checkpointing:
         model.gradient_checkpointing_enable()
     if train.compile:
@@ -297,7 +299,7 @@ def _run_stages(run: Run, latest: Path | None) -> None:
     optimizer = _new_optimizer(run)
     trainer_state: dict[str, Any] = {}
     if latest is not None:
-        trainer_state = ckpt.load_checkpoint(latest, model=run.model, optimizer=optimizer)
+        trainer_state = ckpt.load_checkpoint(latest, model=run.model, optimizer=optimizer, world=run.world)
         position = Position(**trainer_state["position"])
         run.log.write({"kind": "resume", "step": position.step, "tokens": position.tokens})
         run.display.message(f"resumed from {latest} (step {position.step:,}, {position.tokens:,} tokens)")
@@ -749,7 +751,7 @@ def _roll_back(
             "check its data, or raise reliability.max_rollbacks"
         )
     optimizer = _new_optimizer(run)
-    trainer_state = ckpt.load_checkpoint(latest, model=run.model, optimizer=optimizer)
+    trainer_state = ckpt.load_checkpoint(latest, model=run.model, optimizer=optimizer, world=run.world)
     restored = Position(**trainer_state["position"])
     restored.rollbacks = position.rollbacks + 1
     restored.skipped_steps = position.skipped_steps
@@ -807,8 +809,15 @@ def _check_before_writing(
     checkpoint that does not fit the config, LR multipliers or freeze patterns that select nothing)
     before anything in the run directory changes."""
     run_parameter_groups(model, config, added=added)  # every stage's LR multipliers and freeze patterns
-    for index in range(len(config.stages)):
-        MixtureSampler.for_stage(config, index, stores, warn=False)
+    train = config.train
+    for index, stage in enumerate(config.stages):
+        sequences = MixtureSampler.for_stage(config, index, stores, warn=False).total_sequences
+        if sequences < train.sequences_per_step:
+            raise UserError(
+                f"stages.{index}.tokens: stage {stage.name!r} is {sequences} sequences of {train.seq_len} "
+                f"tokens, less than one optimizer step of {train.sequences_per_step} (train.batch_tokens = "
+                f"{train.batch_tokens:,}); raise its tokens or lower train.batch_tokens"
+            )
     if latest is None:
         return
     ckpt.check_model_matches(latest, model)
@@ -1055,7 +1064,13 @@ def _stage_record(kind: str, stage: StageConfig, position: Position) -> dict[str
 
 
 def _check_run_dir(run_dir: Path, resume: bool) -> Path | None:
-    """Refuse to overwrite an earlier run; with --resume, return its latest checkpoint (or None)."""
+    """Refuse to overwrite an earlier run, or to write into a file or a model directory; with
+    --resume, return the run's latest checkpoint (or None)."""
+    check_folder(run_dir, "output.dir")
+    for folder in [run_dir, *run_dir.parents]:
+        if is_model_dir(folder):
+            inside = "is" if folder == run_dir else f"is inside {folder}, which is"
+            raise UserError(f"output.dir: {run_dir} {inside} a model directory; write the run elsewhere")
     has_run = (run_dir / "metrics.jsonl").exists()
     if not resume:
         if has_run:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import torch
 
 from forgetless.errors import UserError
+from forgetless.model.checkpoint import checkpoint_weights, load_weights
 from forgetless.weights.merge import mean_tensor, save_as
 
 
@@ -46,7 +48,6 @@ def average_checkpoints(run_dir: Path, last: int, stage: str | None, out_dir: Pa
     time: the memory needed is the model's, plus one tensor of each checkpoint."""
     from forgetless.config import load_config
     from forgetless.model.load import build_model, load_tokenizer
-    from forgetless.train import checkpoint as ckpt
 
     if last < 1:
         raise UserError(f"--last {last}: average at least one checkpoint")
@@ -57,7 +58,7 @@ def average_checkpoints(run_dir: Path, last: int, stage: str | None, out_dir: Pa
             "(raise output.keep_checkpoints)"
         )
     folders = folders[-last:]
-    readers = [ckpt.checkpoint_weights(folder) for folder in folders]
+    readers = [checkpoint_weights(folder) for folder in folders]
     for folder, reader in zip(folders[1:], readers[1:], strict=True):
         if set(reader) != set(readers[0]):
             name = sorted(set(reader) ^ set(readers[0]))[0]
@@ -65,18 +66,22 @@ def average_checkpoints(run_dir: Path, last: int, stage: str | None, out_dir: Pa
     config = load_config(Path(run_dir) / "config.yaml")
     tokenizer = load_tokenizer(config.tokenizer or config.model.path)
     model = build_model(config.model, tokenizer)
-    own = model.state_dict()  # tied weights: one storage under several names
-    written: set[int] = set()
-    with torch.no_grad():
-        for name in readers[0]:
-            if name not in own or own[name].shape != readers[0][name].shape:
-                raise UserError(f"{folders[0]}: the checkpoint does not fit the run's model ({name})")
-            own[name].copy_(mean_tensor([reader[name] for reader in readers]))
-            written.add(own[name].data_ptr())
-    unwritten = [name for name, tensor in own.items() if tensor.data_ptr() not in written]
-    if unwritten:
-        raise UserError(
-            f"{folders[0]}: the checkpoint does not fit the run's model ({unwritten[0]} is missing)"
-        )
+    load_weights(model, _Mean(readers), folders[0])
     save_as(model, tokenizer, out_dir, torch.float32)
     return stage, folders
+
+
+class _Mean(Mapping[str, torch.Tensor]):
+    """The element-wise mean of several checkpoints' weights, computed for one name at a time."""
+
+    def __init__(self, readers: list[Mapping[str, torch.Tensor]]) -> None:
+        self.readers = readers
+
+    def __getitem__(self, key: str) -> torch.Tensor:
+        return mean_tensor([reader[key] for reader in self.readers])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.readers[0])
+
+    def __len__(self) -> int:
+        return len(self.readers[0])

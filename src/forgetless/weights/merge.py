@@ -157,13 +157,19 @@ def _pad(tensor: torch.Tensor, rows: int) -> torch.Tensor:
 
 
 def load_model_dir(path: Path, *, what: str) -> tuple[nn.Module, Any]:
-    """An HF model directory's model (float32, CPU, eval mode) and its tokenizer."""
+    """The model (float32, CPU, eval mode) and tokenizer of an HF model directory, or of a run's
+    checkpoint folder (either layout; the run's tokenizer)."""
     from forgetless.config import ModelConfig
+    from forgetless.model.checkpoint import is_checkpoint, load_checkpoint_model
     from forgetless.model.load import build_model, load_tokenizer
 
     path = Path(path)
+    if is_checkpoint(path):
+        return load_checkpoint_model(path)
     if not (path / "config.json").is_file():
-        raise UserError(f"{what} {path}: not a Hugging Face model directory (no config.json)")
+        raise UserError(
+            f"{what} {path}: not a Hugging Face model directory (no config.json) nor a run's checkpoint"
+        )
     tokenizer = load_tokenizer(str(path))
     model = build_model(ModelConfig(path=str(path)), tokenizer, dtype=torch.float32)
     model.eval()
