@@ -28,7 +28,7 @@ test-all: venv
 	$(BIN)/python -m pytest -m ""
 
 lint: venv
-	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff check src tests benchmarks scripts tools
 
 typecheck: venv
 	$(BIN)/mypy

@@ -1,6 +1,6 @@
 """The data that ships with forgetless: three corpora, a tokenizer and two multiple-choice question sets.
 
-Everything sits beside this module and is written by `scripts/build_bundle.py`:
+Everything sits beside this module and is written by `tools/build_bundle/` (`python -m tools.build_bundle`):
 
     corpora/<corpus>.<split>.jsonl.gz   one document per line: {"id", "text", "source"}
     tokenizer/                          a Hugging Face tokenizer directory (byte-level BPE, vocab 8192)
