@@ -146,6 +146,7 @@ def run_training(config: RunConfig, *, resume: bool = False, quiet: bool = False
     docs/reliability.md).
     """
     try:
+        _check_output_dir(Path(config.output.dir))  # before the lock creates the folder
         with hold_run_dir(Path(config.output.dir)), _transformers_progress_bars(not quiet):
             return _run_training(config, resume=resume, quiet=quiet)
     except (UserError, RunStopped):
@@ -1063,14 +1064,17 @@ def _stage_record(kind: str, stage: StageConfig, position: Position) -> dict[str
     }
 
 
-def _check_run_dir(run_dir: Path, resume: bool) -> Path | None:
-    """Refuse to overwrite an earlier run, or to write into a file or a model directory; with
-    --resume, return the run's latest checkpoint (or None)."""
+def _check_output_dir(run_dir: Path) -> None:
+    """Refuse a run directory that is a file or lies under one, or lies inside a model directory."""
     check_folder(run_dir, "output.dir")
     for folder in [run_dir, *run_dir.parents]:
         if is_model_dir(folder):
             inside = "is" if folder == run_dir else f"is inside {folder}, which is"
             raise UserError(f"output.dir: {run_dir} {inside} a model directory; write the run elsewhere")
+
+
+def _check_run_dir(run_dir: Path, resume: bool) -> Path | None:
+    """Refuse to overwrite an earlier run; with --resume, return its latest checkpoint (or None)."""
     has_run = (run_dir / "metrics.jsonl").exists()
     if not resume:
         if has_run:
