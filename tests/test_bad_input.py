@@ -53,7 +53,8 @@ class Setup:
         return str(path)
 
     def source(self, *files: str, **settings: Any) -> None:
-        self.config["sources"]["general"] = {"files": list(files), **settings}
+        heldout = self.config["sources"]["general"].get("heldout")  # a resume must keep the split
+        self.config["sources"]["general"] = {"files": list(files), "heldout": heldout, **settings}
 
     def model_copy(self, name: str = "model") -> Path:
         return Path(shutil.copytree(self.model_dir, self.tmp / name))
@@ -64,8 +65,8 @@ class Case:
     edit: Callable[[Setup], list[str] | None]  # breaks the setup; may return extra arguments
     expect: str  # a regular expression the one stderr line must match
     command: str = "train"
-    resume: bool = True
-    fresh: bool = False  # also refused, the same way, by a fresh run into a new directory
+    resume: bool = True  # --resume the earlier run (else: train into it, which must be refused)
+    fresh: bool = False  # train into a new --out instead: for input a resume refuses by its keys first
 
 
 def _set(path: str, value: Any) -> Callable[[Setup], None]:
@@ -133,7 +134,31 @@ def _reordered_documents(s: Setup) -> None:
     """The same documents in the opposite order, in a file of the same name: the same token count."""
     general = s.config["sources"]["general"]
     lines = Path(general["files"][0]).read_text(encoding="utf-8").splitlines(keepends=True)
-    s.source(s.file("data/general.jsonl", "".join(reversed(lines))), heldout=general["heldout"])
+    s.source(s.file("data/general.jsonl", "".join(reversed(lines))))
+
+
+def _without_run_config(edit: Callable[[Setup], Any], metrics: bool = False) -> Callable[[Setup], Any]:
+    """`edit`, in a run directory that lost its config.yaml (and metrics.jsonl): an older run, or a
+    copied checkpoint; the checkpoint's own checks must still refuse."""
+
+    def without(s: Setup) -> Any:
+        (s.run_dir / "config.yaml").unlink()
+        if metrics:
+            (s.run_dir / "metrics.jsonl").write_text("")
+        return edit(s)
+
+    return without
+
+
+def _nan_weights(s: Setup) -> None:
+    from safetensors.torch import load_file, save_file
+
+    folder = s.model_copy()
+    weights = load_file(folder / "model.safetensors")
+    name = next(k for k in weights if k.endswith("mlp.down_proj.weight"))
+    weights[name][0, 0] = float("nan")
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+    s.config["model"] = {"path": str(folder)}
 
 
 def _tiny_source(evaluated: bool) -> Callable[[Setup], None]:
@@ -279,15 +304,17 @@ CASES: dict[str, Case] = {
         r"no-tokenizer: no tokenizer files",
     ),
     "tokenizer larger than the model's vocabulary": Case(
-        _small_vocab_model, r"has 512 tokens but the model's embedding has 100 rows"
+        _small_vocab_model, r"has 512 tokens but the model's embedding has 100 rows", fresh=True
     ),
     "tokenizer larger than model.init.vocab_size": Case(
         _set("model.init.vocab_size", 100),
         r"tokenizer .*tokenizer0 has 512 tokens but the model's embedding has 100",
+        fresh=True,
     ),
     "missing model directory": Case(
         lambda s: s.config.update(model={"path": str(s.tmp / "no-model")}),
         r"no-model: model directory not found",
+        fresh=True,
     ),
     "weights that lack a tensor of the model": Case(
         _model_dir(_without("model.norm.weight")),
@@ -295,23 +322,31 @@ CASES: dict[str, Case] = {
         fresh=True,
     ),
     "missing model weights": Case(
-        _model_dir(lambda d: (d / "model.safetensors").unlink()), r"model: no model weights \(looked for"
+        _model_dir(lambda d: (d / "model.safetensors").unlink()),
+        r"model: no model weights \(looked for",
+        fresh=True,
     ),
     "truncated safetensors": Case(
         _model_dir(
             lambda d: (d / "model.safetensors").write_bytes((d / "model.safetensors").read_bytes()[:-64])
         ),
         r"model\.safetensors: truncated safetensors file",
+        fresh=True,
     ),
     "pickle weights without --allow-pickle": Case(
         _model_dir(_pickled),
         r"model: weights are in pickle format \(pytorch_model\.bin\); pass --allow-pickle",
+        fresh=True,
     ),
     "model code without --trust-remote-code": Case(
-        _model_dir(_custom_code), r"model: the model needs its own Python code .* pass --trust-remote-code"
+        _model_dir(_custom_code),
+        r"model: the model needs its own Python code .* pass --trust-remote-code",
+        fresh=True,
     ),
     "unreadable model config.json": Case(
-        _model_dir(lambda d: (d / "config.json").write_text("{not json")), r"config\.json: unreadable config"
+        _model_dir(lambda d: (d / "config.json").write_text("{not json")),
+        r"config\.json: unreadable config",
+        fresh=True,
     ),
     # Data files
     "missing data file": Case(
@@ -343,13 +378,15 @@ CASES: dict[str, Case] = {
     "held-out larger than its source": Case(
         _set("sources.general.heldout", {"documents": 100_000}),
         r"sources\.general\.heldout\.documents: 100,000 held-out documents, but the source has only",
+        fresh=True,
     ),
     "a stage whose source is shorter than one sequence": Case(
         _tiny_source(evaluated=False),
         r"sources\.tiny: \d+ training tokens, fewer than one sequence of seq_len \+ 1 = 33",
+        fresh=True,
     ),
     "evaluating a source without held-out documents": Case(
-        _tiny_source(evaluated=True), r"sources\.tiny: no held-out documents to evaluate"
+        _tiny_source(evaluated=True), r"sources\.tiny: no held-out documents to evaluate", fresh=True
     ),
     "bad data through prepare": Case(
         _data("empty.jsonl", "\n\n"),
@@ -362,14 +399,39 @@ CASES: dict[str, Case] = {
     ),
     "resume with another model size": Case(
         _args("--set", "model.init.hidden_size=64"),
+        r"^error: model\.init\.hidden_size: 32 when the run started, 64 now; it must stay as it was on --resume",
+    ),
+    "resume with another model size, the run's config.yaml gone": Case(
+        _without_run_config(_args("--set", "model.init.hidden_size=64")),
         r"step_8: the checkpoint does not fit the model of the config \(.* has shape \[\d+, 32\], the model \[\d+, 64\]\)",
     ),
-    "resume with other stage data": Case(
-        _args("--set", "stages.0.replay={from: general, ratio: 0.25}"),
+    "resume with another stage budget": Case(
+        _args("--set", "stages.0.tokens=4096"),
+        r"stages\.0\.tokens: 3072 when the run started, 4096 now; it must stay as it was on --resume",
+    ),
+    "resume with other stage data, the run's config.yaml gone": Case(
+        _without_run_config(_args("--set", "stages.0.replay={from: general, ratio: 0.25}")),
         r"stages: the data of stage 'first' changed since the checkpoint",
     ),
+    "resume with another train.batch_tokens": Case(
+        _args("--set", "train.batch_tokens=512"),
+        r"train\.batch_tokens: 256 when the run started, 512 now; it must stay as it was on --resume \(the batch",
+    ),
+    "resume with another train.weight_decay": Case(
+        _args("--set", "train.weight_decay=0.0"),
+        r"train\.weight_decay: 0\.1 when the run started, 0\.0 now; it must stay as it was on --resume",
+    ),
     "resume with a source's documents reordered (same token count)": Case(
-        _reordered_documents, r"sources\.general: its prepared tokens changed since the checkpoint"
+        _reordered_documents, r"sources\.general: its prepared training tokens changed since the run started"
+    ),
+    "resume with reordered documents, the run's config.yaml and metrics gone": Case(
+        _without_run_config(_reordered_documents, metrics=True),
+        r"sources\.general: its prepared tokens changed since the checkpoint",
+    ),
+    "a base model with NaN weights": Case(
+        _nan_weights,
+        r"model: the model's weights hold 1 NaN or infinite values in .*; training cannot start",
+        fresh=True,
     ),
     "corrupt checkpoint state": Case(
         _corrupt_checkpoint_state, r"step_8/trainer\.json: unreadable checkpoint state \(JSONDecodeError"
@@ -421,7 +483,9 @@ def test_bad_input_exits_2_with_one_line(
     before = snapshot(run_dir)
 
     args = [case.command, str(config_path), "--quiet", *extra]
-    if case.command == "train" and case.resume:
+    if case.fresh:
+        args += ["--out", str(tmp_path / "fresh")]
+    elif case.command == "train" and case.resume:
         args.append("--resume")
     code, out, err = cli(args, capsys)
 
@@ -431,11 +495,8 @@ def test_bad_input_exits_2_with_one_line(
     assert re.search(case.expect, lines[0]), lines[0]
     assert "Traceback" not in err and out == ""
     assert snapshot(run_dir) == before  # the earlier run is untouched
+    assert not (tmp_path / "fresh").exists()  # and a new run directory was not even left empty
     record(record_property, "Bad input", name, f"exit {code}: {quoted(lines[0])}")
-    if case.fresh:  # the same refusal whether or not a run directory exists
-        fresh = tmp_path / "fresh"
-        code, out, err = cli([case.command, str(config_path), "--quiet", *extra, "--out", str(fresh)], capsys)
-        assert code == 2 and err.strip() == lines[0] and not fresh.exists(), err
 
 
 def test_a_command_line_usage_error_exits_2_with_the_usage(capsys) -> None:
@@ -446,3 +507,28 @@ def test_a_command_line_usage_error_exits_2_with_the_usage(capsys) -> None:
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert "No such option: --no-such-option" in err and "Usage:" in err
+
+
+def test_a_change_the_rules_allow_resumes(
+    shared, tiny_tokenizer_dir, tmp_path, capsys, record_property
+) -> None:
+    import yaml
+
+    run_dir = Path(shutil.copytree(shared["run"], tmp_path / "run"))
+    config = fault_config(shared["corpus"], tiny_tokenizer_dir, run_dir, shared["root"] / "cache")
+    config["output"]["checkpoint_every_tokens"] = 8 * 256
+    path = write_config(tmp_path / "config.yaml", config)
+    changes = ["stages.0.schedule.peak_lr=0.001", "train.fused_loss=off", "eval.batch_size=4"]
+    code, _, err = cli(
+        ["train", str(path), "--quiet", "--resume", *[a for c in changes for a in ("--set", c)]], capsys
+    )
+    assert code == 0, err
+    resolved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert resolved["stages"][0]["schedule"]["peak_lr"] == 0.001 and resolved["train"]["fused_loss"] == "off"
+    assert (run_dir / "final" / "model.safetensors").is_file()
+    record(
+        record_property,
+        "Bad input",
+        "resume with a learning rate, `train.fused_loss` and `eval.batch_size` changed (changes the rules allow)",
+        "resumed from step_8 and finished (exit 0); config.yaml holds the new values",
+    )

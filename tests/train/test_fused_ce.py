@@ -65,3 +65,21 @@ def test_model_loss_and_gradients_match(family: str, tiny_tokenizer) -> None:
 def test_soft_capped_heads_are_not_fused(tiny_tokenizer) -> None:
     init = InitConfig(architecture="gemma2", hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64)
     assert not supports_fused_loss(init_model(init, tiny_tokenizer))
+
+
+def test_the_run_says_why_it_uses_the_fused_loss_or_not(tiny_tokenizer) -> None:
+    from forgetless.distributed import World
+    from forgetless.train.run import _use_fused_loss
+
+    llama = init_model(InitConfig(hidden_size=32, num_layers=1, num_heads=2), tiny_tokenizer)
+    gemma2 = init_model(
+        InitConfig(architecture="gemma2", hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64),
+        tiny_tokenizer,
+    )
+    assert _use_fused_loss("off", llama, World()) == (False, "train.fused_loss is off")
+    assert _use_fused_loss("on", llama, World()) == (
+        True,
+        "train.fused_loss is on and model type 'llama' supports it",
+    )
+    used, why = _use_fused_loss("auto", gemma2, World())
+    assert not used and why.startswith("model type 'gemma2': its logits are not a plain product")

@@ -88,6 +88,11 @@ def test_run_directory_contract(finished_run: Path) -> None:
     assert resolved["train"]["weight_decay"] == 0.1  # defaults filled in
 
     lines = read_lines(finished_run)
+    start = lines[0]
+    assert start["kind"] == "run_start" and start["fused_loss"] is True
+    assert start["fused_loss_why"] == "train.fused_loss is auto and model type 'llama' supports it"
+    assert sorted(start["data"]) == ["code", "general"]  # the hashes a resume compares
+    assert all(len(h) == 64 for source in start["data"].values() for h in source.values())
     train = [r for r in lines if r["kind"] == "train"]
     evals = [r for r in lines if r["kind"] == "eval"]
     for key in ("step", "tokens", "lr", "loss", "grad_norm", "tokens_per_s"):

@@ -356,6 +356,24 @@ def _set_config_dtype(config_file: Path, dtype: torch.dtype) -> None:
     config_file.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
+def check_finite_weights(model: torch.nn.Module, where: str) -> None:
+    """Raise `UserError` when a parameter of `model` holds NaN or infinite values: every training
+    step from such weights is non-finite, and nothing a run does can recover from that. (Buffers are
+    left alone: some models keep masks of -inf there.)"""
+    bad = [
+        (name, int((~torch.isfinite(tensor)).sum()))
+        for name, tensor in model.named_parameters()
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())
+    ]
+    if bad:
+        name, count = bad[0]
+        more = f" and {len(bad) - 1} more tensors" if len(bad) > 1 else ""
+        raise UserError(
+            f"{where}: the model's weights hold {count:,} NaN or infinite values in {name}{more}; training "
+            "cannot start from them: use intact weights"
+        )
+
+
 def _sibling(path: Path, tag: str) -> Path:
     """A fresh hidden name in the folder of `path`, on the same file system (so renames are atomic)."""
     return path.parent / f".{path.name}.{tag}-{os.getpid()}-{uuid.uuid4().hex[:8]}"

@@ -62,7 +62,7 @@ from forgetless.methods.base import (
     start_or_resume,
     training_loss,
 )
-from forgetless.model.load import build_model, is_model_dir, load_tokenizer
+from forgetless.model.load import build_model, check_finite_weights, is_model_dir, load_tokenizer
 from forgetless.model.positions import check_context_length
 from forgetless.model.transforms import Transformed, apply_transforms, count_distinct
 from forgetless.train import checkpoint as ckpt
@@ -74,6 +74,7 @@ from forgetless.train.parallelize import compile_blocks, peak_memory_gib, suppor
 from forgetless.train.param_groups import apply_stage, run_parameter_groups, trainable_names
 from forgetless.train.preemption import StopRequest
 from forgetless.train.progress import ProgressDisplay
+from forgetless.train.resume_policy import check_resumed_config, check_resumed_data, data_record
 from forgetless.train.run_lock import hold_run_dir
 from forgetless.train.schedules import learning_rate
 
@@ -104,6 +105,7 @@ class RunData:
     train_stores: dict[str, Any]
     eval_sets: dict[str, tuple[np.ndarray, int]]
     mcq_sets: dict[str, list[dict]]
+    contents: dict[str, dict[str, str | None]] = field(default_factory=dict)  # resume_policy.data_record
 
 
 @dataclass
@@ -122,6 +124,8 @@ class Run:
     log: MetricsLog
     display: ProgressDisplay
     fused_loss: bool = False
+    fused_loss_why: str = ""  # why the fused loss is used or not, for run_start
+    contents: dict[str, dict[str, str | None]] = field(default_factory=dict)  # RunData.contents
     micro_batches: SerialMicroBatches | ThreadedMicroBatches = field(default_factory=SerialMicroBatches)
     stop: StopRequest = field(default_factory=StopRequest)
     trainable: frozenset[str] = frozenset()  # parameters that train unless a stage freezes them
@@ -162,6 +166,8 @@ def run_training(config: RunConfig, *, resume: bool = False, quiet: bool = False
 def _run_training(config: RunConfig, *, resume: bool, quiet: bool) -> Path:
     run_dir = Path(config.output.dir)
     latest = _check_run_dir(run_dir, resume)
+    if latest is not None:
+        check_resumed_config(run_dir, config)  # before anything is built: a refused key costs nothing
     world, device = setup_world(config.train.device)
     finished = False
     try:
@@ -169,6 +175,8 @@ def _run_training(config: RunConfig, *, resume: bool, quiet: bool) -> Path:
         autocast_dtype = resolve_device(device.type, config.train.precision)[1]
         model, tokenizer, transformed = _set_up_model(config, world, device, autocast_dtype, latest, quiet=quiet)
         data = _set_up_data(config, tokenizer, world, quiet=quiet)
+        if latest is not None:
+            check_resumed_data(run_dir, data.contents)
         _check_before_writing(config, data.train_stores, unwrap(model), latest, transformed.added)
         run = _set_up_run(config, world, device, autocast_dtype, model, tokenizer, data, transformed, quiet=quiet)
         if world.is_main and resume and latest is None and (run_dir / "metrics.jsonl").stat().st_size > 0:
@@ -208,6 +216,7 @@ def _set_up_model(
         config.tokenizer or config.model.path, trust_remote_code=config.model.trust_remote_code
     )
     model = build_model(config.model, tokenizer).to(device)
+    check_finite_weights(model, config.model.path or "model.init")
     transformed = _transform_model(config, model, tokenizer, world, latest, quiet=quiet)
     model, tokenizer = transformed.model, transformed.tokenizer
     check_context_length(model, train.seq_len, "train.seq_len")
@@ -251,7 +260,8 @@ def _set_up_data(config: RunConfig, tokenizer: Any, world: World, *, quiet: bool
     mcq_sets = {
         question_set_name(ref): load_questions(ref)[: config.eval.mcq_limit] for ref in config.eval.mcq
     }
-    return RunData({name: p.train for name, p in prepared.items()}, eval_sets, mcq_sets)
+    contents = data_record({name: (p.train, p.heldout) for name, p in prepared.items()})
+    return RunData({name: p.train for name, p in prepared.items()}, eval_sets, mcq_sets, contents)
 
 
 def _set_up_run(
@@ -267,7 +277,7 @@ def _set_up_run(
     quiet: bool,
 ) -> Run:
     """The run, with its run directory, config.yaml and metrics log: the first writes of a run."""
-    fused_loss = _use_fused_loss(config.train.fused_loss, unwrap(model), world)
+    fused_loss, fused_loss_why = _use_fused_loss(config.train.fused_loss, unwrap(model), world)
     micro_batches = _micro_batch_runner(config, model, device, world, fused_loss)
     run_dir = Path(config.output.dir)
     if world.is_main:
@@ -286,6 +296,8 @@ def _set_up_run(
         log=MetricsLog(run_dir / "metrics.jsonl", enabled=world.is_main),
         display=ProgressDisplay(quiet=quiet or not world.is_main),
         fused_loss=fused_loss,
+        fused_loss_why=fused_loss_why,
+        contents=data.contents,
         micro_batches=micro_batches,
         trainable=trainable_names(unwrap(model)),
         added=transformed.added,
@@ -739,8 +751,14 @@ def _roll_back(
                 "rollbacks": position.rollbacks,
             }
         )
-        if latest is None:
+        every = _checkpoint_every_steps(run)
+        if latest is None and every is None:
             why = "and there is no checkpoint to roll back to (set output.checkpoint_every_tokens)"
+        elif latest is None:
+            why = (
+                f"and no checkpoint was written before the streak began (one comes every {every:,} steps), "
+                "so there is none to roll back to"
+            )
         else:
             why = (
                 f"after {position.rollbacks} rollback(s) that brought the learning rate down to "
@@ -895,20 +913,23 @@ def _to_device(batch: np.ndarray, device: torch.device) -> torch.Tensor:
     return tensor
 
 
-def _use_fused_loss(setting: str, model: torch.nn.Module, world: World) -> bool:
+def _use_fused_loss(setting: str, model: torch.nn.Module, world: World) -> tuple[bool, str]:
+    """Whether the loop computes the loss with `forgetless.model.fused_ce`, and why (or why not)."""
     if setting == "off":
-        return False
+        return False, "train.fused_loss is off"
     if world.distributed:  # the sharded head is gathered only inside the model's own forward
         if setting == "on":
             raise UserError("train.fused_loss: on is not supported with several processes; use auto or off")
-        return False
-    supported = supports_fused_loss(model)
-    if setting == "on" and not supported:
-        raise UserError(
-            f"train.fused_loss: on is not supported for model type {model.config.model_type!r} "
-            "(its logits are not a plain product with the LM head); use auto or off"
-        )
-    return supported
+        return False, "several processes: the sharded LM head is gathered only inside the model's forward"
+    model_type = model.config.model_type
+    if not supports_fused_loss(model):
+        if setting == "on":
+            raise UserError(
+                f"train.fused_loss: on is not supported for model type {model_type!r} "
+                "(its logits are not a plain product with the LM head); use auto or off"
+            )
+        return False, f"model type {model_type!r}: its logits are not a plain product with the LM head"
+    return True, f"train.fused_loss is {setting} and model type {model_type!r} supports it"
 
 
 def _micro_batch_runner(
@@ -1051,6 +1072,9 @@ def _run_start_record(run: Run) -> dict[str, Any]:
         "mcq": list(run.mcq_sets),
         "tokens_per_step": run.tokens_per_step,
         "host_memory_reuse": freed_memory_kept(),  # see forgetless.train.host_memory
+        "fused_loss": run.fused_loss,
+        "fused_loss_why": run.fused_loss_why,
+        "data": run.contents,  # what a resume must find unchanged (forgetless.train.resume_policy)
     }
 
 
