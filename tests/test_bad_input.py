@@ -528,7 +528,7 @@ def test_a_change_the_rules_allow_resumes(
     assert (run_dir / "final" / "model.safetensors").is_file()
     record(
         record_property,
-        "Bad input",
+        "Files",
         "resume with a learning rate, `train.fused_loss` and `eval.batch_size` changed (changes the rules allow)",
         "resumed from step_8 and finished (exit 0); config.yaml holds the new values",
     )
