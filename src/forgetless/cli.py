@@ -749,3 +749,33 @@ def cooldown(
         run_dir, tokens=tokens, from_step=step, before_end=before_end, shape=shape, out=out, quiet=quiet
     )
     _print_run_result(branch)
+
+
+# ---------------------------------------------------------------------------------------------
+# import-gguf
+
+
+@app.command("import-gguf")
+def import_gguf(
+    file: Annotated[Path, typer.Argument(help="A GGUF model file (llama.cpp format).", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", help="The model dir to write (must not exist or be empty).")],
+    dtype: Annotated[
+        str, typer.Option("--dtype", help="Weight dtype of the written model: bfloat16 or float32.")
+    ] = "bfloat16",
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars while de-quantizing.")] = False,
+) -> None:
+    """Write a GGUF model as a Hugging Face model dir (safetensors + tokenizer) that every command
+    takes: transformers de-quantizes each weight (needs the gguf extra: pip install 'forgetless[gguf]').
+
+    The weights keep the file's quantization error; the written dir is checked by loading it with
+    plain transformers (same weights, logits and token ids) before it is renamed into place.
+    """
+    from forgetless.model.gguf import import_gguf as run_import
+
+    result = run_import(file, out, dtype=dtype, progress=not quiet)
+    types = ", ".join(f"{name} x{count}" for name, count in sorted(result.facts.tensor_types.items()))
+    typer.echo(
+        f"imported {file.name} ({result.facts.architecture}; tensors {types}) as {result.model_class}, "
+        f"{result.parameters:,} parameters, vocabulary {result.vocab_size:,}, {result.dtype}, "
+        f"in {result.total_s:.1f}s: {result.out_dir}"
+    )
