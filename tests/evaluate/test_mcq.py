@@ -182,6 +182,10 @@ def test_metrics_from_choice_scores(monkeypatch, tiny_tokenizer):
     # Sample standard deviation of 0/1 outcomes over sqrt(n), as lm-eval reports it.
     assert result["acc_stderr"] == pytest.approx(math.sqrt((1 / 3) * (2 / 3) / 2))
     assert result["acc_norm_stderr"] == pytest.approx(np.std([1, 1, 0], ddof=1) / math.sqrt(3))
+    assert "correct" not in result
+    per_item = score_mcq(None, tiny_tokenizer, items, per_item=True)
+    assert per_item["correct"] == [0, 1, 0] and per_item["correct_norm"] == [1, 1, 0]
+    assert {k: v for k, v in per_item.items() if not k.startswith("correct")} == result
 
 
 def test_score_mcq_is_deterministic_and_restores_training_mode(tiny_model, tiny_tokenizer):

@@ -157,12 +157,15 @@ def score_mcq(
     device: Any = "cpu",
     autocast_dtype: torch.dtype | None = None,
     seed: int = 0,
-) -> dict[str, float]:
+    per_item: bool = False,
+) -> dict[str, Any]:
     """Accuracy of `model` on multiple-choice `items` by the log-likelihood of each choice.
 
     Returns `acc`, `acc_norm` (score divided by the choice's length in characters), their standard
     errors (`acc_stderr`, `acc_norm_stderr`: sample standard deviation over sqrt(n); 0 when n < 2)
-    and `n`. Ties go to the first of the tied choices. See `choice_logprobs` for the scores.
+    and `n`; with `per_item`, also `correct` and `correct_norm`, 0/1 per item in order (for paired
+    comparisons of two models on the same items). Ties go to the first of the tied choices. See
+    `choice_logprobs` for the scores.
     """
     scores = choice_logprobs(
         model,
@@ -180,13 +183,17 @@ def score_mcq(
         lengths = np.array([max(1, len(c)) for c in item["choices"]], dtype=np.float64)
         correct.append(float(np.argmax(item_scores) == item["answer"]))
         correct_norm.append(float(np.argmax(np.asarray(item_scores) / lengths) == item["answer"]))
-    return {
+    result: dict[str, Any] = {
         "acc": float(np.mean(correct)),
         "acc_norm": float(np.mean(correct_norm)),
         "acc_stderr": _stderr(correct),
         "acc_norm_stderr": _stderr(correct_norm),
         "n": len(items),
     }
+    if per_item:
+        result["correct"] = [int(c) for c in correct]
+        result["correct_norm"] = [int(c) for c in correct_norm]
+    return result
 
 
 def choice_logprobs(

@@ -61,6 +61,7 @@ class EvalOptions:
     mcq_limit: int | None = None  # the first N questions of each set
     mcq_template: str = DEFAULT_MCQ_TEMPLATE
     mcq_few_shot: int = 0
+    mcq_per_item: bool = False  # also each question's 0/1 outcome, for paired comparisons
     lm_eval_tasks: list[str] = field(default_factory=list)
     lm_eval_include: str | None = None  # a folder of local lm-eval task YAML files
     lm_eval_limit: int | None = None
@@ -84,8 +85,9 @@ def evaluate_model(
     """Evaluate the model in `model_dir` as `options` say; return the results as a JSON-ready dict.
 
     The dict holds the settings used and `heldout` ({source: loss, ppl, bpb, tokens, bytes}),
-    `mcq` ({set: acc, acc_norm, their stderr, n}) and `lm_eval` ({task: {metric: value}}).
-    With `config`, its `eval.sources` and `eval.mcq` are evaluated too, with its settings.
+    `mcq` ({set: acc, acc_norm, their stderr, n; with `mcq_per_item`, 0/1 per item as `correct`
+    and `correct_norm`}) and `lm_eval` ({task: {metric: value}}). With `config`, its
+    `eval.sources` and `eval.mcq` are evaluated too, with its settings.
     """
     from forgetless.data.prepare import default_cache_dir, prepare_files, prepare_sources
     from forgetless.model.checkpoint import is_checkpoint, load_checkpoint_model
@@ -174,6 +176,7 @@ def evaluate_model(
             few_shot=options.mcq_few_shot,
             device=dev,
             autocast_dtype=autocast_dtype,
+            per_item=options.mcq_per_item,
         )
         for name, items in question_sets.items()
     }
