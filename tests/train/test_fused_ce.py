@@ -32,6 +32,25 @@ def test_matches_cross_entropy_in_float64(chunk_size: int) -> None:
     torch.testing.assert_close(fused_w, grad_w, rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.parametrize("autocast", [False, True])
+def test_float32_hidden_states_with_a_bf16_product(autocast: bool) -> None:
+    """What a run with bf16 autocast and float32 master weights passes in: float32 hidden states and
+    head, products in bf16; the gradients come back in float32 at bf16 accuracy."""
+    gen = torch.Generator().manual_seed(1)
+    hidden = torch.randn(300, 32, generator=gen, requires_grad=True)
+    weight = torch.randn(200, 32, generator=gen, requires_grad=True)
+    targets = torch.randint(0, 200, (300,), generator=gen)
+    reference = F.cross_entropy(hidden.double() @ weight.double().t(), targets)
+    grad_h, grad_w = torch.autograd.grad(reference, (hidden, weight))
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        fused = linear_cross_entropy(hidden, weight, targets, chunk_size=64, compute_dtype=torch.bfloat16)
+    fused_h, fused_w = torch.autograd.grad(fused, (hidden, weight))
+    assert fused_h.dtype == fused_w.dtype == torch.float32
+    assert fused.item() == pytest.approx(reference.item(), rel=2e-2)
+    for got, want in ((fused_h, grad_h), (fused_w, grad_w)):
+        assert ((got.double() - want).norm() / want.norm()).item() < 2e-2
+
+
 def test_without_grad_gives_the_loss_only() -> None:
     hidden, weight = torch.randn(50, 8), torch.randn(20, 8)
     targets = torch.randint(0, 20, (50,))

@@ -80,7 +80,10 @@ class _LinearCrossEntropy(torch.autograd.Function):
                 continue
             loss, grad_logits = with_grad(h, w, t)
             total += loss
-            torch.mm(grad_logits, w, out=grad_hidden[start : start + chunk_size])
+            if h.dtype == grad_hidden.dtype:
+                torch.mm(grad_logits, w, out=grad_hidden[start : start + chunk_size])
+            else:  # float32 hidden states (autocast) with a bf16 product: the chunk is converted
+                grad_hidden[start : start + chunk_size] = grad_logits @ w
             if h.dtype != grad_weight.dtype:  # a bf16 product, accumulated in float32
                 part = (grad_logits.t() @ h).float()
                 if start == 0:
