@@ -335,18 +335,48 @@ class StageConfig(_Strict):
 # Training, evaluation, output
 
 
+class SelectiveCheckpointing(_Strict):
+    """What `train.activation_checkpointing: selective` recomputes in the backward pass: `part` of
+    decoder blocks 0, `every`, 2 x `every`, ..."""
+
+    every: int = Field(2, ge=1, description="recompute in every Nth decoder block (1: all of them)")
+    part: Literal["block", "mlp", "attention"] = Field(
+        "block", description="the whole block, or only its MLP or its attention"
+    )
+
+
 class TrainConfig(_Strict):
     seq_len: int = Field(1024, gt=1)
     batch_tokens: int = Field(262144, gt=0, description="tokens per optimizer step, all ranks")
     micro_batch: int = Field(8, gt=0, description="sequences per forward pass on one rank")
     precision: Literal["auto", "bf16", "fp32"] = "auto"
     compile: bool = Field(False, description="torch.compile each decoder block (and the fused loss)")
-    fused_loss: Switch = Field(
+    fused_loss: Annotated[
+        Literal["auto", "on", "off", "liger", "cce"], BeforeValidator(_switch_from_bool)
+    ] = Field(
         "auto",
         description="loss from hidden states without storing logits; auto: on where the model supports it; "
-        "true and false mean on and off",
+        "true and false mean on and off; liger / cce: Liger-Kernel's or cut-cross-entropy's kernel on CUDA "
+        "(their package installed), forgetless's own elsewhere",
     )
-    activation_checkpointing: bool = False
+    mixed_precision: Literal["autocast", "fsdp"] = Field(
+        "autocast",
+        description="how bf16 is applied: autocast casts the float32 weights inside each operation; fsdp "
+        "computes with bf16 copies of float32 master weights and reduces gradients in float32 "
+        "(FSDP2's mixed-precision policy, one process too)",
+    )
+    activation_checkpointing: bool | Literal["selective"] = Field(
+        False,
+        description="recompute activations in the backward instead of storing them: true for every "
+        "decoder block, selective for the part chosen by selective_checkpointing",
+    )
+    selective_checkpointing: SelectiveCheckpointing = Field(default_factory=SelectiveCheckpointing)
+    optimizer_in_backward: bool = Field(
+        False,
+        description="apply the AdamW update of each decoder block as soon as its gradients are complete and "
+        "free them, so no model-sized gradient is held; needs one micro-batch per step, grad_clip: null "
+        "and one process",
+    )
     micro_batch_threads: Literal["auto"] | Annotated[int, Field(ge=1)] = Field(
         "auto",
         description="micro-batches run at once, one core each; auto: on a CPU in one process with the fused loss",

@@ -41,6 +41,7 @@ class World:
     rank: int = 0
     size: int = 1
     local_rank: int = 0
+    process_group: bool = False  # a torch.distributed group is up (a one-process one included)
 
     @property
     def is_main(self) -> bool:
@@ -51,14 +52,23 @@ class World:
         return self.size > 1
 
 
-def setup(device: str) -> tuple[World, torch.device]:
-    """Join the process group when launched by torchrun; return this process's place and device."""
+def setup(device: str, *, one_process_group: bool = False) -> tuple[World, torch.device]:
+    """Join the process group when launched by torchrun; return this process's place and device.
+
+    `one_process_group`: outside torchrun, start a process group of this process alone (what FSDP2
+    needs to wrap a model on one device); `teardown` ends it.
+    """
     size = int(os.environ.get("WORLD_SIZE", "1"))
     if size <= 1:
-        world = World()
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        return world, torch.device(device)
+        dev = torch.device(device)
+        if not one_process_group:
+            return World(), dev
+        if not dist.is_initialized():
+            backend = "nccl" if dev.type == "cuda" else "gloo"
+            dist.init_process_group(backend, store=dist.HashStore(), rank=0, world_size=1)
+        return World(process_group=True), dev
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     use_cuda = device in ("auto", "cuda") and torch.cuda.is_available()
     if device == "cuda" and not use_cuda:
@@ -68,46 +78,70 @@ def setup(device: str) -> tuple[World, torch.device]:
     if not dist.is_initialized():
         dist.init_process_group("nccl" if use_cuda else "gloo")
     dev = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
-    return World(rank=rank, size=size, local_rank=local_rank), dev
+    return World(rank=rank, size=size, local_rank=local_rank, process_group=True), dev
 
 
 def teardown(world: World, *, wait: bool = True) -> None:
     """Leave the process group: after every rank got here (`wait`), or at once (a failed run, whose
-    other ranks may never get here)."""
-    if world.distributed and dist.is_initialized():
-        if wait:
+    other ranks may never get here). A one-process group (`setup(one_process_group=True)`) ends too."""
+    if world.process_group and dist.is_initialized():
+        if wait and world.distributed:
             dist.barrier()
         dist.destroy_process_group()
 
 
 def shard_model(
-    model: nn.Module, world: World, *, mode: str, device: torch.device, bf16: bool, freezes: bool = False
+    model: nn.Module,
+    world: World,
+    *,
+    mode: str,
+    device: torch.device,
+    bf16: bool,
+    freezes: bool = False,
+    mixed_precision: str = "autocast",
 ) -> nn.Module:
     """Wrap `model` for data parallelism: FSDP2 per decoder block and at the root, or DDP.
 
     With FSDP2 on a GPU in bf16, parameters are gathered and computed in bf16 while gradients are
-    reduced in float32 (the master weights stay float32). Parameter names are unchanged. `freezes`:
-    some stage freezes parameters after the wrapping; DDP then looks for the parameters each step
-    leaves without a gradient (FSDP2 needs nothing: a frozen parameter simply gets none).
+    reduced in float32 (the master weights stay float32). `mixed_precision` "fsdp" asks for that
+    on one process too (a one-process group, see `setup`), on any device. Parameter names are
+    unchanged. `freezes`: some stage freezes parameters after the wrapping; DDP then looks for the
+    parameters each step leaves without a gradient (FSDP2 needs nothing: a frozen parameter simply
+    gets none).
     """
-    if not world.distributed or mode == "none":
+    one_process = not world.distributed and mixed_precision == "fsdp" and world.process_group
+    if not (world.distributed or one_process) or mode == "none":
         return model
-    if mode == "ddp":
+    if mode == "ddp" and not one_process:
         ids = [device.index] if device.type == "cuda" else None
         return nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=freezes)
+    import types
+
     from torch.distributed.device_mesh import init_device_mesh
-    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard, register_fsdp_forward_method
+
+    from forgetless.model.loss import FUSED_LOSS_METHOD, fused_lm_loss
 
     mesh = init_device_mesh(device.type, (world.size,))
     policy = (
         MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
-        if bf16 and device.type == "cuda"
+        if bf16 and (device.type == "cuda" or mixed_precision == "fsdp")
         else MixedPrecisionPolicy()
     )
     for block in decoder_blocks(model):
         fully_shard(block, mesh=mesh, mp_policy=policy)
     fully_shard(model, mesh=mesh, mp_policy=policy)
+    # The fused loss reads the LM head's weight outside `forward`: as a forward method of the root,
+    # it runs with the root's parameters gathered (and in the policy's dtype), and their gradients
+    # are reduced like those of `forward`.
+    setattr(model, FUSED_LOSS_METHOD, types.MethodType(fused_lm_loss, model))
+    register_fsdp_forward_method(model, FUSED_LOSS_METHOD)
     return model
+
+
+def is_sharded_model(model: nn.Module) -> bool:
+    """Whether `model`'s parameters are FSDP2 shards (DTensors), on one process or several."""
+    return any(is_sharded_tensor(p) for p in unwrap(model).parameters())
 
 
 def reshard(model: nn.Module) -> None:
@@ -180,12 +214,12 @@ def save_full_model(model: nn.Module, tokenizer: Any, folder: Path, world: World
 
     module = unwrap(model)
     if has_lora(module):  # the adapters merged into `folder`, and the adapter in `<folder>_adapter`
-        state = full_state_dict(model) if world.distributed else module.state_dict()
+        state = full_state_dict(model) if is_sharded_model(model) else module.state_dict()
         if world.is_main:
             save_lora_model(module, state, tokenizer, folder, save_model)
         barrier(world)
         return
-    if not world.distributed:
+    if not is_sharded_model(model):
         save_model(unwrap(model), tokenizer, folder)
         return
     state = full_state_dict(model)

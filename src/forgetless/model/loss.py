@@ -5,11 +5,24 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from forgetless.errors import UserError
 from forgetless.model.fused_ce import linear_cross_entropy
 
 # On a CPU the fused loss walks over chunks of about this many float32 logits (8 MiB), small enough
 # to stay in cache between the passes over a chunk; elsewhere it keeps its larger default chunks.
 CPU_CHUNK_LOGITS = 1 << 21
+
+# The name under which a sharded model carries `fused_lm_loss` as one of its own forward methods
+# (see `forgetless.distributed.shard_model`): FSDP2 gathers the root's parameters (embedding,
+# final norm, LM head) around such a method as it does around `forward`.
+FUSED_LOSS_METHOD = "fused_lm_loss"
+
+# `train.fused_loss` values that name another project's fused linear + cross-entropy (CUDA only):
+# the package that provides it, and how to install it.
+EXTERNAL_KERNELS = {
+    "liger": ("liger_kernel", "pip install liger-kernel"),
+    "cce": ("cut_cross_entropy", "pip install cut-cross-entropy"),
+}
 
 
 def causal_lm_loss(
@@ -20,30 +33,76 @@ def causal_lm_loss(
     fused: bool = False,
     compute_dtype: torch.dtype | None = None,
     compiled: bool = False,
+    kernel: str = "forgetless",
 ) -> torch.Tensor:
     """Mean next-token cross-entropy (nats per token) of `model` on `inputs` [B, T] against `targets` [B, T].
 
     `targets[:, t]` is the token that follows `inputs[:, t]`; targets equal to -100 are ignored.
     The softmax is always float32. With `fused`, the loss is computed from the final hidden states
-    chunk by chunk and the full logits are never stored (`forgetless.model.fused_ce`); this needs
-    a model whose logits are a plain product with the head (see `parallelize.supports_fused_loss`).
+    chunk by chunk and the full logits are never stored (`forgetless.model.fused_ce`, or with
+    `kernel` liger / cce that project's kernel on CUDA); this needs a model whose logits are a
+    plain product with the head (see `parallelize.supports_fused_loss`).
     """
     if fused:
-        hidden = model.base_model(input_ids=inputs, use_cache=False).last_hidden_state
-        head = model.get_output_embeddings()
-        chunk: dict[str, int] = {}
-        if hidden.device.type == "cpu":
-            chunk["chunk_size"] = max(64, CPU_CHUNK_LOGITS // head.weight.shape[0])
-        return linear_cross_entropy(
-            hidden.flatten(0, 1),
-            head.weight,
-            targets.flatten(),
-            compute_dtype=compute_dtype,
-            compiled=compiled,
-            **chunk,
-        )
+        options = {"compute_dtype": compute_dtype, "compiled": compiled, "kernel": kernel}
+        own_method = getattr(model, FUSED_LOSS_METHOD, None)
+        if own_method is not None:
+            return own_method(inputs, targets, **options)
+        return fused_lm_loss(model, inputs, targets, **options)
     logits = model(input_ids=inputs, use_cache=False).logits
     return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
+
+
+def fused_lm_loss(
+    model: torch.nn.Module,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    compute_dtype: torch.dtype | None = None,
+    compiled: bool = False,
+    kernel: str = "forgetless",
+) -> torch.Tensor:
+    """`causal_lm_loss` with `fused`: the loss from the final hidden states and the LM head's weight."""
+    hidden = model.base_model(input_ids=inputs, use_cache=False).last_hidden_state.flatten(0, 1)
+    weight = model.get_output_embeddings().weight
+    targets = targets.flatten()
+    if kernel != "forgetless" and hidden.device.type == "cuda":
+        return external_linear_cross_entropy(kernel, hidden, weight, targets, compute_dtype or hidden.dtype)
+    chunk: dict[str, int] = {}
+    if hidden.device.type == "cpu":
+        chunk["chunk_size"] = max(64, CPU_CHUNK_LOGITS // weight.shape[0])
+    return linear_cross_entropy(
+        hidden, weight, targets, compute_dtype=compute_dtype, compiled=compiled, **chunk
+    )
+
+
+def external_linear_cross_entropy(
+    kernel: str, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, dtype: torch.dtype
+) -> torch.Tensor:
+    """Mean cross-entropy of `hidden @ weight.T` against `targets` (-100 ignored) by Liger-Kernel's
+    (`liger`) or cut-cross-entropy's (`cce`) fused kernel, with both operands in `dtype`."""
+    hidden, weight = hidden.to(dtype), weight.to(dtype)
+    if kernel == "liger":
+        from liger_kernel.transformers.functional import liger_fused_linear_cross_entropy
+
+        return liger_fused_linear_cross_entropy(hidden, weight, targets, ignore_index=-100).float()
+    if kernel == "cce":
+        from cut_cross_entropy import linear_cross_entropy as cce_linear_cross_entropy
+
+        return cce_linear_cross_entropy(hidden, weight, targets, ignore_index=-100).float()
+    raise ValueError(f"unknown fused-loss kernel {kernel!r}")
+
+
+def check_external_kernel(kernel: str) -> None:
+    """Raise `UserError` (one line) unless the package behind `train.fused_loss: <kernel>` imports."""
+    module, install = EXTERNAL_KERNELS[kernel]
+    try:
+        __import__(module)
+    except ImportError as err:
+        raise UserError(
+            f"train.fused_loss: {kernel} needs the {module} package, which is not importable ({err}); "
+            f"{install}, or use on (forgetless's own kernel)"
+        ) from None
 
 
 def causal_lm_loss_and_logits(

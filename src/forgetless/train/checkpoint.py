@@ -33,7 +33,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_model, save_file, save_model
 
-from forgetless.distributed import World, barrier, load_sharded, load_whole, save_sharded
+from forgetless.distributed import World, barrier, is_sharded_model, load_sharded, load_whole, save_sharded
 from forgetless.durable import fsync_dir, fsync_tree
 from forgetless.errors import UserError, is_disk_full
 from forgetless.model.checkpoint import (
@@ -84,13 +84,14 @@ def save_checkpoint(
 
     `extra_tensors` maps a name to tensors written as `methods/<name>.safetensors`. Under several
     ranks (`world`), every rank writes its shards of the model and optimizer with
-    torch.distributed.checkpoint into `state/`, and rank 0 writes the rest and renames the folder.
+    torch.distributed.checkpoint into `state/`, and rank 0 writes the rest and renames the folder;
+    so does a model sharded on one process (`train.mixed_precision: fsdp`).
     """
     world = world or World()
     root = checkpoint_dir(run_dir)
     final = root / f"step_{step}"
     tmp = root / f".tmp-step_{step}"
-    if world.distributed:
+    if world.distributed or is_sharded_model(model):
         return _save_sharded_checkpoint(
             root, tmp, final, model, optimizer, trainer_state, keep, world, extra_tensors
         )
@@ -225,6 +226,12 @@ def check_model_matches(folder: Path, model: torch.nn.Module) -> None:
     """
     if is_sharded(folder):
         return
+    if is_sharded_model(model):
+        raise UserError(
+            f"{folder}: a checkpoint of an unsharded model does not resume into a sharded one (several "
+            "processes, or train.mixed_precision: fsdp); resume it on one process with "
+            "train.mixed_precision: autocast"
+        )
     state = model.state_dict()
     weights = folder / MODEL_WEIGHTS
     try:

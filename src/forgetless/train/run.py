@@ -38,6 +38,7 @@ from forgetless.distributed import (
     as_local,
     barrier,
     broadcast_from_main,
+    is_sharded_model,
     reshard,
     save_full_model,
     shard_model,
@@ -65,12 +66,19 @@ from forgetless.methods.base import (
 from forgetless.model.load import build_model, check_finite_weights, is_model_dir, load_tokenizer
 from forgetless.model.positions import check_context_length
 from forgetless.model.transforms import Transformed, apply_transforms, count_distinct
+from forgetless.model.loss import EXTERNAL_KERNELS, check_external_kernel
 from forgetless.train import checkpoint as ckpt
 from forgetless.train.health import StepHealth
 from forgetless.train.host_memory import freed_memory_kept
 from forgetless.train.metrics_log import MetricsLog
 from forgetless.train.microbatches import SerialMicroBatches, ThreadedMicroBatches, micro_batch_runner
-from forgetless.train.parallelize import compile_blocks, peak_memory_gib, supports_fused_loss
+from forgetless.train.optimizer_in_backward import OptimizerInBackward
+from forgetless.train.parallelize import (
+    checkpoint_activations,
+    compile_blocks,
+    peak_memory_gib,
+    supports_fused_loss,
+)
 from forgetless.train.param_groups import apply_stage, run_parameter_groups, trainable_names
 from forgetless.train.preemption import StopRequest
 from forgetless.train.progress import ProgressDisplay
@@ -126,8 +134,10 @@ class Run:
     fused_loss: bool = False
     fused_loss_why: str = ""  # why the fused loss is used or not, for run_start
     contents: dict[str, dict[str, str | None]] = field(default_factory=dict)  # RunData.contents
+    loss_kernel: str = "forgetless"  # with fused_loss: forgetless's own, liger or cce
     micro_batches: SerialMicroBatches | ThreadedMicroBatches = field(default_factory=SerialMicroBatches)
     stop: StopRequest = field(default_factory=StopRequest)
+    optimizer_in_backward: OptimizerInBackward | None = None  # train.optimizer_in_backward
     trainable: frozenset[str] = frozenset()  # parameters that train unless a stage freezes them
     added: frozenset[str] = frozenset()  # parameters model.transforms added (`train_only: [new]`)
     transforms: list[dict[str, Any]] = field(default_factory=list)  # as applied (forgetless.model.transforms)
@@ -168,7 +178,7 @@ def _run_training(config: RunConfig, *, resume: bool, quiet: bool) -> Path:
     latest = _check_run_dir(run_dir, resume)
     if latest is not None:
         check_resumed_config(run_dir, config)  # before anything is built: a refused key costs nothing
-    world, device = setup_world(config.train.device)
+    world, device = setup_world(config.train.device, one_process_group=config.train.mixed_precision == "fsdp")
     finished = False
     try:
         torch.manual_seed(config.train.seed)
@@ -212,6 +222,7 @@ def _set_up_model(
             f"train.batch_tokens: {train.sequences_per_step} sequences per step do not split into micro-batches "
             f"of {train.micro_batch} on {world.size} processes"
         )
+    _check_speed_settings(config, world, bf16=autocast_dtype is not None)
     tokenizer = load_tokenizer(
         config.tokenizer or config.model.path, trust_remote_code=config.model.trust_remote_code
     )
@@ -220,8 +231,8 @@ def _set_up_model(
     transformed = _transform_model(config, model, tokenizer, world, latest, quiet=quiet)
     model, tokenizer = transformed.model, transformed.tokenizer
     check_context_length(model, train.seq_len, "train.seq_len")
-    if train.activation_checkpointing:
-        model.gradient_checkpointing_enable()
+    selective = train.selective_checkpointing
+    checkpoint_activations(model, train.activation_checkpointing, selective.every, selective.part)
     if train.compile:
         compile_blocks(model)
     model = shard_model(
@@ -231,6 +242,7 @@ def _set_up_model(
         device=device,
         bf16=autocast_dtype is not None,
         freezes=any(stage.methods.freeze or stage.methods.train_only for stage in config.stages),
+        mixed_precision=train.mixed_precision,
     )
     return model, tokenizer, transformed
 
@@ -277,8 +289,10 @@ def _set_up_run(
     quiet: bool,
 ) -> Run:
     """The run, with its run directory, config.yaml and metrics log: the first writes of a run."""
-    fused_loss, fused_loss_why = _use_fused_loss(config.train.fused_loss, unwrap(model), world)
-    micro_batches = _micro_batch_runner(config, model, device, world, fused_loss)
+    sharded = is_sharded_model(model)
+    loss_kernel, fused_loss_why = _use_fused_loss(config.train.fused_loss, unwrap(model), world, device, sharded=sharded)
+    fused_loss = loss_kernel is not None
+    micro_batches = _micro_batch_runner(config, model, device, world, fused_loss, sharded=sharded)
     run_dir = Path(config.output.dir)
     if world.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -298,7 +312,9 @@ def _set_up_run(
         fused_loss=fused_loss,
         fused_loss_why=fused_loss_why,
         contents=data.contents,
+        loss_kernel=loss_kernel or "forgetless",
         micro_batches=micro_batches,
+        optimizer_in_backward=OptimizerInBackward(model) if config.train.optimizer_in_backward else None,
         trainable=trainable_names(unwrap(model)),
         added=transformed.added,
         transforms=transformed.records(),
@@ -487,6 +503,7 @@ def _train_stage(
                 fused=run.fused_loss,
                 compute_dtype=run.autocast_dtype,
                 compiled=train.compile,
+                kernel=run.loss_kernel,
             )
 
     while position.stage_step < total_steps:
@@ -500,17 +517,23 @@ def _train_stage(
             batch = _to_device(sampler.next_batch(micro_batch), run.device)
             replay = sampler.last_plan.replay if sampler.last_plan is not None else None
             batches.append(MicroBatch(batch[:, :-1], batch[:, 1:], replay, step=position.stage_step))
+        in_backward = run.optimizer_in_backward  # when set, the backward itself updates the weights
+        if in_backward is not None:
+            in_backward.begin(optimizer)
         for loss, extra in run.micro_batches.run(work, batches, 1.0 / accumulation):
             loss_sum += loss
             loop.terms.add(extra, 1.0 / accumulation)
         loop.terms.add(before_optimizer_step(run.methods))  # penalties on the weights: their gradients
         loop.terms.end_step()
-        grad_norm = as_local(_clip_gradients(model, train.grad_clip))
+        if in_backward is not None:
+            grad_norm = in_backward.finish()
+        else:
+            grad_norm = as_local(_clip_gradients(model, train.grad_clip))
         if run.world.distributed:  # the global mean loss: every rank then takes the same skip decision
             torch.distributed.all_reduce(loss_sum)
             loss_sum /= run.world.size
-        if loop.health.guard_step(optimizer, loss_sum, grad_norm):  # a non-finite step changes nothing
-            optimizer.step()
+        if in_backward is None and loop.health.guard_step(optimizer, loss_sum, grad_norm):
+            optimizer.step()  # a non-finite step changes nothing
         optimizer.zero_grad(set_to_none=True)
 
         position.step += 1
@@ -913,31 +936,80 @@ def _to_device(batch: np.ndarray, device: torch.device) -> torch.Tensor:
     return tensor
 
 
-def _use_fused_loss(setting: str, model: torch.nn.Module, world: World) -> tuple[bool, str]:
-    """Whether the loop computes the loss with `forgetless.model.fused_ce`, and why (or why not)."""
+def _use_fused_loss(
+    setting: str, model: torch.nn.Module, world: World, device: torch.device, *, sharded: bool
+) -> tuple[str | None, str]:
+    """The fused loss's kernel for `train.fused_loss` ("forgetless", "liger", "cce"), or None for the
+    plain loss, and why, for run_start. Under FSDP2 it runs as a forward method of the sharded model
+    (`shard_model`)."""
     if setting == "off":
-        return False, "train.fused_loss is off"
-    if world.distributed:  # the sharded head is gathered only inside the model's own forward
-        if setting == "on":
-            raise UserError("train.fused_loss: on is not supported with several processes; use auto or off")
-        return False, "several processes: the sharded LM head is gathered only inside the model's forward"
+        return None, "train.fused_loss is off"
+    if world.distributed and not sharded:  # DDP: only the wrapper's own forward syncs gradients
+        if setting != "auto":
+            raise UserError(
+                f"train.fused_loss: {setting} is not supported with train.parallel: ddp; use auto or off"
+            )
+        return None, "train.parallel: ddp: only the wrapper's own forward synchronizes gradients"
     model_type = model.config.model_type
     if not supports_fused_loss(model):
-        if setting == "on":
+        if setting != "auto":
             raise UserError(
-                f"train.fused_loss: on is not supported for model type {model_type!r} "
+                f"train.fused_loss: {setting} is not supported for model type {model_type!r} "
                 "(its logits are not a plain product with the LM head); use auto or off"
             )
-        return False, f"model type {model_type!r}: its logits are not a plain product with the LM head"
-    return True, f"train.fused_loss is {setting} and model type {model_type!r} supports it"
+        return None, f"model type {model_type!r}: its logits are not a plain product with the LM head"
+    why = f"train.fused_loss is {setting} and model type {model_type!r} supports it"
+    if setting in EXTERNAL_KERNELS:
+        if device.type == "cuda":
+            check_external_kernel(setting)
+            return setting, why
+        return "forgetless", why + f" ({setting}'s kernel is CUDA-only: forgetless's own runs here)"
+    return "forgetless", why
+
+def _check_speed_settings(config: RunConfig, world: World, *, bf16: bool) -> None:
+    """Raise `UserError` for speed settings that do not fit the rest of the config."""
+    train = config.train
+    if train.mixed_precision == "fsdp":
+        if not bf16:
+            raise UserError(
+                "train.mixed_precision: fsdp computes in bf16, but train.precision is fp32 here "
+                "(auto is fp32 on a CPU); set train.precision: bf16 or train.mixed_precision: autocast"
+            )
+        if world.distributed and train.parallel == "ddp":
+            raise UserError("train.mixed_precision: fsdp needs train.parallel: fsdp under torchrun")
+    if not train.optimizer_in_backward:
+        return
+    why = None
+    if train.grad_clip is not None:
+        why = "gradients cannot be clipped (the norm is known only after the updates); set train.grad_clip: null"
+    elif world.distributed or train.mixed_precision == "fsdp":
+        why = "it runs on one process with train.mixed_precision: autocast"
+    elif train.sequences_per_step != train.micro_batch:
+        why = (
+            f"gradients cannot accumulate over micro-batches; set train.batch_tokens to one micro-batch "
+            f"({train.micro_batch * train.seq_len} tokens)"
+        )
+    else:
+        for index, stage in enumerate(config.stages):
+            for name in ("l2sp", "ewc"):
+                if getattr(stage.methods, name) is not None:
+                    why = f"stages.{index}.methods.{name} adds its gradient after the backward"
+    if why is not None:
+        raise UserError(f"train.optimizer_in_backward: {why}")
 
 
 def _micro_batch_runner(
-    config: RunConfig, model: torch.nn.Module, device: torch.device, world: World, fused_loss: bool
+    config: RunConfig,
+    model: torch.nn.Module,
+    device: torch.device,
+    world: World,
+    fused_loss: bool,
+    *,
+    sharded: bool = False,
 ) -> SerialMicroBatches | ThreadedMicroBatches:
     train = config.train
     setting = train.micro_batch_threads
-    if setting != "auto" and setting > 1 and (device.type != "cpu" or world.distributed):
+    if setting != "auto" and setting > 1 and (device.type != "cpu" or world.distributed or sharded):
         raise UserError(
             "train.micro_batch_threads: several threads run micro-batches on a CPU in one process only; "
             "use auto or 1"
@@ -946,7 +1018,7 @@ def _micro_batch_runner(
         setting,
         model,
         device=device,
-        distributed=world.distributed,
+        distributed=world.distributed or sharded,
         compiled=train.compile,
         fused_loss=fused_loss,
         accumulation=train.sequences_per_step // (train.micro_batch * world.size),
@@ -959,7 +1031,7 @@ def _new_optimizer(run: Run) -> torch.optim.Optimizer:
     for group in groups:
         group.pop("names", None)
     kwargs: dict[str, Any] = {"lr": 0.0, "betas": tuple(train.betas), "eps": train.eps}
-    if run.world.distributed and run.device.type != "cuda":
+    if is_sharded_model(run.model) and run.device.type != "cuda":
         return torch.optim.AdamW(groups, **kwargs)  # sharded parameters on CPU: the foreach kernels
     try:
         return torch.optim.AdamW(groups, fused=True, **kwargs)
