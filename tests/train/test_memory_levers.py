@@ -23,14 +23,16 @@ def _train_losses(run_dir) -> dict[int, float]:
 
 
 def _runner(tmp_path, tiny_tokenizer_dir, **train):
+    """Runs of 4 optimizer steps with a checkpoint every 2 steps; `train` as given."""
     from forgetless.train.run import run_training
 
     corpora = write_corpora(tmp_path / "corpora")
+    step_tokens = train.get("batch_tokens", 256)
 
     def run(name: str, *, resume: bool = False, **more):
         data = tiny_config(tmp_path / name, tiny_tokenizer_dir, corpora)
-        data["stages"][0]["tokens"] = 1536  # 6 steps of 256 tokens
-        data["output"]["checkpoint_every_tokens"] = 512
+        data["stages"][0]["tokens"] = 4 * step_tokens
+        data["output"]["checkpoint_every_tokens"] = 2 * step_tokens
         data["eval"].update(dense_start=[], max_tokens=256)
         data["train"].update(log_every_steps=1, **train, **more)
         return run_training(config_from_dict(data), resume=resume, quiet=True)
@@ -66,13 +68,11 @@ def test_optimizer_in_backward_equals_the_step_after_backward_and_resumes_exactl
 ) -> None:
     run = _runner(tmp_path, tiny_tokenizer_dir, batch_tokens=128, micro_batch=4, grad_clip=None)
     after = run("after")
-    inside = run("inside", optimizer_in_backward=True)
-    run_interrupted(7, lambda: run("resumed", optimizer_in_backward=True))
-    resumed = run("resumed", resume=True, optimizer_in_backward=True)
+    run_interrupted(3, lambda: run("inside", optimizer_in_backward=True))
+    inside = run("inside", resume=True, optimizer_in_backward=True)
     reference = weights(after / "final")
-    for other in (inside, resumed):  # the same fused AdamW arithmetic per parameter
-        for key, value in weights(other / "final").items():
-            assert torch.equal(value, reference[key]), key
+    for key, value in weights(inside / "final").items():  # the same fused AdamW arithmetic per parameter
+        assert torch.equal(value, reference[key]), key
     norms = {r["step"]: r["grad_norm"] for r in read_lines(inside) if r["kind"] == "train"}
     for step, norm in {r["step"]: r["grad_norm"] for r in read_lines(after) if r["kind"] == "train"}.items():
         assert norms[step] == pytest.approx(norm, rel=1e-5)
@@ -101,7 +101,7 @@ def test_settings_that_do_not_fit_stop_before_anything_is_written(
     from forgetless.train.run import run_training
 
     data = tiny_config(tmp_path, tiny_tokenizer_dir, write_corpora(tmp_path / "corpora"))
-    data["train"].update(micro_batch=4, precision="bf16", **train)
+    data["train"].update({"micro_batch": 4, "precision": "bf16", **train})
     with pytest.raises(UserError, match=message.replace(".", r"\.")):
         run_training(config_from_dict(data), quiet=True)
     assert not (tmp_path / "run").exists()
@@ -123,11 +123,17 @@ def test_selective_checkpointing_recomputes_the_chosen_parts_with_the_same_gradi
 
     plain = tiny_llama(tiny_tokenizer)
     model = tiny_llama(tiny_tokenizer)
-    assert checkpoint_activations(model, "selective", every, part) == len(recomputed)
     calls = [0] * len(decoder_blocks(model))
-    for index, block in enumerate(decoder_blocks(model)):
+    for index, block in enumerate(decoder_blocks(model)):  # count runs of the forward to be recomputed
         target = block if part == "block" else (block.mlp if part == "mlp" else block.self_attn)
-        target.register_forward_pre_hook(lambda *_, i=index: calls.__setitem__(i, calls[i] + 1))
+        forward = target.forward
+
+        def counted(*args, _forward=forward, _index=index, **kwargs):
+            calls[_index] += 1
+            return _forward(*args, **kwargs)
+
+        target.forward = counted
+    assert checkpoint_activations(model, "selective", every, part) == len(recomputed)
     expected = gradients(plain)
     got = gradients(model)
     assert [i for i, n in enumerate(calls) if n == 2] == recomputed  # forward again in the backward
