@@ -835,6 +835,11 @@ class Session:
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
 
+    def timeout(self, item: Item) -> float:
+        """An item's time limit: its own (sized for an H200; ten times that for a toy run on a
+        CPU), at most the time left."""
+        return min(item.timeout_s * (10 if self.toy else 1), self.remaining())
+
     def save(self) -> None:
         self.results["summary"] = summarise(self.results)
         self.out.parent.mkdir(parents=True, exist_ok=True)
@@ -856,7 +861,7 @@ def run_item(session: Session, item: Item) -> dict:
         job["warmup"] = 2
     if job["kind"] in ("hf", "forgetless") and session.toy:
         job["compile"] = False  # compiling on a small CPU takes minutes; the toy run checks the script
-    return run_job(job, min(item.timeout_s, session.remaining()), session.env)
+    return run_job(job, session.timeout(item), session.env)
 
 
 def search_max_micro_batch(session: Session, item: Item, job: dict) -> dict:
@@ -889,7 +894,7 @@ def search_max_micro_batch(session: Session, item: Item, job: dict) -> dict:
     fits: int | None = None
     fails: int | None = None
     size = _grid_floor(guess)
-    item_deadline = time.monotonic() + min(item.timeout_s, session.remaining())
+    item_deadline = time.monotonic() + session.timeout(item)
     while size >= 1 and len(probes) < 3 and item_deadline - time.monotonic() > 5:
         if fits is not None and size <= fits or fails is not None and size >= fails:
             break
@@ -996,9 +1001,9 @@ def print_table(results: dict) -> None:
         for label, r in rows:
             if r:
                 mfu = f"{100 * r['mfu']:>5.1f}%" if r.get("mfu") else f"{'-':>6s}"
+                mem = f"{r['peak_mem_gib']:>8.1f}" if r.get("peak_mem_gib") else f"{'-':>8s}"
                 print(
-                    f"{model:11s} {label[:44]:44s} {r['micro_batch']:>4d} {r['tokens_per_s']:>10,.0f} {mfu} "
-                    f"{r.get('peak_mem_gib') or 0:>8.1f}"
+                    f"{model:11s} {label[:44]:44s} {r['micro_batch']:>4d} {r['tokens_per_s']:>10,.0f} {mfu} {mem}"
                 )
         if "speedup" in entry:
             mem = ""
@@ -1009,9 +1014,10 @@ def print_table(results: dict) -> None:
                 )
             print(f"{model:11s} forgetless / best Trainer: {entry['speedup']:.2f}x tokens/s{mem}")
         for side, found in entry.get("max_micro_batch", {}).items():
+            fits = f"{found['largest_fitting']} fits" if found.get("largest_fitting") else "no probe fit"
             bound = f", {found['smallest_failing']} does not" if found.get("smallest_failing") else ""
             print(
-                f"{model:11s} largest micro-batch at seq {results['settings']['seq_len']}, {side}: {found['largest_fitting']} fits{bound}"
+                f"{model:11s} largest micro-batch at seq {results['settings']['seq_len']}, {side}: {fits}{bound}"
             )
     for item in results.get("items", []):
         profile = item.get("memory_profile")

@@ -219,8 +219,10 @@ def save_full_model(model: nn.Module, tokenizer: Any, folder: Path, world: World
             save_lora_model(module, state, tokenizer, folder, save_model)
         barrier(world)
         return
-    if not is_sharded_model(model):
-        save_model(unwrap(model), tokenizer, folder)
+    if not is_sharded_model(model):  # one process, or DDP: every rank holds the whole model
+        if world.is_main:
+            save_model(unwrap(model), tokenizer, folder)
+        barrier(world)
         return
     state = full_state_dict(model)
     if world.is_main:
