@@ -252,7 +252,7 @@ def evaluate(model_dir: Path, config: dict) -> dict[str, Any]:
             "acc_ci95": _interval(scores["acc"], scores["acc_stderr"]),
             "acc_norm": scores["acc_norm"],
             "n": scores["n"],
-            "correct": "".join(str(c) for c in scores["correct"]),  # item i's outcome is character i
+            "correct": "".join(str(c) for c in scores["outcomes"]),  # item i's outcome is character i
         }
     heldout = {
         name: {k: r[k] for k in ("loss", "bpb", "tokens", "bytes")} for name, r in result["heldout"].items()

@@ -18,7 +18,7 @@ PACKAGE_ROOT = Path(forgetless.__file__).parent
 
 # Lowest first. Each entry names top-level modules or packages of forgetless.
 LAYERS: list[set[str]] = [
-    {"__init__", "errors", "device", "durable", "file_lock"},
+    {"__init__", "errors", "device", "durable", "file_lock", "console"},
     {"config"},
     {"data"},
     {"model"},

@@ -67,6 +67,14 @@ def _root(
 
 
 ConfigArg = Annotated[Path, typer.Argument(help="The run config (YAML).", show_default=False)]
+QuietOpt = Annotated[bool, typer.Option("--quiet", help="No progress display.")]
+JsonProgressOpt = Annotated[
+    bool,
+    typer.Option(
+        "--json-progress",
+        help="Progress as JSON objects on stdout, one per line (for schedulers and CI); the result is the last line.",
+    ),
+]
 SetOpt = Annotated[
     list[str] | None,
     typer.Option("--set", help="Override a config key, e.g. --set train.seed=1 (repeatable)."),
@@ -185,7 +193,8 @@ def train(
     trust_remote_code: Annotated[
         bool, typer.Option("--trust-remote-code", help="Allow model code shipped inside the model dir.")
     ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress display.")] = False,
+    quiet: QuietOpt = False,
+    json_progress: JsonProgressOpt = False,
 ) -> None:
     """Run every stage of CONFIG: train, evaluate, checkpoint, and write the run directory.
 
@@ -218,12 +227,12 @@ def train(
         return shlex.join([*words, *extra])
 
     try:
-        run_dir = run_training(run_config, resume=resume, quiet=quiet)
+        run_dir = run_training(run_config, resume=resume, quiet=quiet, progress=_progress(json_progress))
     except Preempted as stop:
         raise Preempted(f"{stop}; resume with: {again('--resume')}", stop.signum) from None
     except KeyboardInterrupt:  # a second Ctrl-C stops at once, or the first one before the loop runs
         raise Preempted(_interrupted_run(Path(run_config.output.dir), again), signal.SIGINT) from None
-    _print_run_result(run_dir)
+    _print_run_result(run_dir, as_json=json_progress and not quiet)
 
 
 def _interrupted_run(run_dir: Path, again: Callable[..., str]) -> str:
@@ -240,10 +249,26 @@ def _interrupted_run(run_dir: Path, again: Callable[..., str]) -> str:
     return f"stopped by SIGINT (Ctrl-C) before training started; run again with: {again()}"
 
 
-def _print_run_result(run_dir: Path) -> None:
+def _progress(json_progress: bool) -> str:
+    return "json" if json_progress else "auto"
+
+
+def _print_run_result(run_dir: Path, *, as_json: bool = False) -> None:
     import json
 
     summary = json.loads((run_dir / "summary.json").read_text())
+    if as_json:
+        from forgetless.console import write_json_line
+
+        write_json_line(
+            {
+                "kind": "result",
+                "run_dir": str(run_dir),
+                "learning": summary.get("learning") or {},
+                "forgetting": summary.get("forgetting") or {},
+            }
+        )
+        return
     typer.echo(f"run directory: {run_dir}")
     floor = summary.get("change_floor")
     for name, source in (summary.get("sources") or {}).items():
@@ -271,7 +296,8 @@ def demo(
             "--base", help="Continue this HF model dir (with its own tokenizer) instead of building a base."
         ),
     ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress display.")] = False,
+    quiet: QuietOpt = False,
+    json_progress: JsonProgressOpt = False,
 ) -> None:
     """The embedded default: continue a small base on bundled security text three ways, show the ledger.
 
@@ -284,7 +310,7 @@ def demo(
     from forgetless.train.host_memory import keep_freed_memory
 
     keep_freed_memory()  # glibc: reuse freed host memory rather than page-faulting fresh memory each step
-    run_demo(out, quick=quick, base=base, quiet=quiet)
+    run_demo(out, quick=quick, base=base, quiet=quiet, progress=_progress(json_progress))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -474,7 +500,8 @@ def compare(run_dirs: RunDirsArg) -> None:
 def prepare(
     config: ConfigArg,
     set_: SetOpt = None,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress display.")] = False,
+    quiet: QuietOpt = False,
+    json_progress: JsonProgressOpt = False,
 ) -> None:
     """Tokenize every source of CONFIG once into the cache (memory-mapped shards + held-out split).
 
@@ -493,7 +520,23 @@ def prepare(
         run_config.tokenizer or run_config.model.path, trust_remote_code=run_config.model.trust_remote_code
     )
     with _interrupted("while preparing data; finished files stay in the cache; run prepare again to finish"):
-        prepared = prepare_sources(run_config, tokenizer, progress=not quiet)
+        prepared = prepare_sources(
+            run_config, tokenizer, progress="quiet" if quiet else _progress(json_progress)
+        )
+    if json_progress:
+        from forgetless.console import write_json_line
+
+        for name, source in prepared.items():
+            write_json_line(
+                {
+                    "kind": "result",
+                    "source": name,
+                    "cached": source.cached,
+                    "train": source.meta["train"],
+                    "heldout": source.meta["heldout"],
+                }
+            )
+        return
     table = Table(title=f"sources (cache: {default_cache_dir(run_config)})", title_justify="left")
     for column in (
         "source",

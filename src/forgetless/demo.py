@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any
 
 from forgetless import __version__
 from forgetless.config import RunConfig, config_from_dict
+from forgetless.console import LINE_WIDTH
 from forgetless.errors import UserError
 
 
@@ -61,6 +63,9 @@ QUICK = DemoSize(
     eval_tokens=8192,
     mcq_limit=200,
 )
+
+# The question sets of the demo table: (row key prefix, set name).
+MCQ_SETS: tuple[tuple[str, str], ...] = (("security", "security-mcq"), ("general", "general-mcq"))
 
 STRATEGIES: tuple[tuple[str, float], ...] = (("no-replay", 0.0), ("replay-5%", 0.05), ("replay-25%", 0.25))
 
@@ -121,14 +126,21 @@ def strategy_config(size: DemoSize, base_dir: Path, replay_ratio: float, out_dir
 
 
 def run_demo(
-    out: Path | None = None, *, quick: bool = False, base: Path | None = None, quiet: bool = False
+    out: Path | None = None,
+    *,
+    quick: bool = False,
+    base: Path | None = None,
+    quiet: bool = False,
+    progress: str = "auto",
 ) -> dict:
-    """Run the whole demo; return the combined summary (also written to `out/summary.json`)."""
+    """Run the whole demo; return the combined summary (also written to `out/summary.json`).
+    `progress` is a display mode of `forgetless.console`; with `json` the table is a JSON line."""
     from forgetless.train.progress import ProgressDisplay
     from forgetless.train.run import run_training
 
     size = QUICK if quick else FULL
-    display = ProgressDisplay(quiet=quiet)
+    progress = "quiet" if quiet else progress
+    display = ProgressDisplay(progress=progress)
     out = out or Path("runs") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
     if out.exists() and any(out.iterdir()):
         raise UserError(f"{out}: the demo's output folder is not empty; choose another with --out")
@@ -136,7 +148,7 @@ def run_demo(
     started = time.monotonic()
 
     if base is None:
-        base = build_base(size, quiet=quiet)
+        base = build_base(size, progress=progress)
     elif not (base / "config.json").is_file():
         raise UserError(f"--base {base}: not a Hugging Face model directory (no config.json)")
 
@@ -146,19 +158,24 @@ def run_demo(
             f"[bold]strategy {name}[/bold]: continue on security with {ratio:.0%} replay of general"
         )
         config = _validated(strategy_config(size, base, ratio, out / name))
-        runs[name] = run_training(config, quiet=quiet)
+        runs[name] = run_training(config, progress=progress)
 
     summary = combined_summary(runs, base=base, quick=quick, wall_s=time.monotonic() - started)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     from forgetless.report.html import write_report
 
     write_report(list(runs.values()), out / "report.html", names=list(runs), title="forgetless demo")
-    print_table(summary)
+    if progress == "json":
+        from forgetless.console import write_json_line
+
+        write_json_line({"kind": "result", "summary": str(out / "summary.json"), "table": summary["table"]})
+    else:
+        print_table(summary)
     display.message(f"wrote {out / 'summary.json'} and {out / 'report.html'}")
     return summary
 
 
-def build_base(size: DemoSize, *, quiet: bool = False) -> Path:
+def build_base(size: DemoSize, *, quiet: bool = False, progress: str = "auto") -> Path:
     """The demo's base model, pretrained once per size and bundle and cached under the cache dir."""
     from forgetless.data import bundled
     from forgetless.train.progress import ProgressDisplay
@@ -172,13 +189,14 @@ def build_base(size: DemoSize, *, quiet: bool = False) -> Path:
     cache = Path(os.environ.get("FORGETLESS_CACHE", Path.home() / ".cache" / "forgetless"))
     run_dir = cache / "demo" / f"base-{key}"
     final = run_dir / "final"
+    progress = "quiet" if quiet else progress
     if (final / "model.safetensors").is_file():
-        ProgressDisplay(quiet=quiet).message(f"base model: cached at {final}")
+        ProgressDisplay(progress=progress).message(f"base model: cached at {final}")
         return final
-    ProgressDisplay(quiet=quiet).message(
+    ProgressDisplay(progress=progress).message(
         f"[bold]base model[/bold]: pretraining on bundled general text ({size.base_tokens:,} tokens, once)"
     )
-    run_training(_validated(base_config(size, run_dir)), resume=True, quiet=quiet)
+    run_training(_validated(base_config(size, run_dir)), resume=True, progress=progress)
     return final
 
 
@@ -208,15 +226,17 @@ def combined_summary(runs: dict[str, Path], *, base: Path, quick: bool, wall_s: 
         strategies[name] = summary
         sources = summary["sources"]
         mcq = summary.get("mcq", {})
-        rows.append(
-            {
-                "strategy": name,
-                "security_loss_change": sources["security"]["delta"],
-                "general_loss_change": sources["general"]["delta"],
-                "security_mcq_acc": {k: mcq.get("security-mcq", {}).get(k) for k in ("before", "after")},
-                "general_mcq_acc": {k: mcq.get("general-mcq", {}).get(k) for k in ("before", "after")},
-            }
-        )
+        row = {
+            "strategy": name,
+            "security_loss_change": sources["security"]["delta"],
+            "general_loss_change": sources["general"]["delta"],
+        }
+        for prefix, set_name in MCQ_SETS:
+            stats = mcq.get(set_name, {})
+            row[f"{prefix}_mcq_acc"] = {k: stats.get(k) for k in ("before", "after")}
+            row[f"{prefix}_mcq_change"] = stats.get("delta")
+            row[f"{prefix}_mcq_at_chance"] = stats.get("at_chance")
+        rows.append(row)
     return {
         "kind": "demo",
         "quick": quick,
@@ -229,32 +249,64 @@ def combined_summary(runs: dict[str, Path], *, base: Path, quick: bool, wall_s: 
 
 
 def print_table(summary: dict) -> None:
-    from rich.console import Console
+    """The demo's table on stdout: loss changes, and each question set's accuracy after training with
+    its change ± the 95% interval (coloured only when significant); then what the numbers mean."""
     from rich.table import Table
+    from rich.text import Text
 
+    from forgetless.report.compare import cell_tone, mcq_change_text
+
+    rows = summary["table"]
     table = Table(title="continued pretraining on security text: what was learned and what was forgotten")
     table.add_column("strategy")
-    table.add_column("security loss change", justify="right")
-    table.add_column("general loss change", justify="right")
-    table.add_column("security MCQ acc", justify="right")
-    table.add_column("general MCQ acc", justify="right")
-    for row in summary["table"]:
-        table.add_row(
-            row["strategy"],
-            f"{row['security_loss_change']:+.3f}",
-            f"{row['general_loss_change']:+.3f}",
-            _before_after(row["security_mcq_acc"]),
-            _before_after(row["general_mcq_acc"]),
-        )
-    Console().print(table)
-    Console().print(
-        "Loss changes are held-out nats/token against the base model: negative = learned, positive = forgotten."
-    )
+    table.add_column("security loss", justify="right")
+    table.add_column("general loss", justify="right")
+    for prefix, _ in MCQ_SETS:
+        before = _acc(rows[0][f"{prefix}_mcq_acc"].get("before")) if rows else None
+        base = "" if before is None else f" (base {before:.1%})"
+        table.add_column(f"{prefix} MCQ{base}", justify="right")
+    for row in rows:
+        cells = [row["strategy"], f"{row['security_loss_change']:+.3f}", f"{row['general_loss_change']:+.3f}"]
+        texts = [Text(cell) for cell in cells]
+        for prefix, _ in MCQ_SETS:
+            after = _acc(row[f"{prefix}_mcq_acc"].get("after"))
+            change = row.get(f"{prefix}_mcq_change")
+            text = "-" if after is None else f"{after:.1%} {mcq_change_text(change, short=True)}"
+            tone = cell_tone("mcq", change)
+            texts.append(Text(text, style={"good": "green", "bad": "red"}.get(tone, "")))
+        table.add_row(*texts)
+    console = _stdout_console()
+    console.print(table)
+    for note in table_notes(summary):
+        for line in textwrap.wrap(note, width=LINE_WIDTH, subsequent_indent="  "):
+            console.print(line, highlight=False, soft_wrap=True)
 
 
-def _before_after(acc: dict) -> str:
-    before, after = _acc(acc.get("before")), _acc(acc.get("after"))
-    return "-" if before is None or after is None else f"{before:.3f} -> {after:.3f}"
+def table_notes(summary: dict) -> list[str]:
+    """What the demo table means, in plain sentences, including which question sets stayed at chance."""
+    lines = [
+        "Loss: the change of held-out loss against the base model, in nats/token: negative = learned, "
+        "positive = forgotten.",
+        "MCQ: accuracy after training, then its change in points ± the 95% interval (paired over the "
+        "same questions); n.s. = no significant change (the interval contains 0).",
+    ]
+    for prefix, set_name in MCQ_SETS:
+        flags = [row.get(f"{prefix}_mcq_at_chance") for row in summary["table"]]
+        if flags and all(flags):
+            lines.append(
+                f"{set_name} stays at chance for a model of this size, before and after every strategy: "
+                "its changes are noise, not learning or forgetting."
+            )
+    return lines
+
+
+def _stdout_console() -> Any:
+    """A console for stdout: the terminal's width on a terminal, wide enough never to wrap a table
+    row when the output goes to a file or a pipe."""
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=200)
 
 
 def _acc(value: Any) -> float | None:

@@ -367,8 +367,9 @@ def test_mcq_matrix_and_before_after():
     assert acc["fwt"] is None  # no set belongs to a later stage
     assert acc["forgetting"] == pytest.approx(0.035)  # (0.40-0.36 + max(0.60, 0.58)-0.57) / 2
     law_quiz = ledger["mcq"]["law-quiz"]
-    assert law_quiz["before"] == {"acc": 0.30, "acc_norm": 0.32}
-    assert law_quiz["after"] == {"acc": 0.36, "acc_norm": 0.37}
+    assert law_quiz["before"] == {"acc": 0.30, "acc_norm": 0.32, "acc_stderr": None, "n": None}
+    assert law_quiz["after"] == {"acc": 0.36, "acc_norm": 0.37, "acc_stderr": None, "n": None}
+    assert law_quiz["delta"]["acc_stderr"] is None  # lines without standard errors: no interval
     assert law_quiz["delta"]["acc"] == pytest.approx(0.06)
     assert law_quiz["delta"]["acc_norm"] == pytest.approx(0.05)
     assert ledger["mcq"]["trivia"]["delta"]["acc"] == pytest.approx(-0.03)

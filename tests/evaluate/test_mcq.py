@@ -182,10 +182,9 @@ def test_metrics_from_choice_scores(monkeypatch, tiny_tokenizer):
     # Sample standard deviation of 0/1 outcomes over sqrt(n), as lm-eval reports it.
     assert result["acc_stderr"] == pytest.approx(math.sqrt((1 / 3) * (2 / 3) / 2))
     assert result["acc_norm_stderr"] == pytest.approx(np.std([1, 1, 0], ddof=1) / math.sqrt(3))
-    assert "correct" not in result
-    per_item = score_mcq(None, tiny_tokenizer, items, per_item=True)
-    assert per_item["correct"] == [0, 1, 0] and per_item["correct_norm"] == [1, 1, 0]
-    assert {k: v for k, v in per_item.items() if not k.startswith("correct")} == result
+    assert "outcomes" not in result
+    per_item = score_mcq(None, tiny_tokenizer, items, with_outcomes=True)
+    assert per_item.pop("outcomes") == [0, 1, 0] and per_item == result
 
 
 def test_score_mcq_is_deterministic_and_restores_training_mode(tiny_model, tiny_tokenizer):
@@ -194,7 +193,10 @@ def test_score_mcq_is_deterministic_and_restores_training_mode(tiny_model, tiny_
     assert tiny_model.training
     second = score_mcq(tiny_model, tiny_tokenizer, ITEMS, batch_size=7, few_shot=1)
     assert first == second
-    assert set(first) == {"acc", "acc_norm", "acc_stderr", "acc_norm_stderr", "n"}
+    assert set(first) == {"acc", "acc_norm", "acc_stderr", "acc_norm_stderr", "n", "chance"}
+    with_outcomes = score_mcq(tiny_model, tiny_tokenizer, ITEMS, batch_size=4, few_shot=1, with_outcomes=True)
+    assert sum(with_outcomes["outcomes"]) == round(first["acc"] * len(ITEMS))
+    assert len(with_outcomes["outcomes"]) == len(ITEMS)
     assert first["n"] == len(ITEMS)
     assert first["acc"] * len(ITEMS) == pytest.approx(round(first["acc"] * len(ITEMS)))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import stat
@@ -225,3 +226,34 @@ def test_line_plot_skips_non_finite_points_and_handles_no_data():
 def test_scatter_plot_labels_points():
     svg = scatter_plot([Point(0.1, 1.0, "x&y", highlight=True), Point(0.2, 0.5, "z")], title="s")
     assert "x&amp;y" in svg and ">z<" in svg and svg.count("<circle") == 2
+
+
+def test_mcq_change_is_coloured_only_when_its_interval_excludes_zero(tmp_path: Path):
+    from forgetless.evaluate.mcq_stats import accuracy_stderr, pack_outcomes
+    from forgetless.report.compare import cell_tone, format_cell, mcq_change_text
+
+    noise = {"acc": 0.016, "acc_ci95": [-0.01, 0.042], "significant": False}
+    gain = {"acc": 0.06, "acc_ci95": [0.02, 0.10], "significant": True}
+    assert cell_tone("mcq", noise) == "" and cell_tone("mcq", gain) == "good"
+    assert format_cell("mcq", noise) == "+1.6 ± 2.6 pt, n.s."
+    assert mcq_change_text(noise) == "+1.6 ± 2.6 pt, no significant change"
+    assert mcq_change_text(gain) == "+6.0 ± 4.0 pt"
+
+    def line(point, step, outcomes):
+        acc = sum(outcomes) / len(outcomes)
+        keys = {"acc": acc, "acc_norm": acc, "acc_stderr": accuracy_stderr(outcomes), "n": len(outcomes)}
+        record = {f"mcq/q/{k}": v for k, v in keys.items()}
+        record.update({"mcq/q/chance": 0.25, "mcq/q/outcomes": pack_outcomes(outcomes)})
+        return {"kind": "eval", "step": step, "tokens": step, "stage_index": 0, "point": point, **record}
+
+    run = tmp_path / "run"
+    run.mkdir()
+    before = [1] * 25 + [0] * 75
+    after = [1] * 27 + [0] * 73  # +2 points on 100 questions: noise
+    (run / "metrics.jsonl").write_text(
+        "\n".join(json.dumps(r) for r in (line("base", 0, before), line("stage_end", 9, after))) + "\n"
+    )
+    page = write_report([run], tmp_path / "r.html").read_text()
+    cell = re.search(r'<td class="([^"]*)">\+2\.0 ± [0-9.]+ pt, no significant change</td>', page)
+    assert cell is not None and "good" not in cell.group(1)
+    assert "At chance before and after" in page and ">q<" in page

@@ -60,6 +60,7 @@ from typing import Any
 import numpy as np
 
 from forgetless.config import HeldoutConfig, RunConfig, SourceConfig, check_folder
+from forgetless.console import fit_lines, format_duration, resolve_progress, write_json_line, write_line
 from forgetless.data.shards import (
     StoreWriter,
     TokenStore,
@@ -198,9 +199,10 @@ def prepare_sources(
     *,
     cache_dir: Path | None = None,
     sources: list[str] | None = None,
-    progress: bool = True,
+    progress: bool | str = True,
 ) -> dict[str, PreparedSource]:
     """Tokenize (or find in the cache) every source of `config`, or the named ones, in config order.
+    `progress`: a display mode of `forgetless.console` (True: auto, False: quiet).
 
     A source whose fingerprint matches its cache entry is opened without any tokenization.
     """
@@ -220,7 +222,12 @@ def prepare_sources(
 
 
 def prepare_files(
-    name: str, source: SourceConfig, tokenizer: Any, cache_dir: Path | None = None, *, progress: bool = False
+    name: str,
+    source: SourceConfig,
+    tokenizer: Any,
+    cache_dir: Path | None = None,
+    *,
+    progress: bool | str = False,
 ) -> PreparedSource:
     """Tokenize (or find in the cache) one source described outside a run config."""
     info = tokenizer_info(tokenizer)
@@ -265,7 +272,7 @@ def _prepare_source(
 
     found = _open_entry(name, entry, fingerprint)
     if found is not None:
-        reporter.note(f"{name}: up to date, nothing to do ({_counts(found.meta)})")
+        reporter.note(f"{name}: up to date, nothing to do", _counts(found.meta))
         return found
     with _writing(cache, reporter):
         found = _open_entry(name, entry, fingerprint)  # written meanwhile by the process we waited for
@@ -304,7 +311,7 @@ def _write_source(
         raise RuntimeError(f"{entry}: the cache entry vanished after it was written")
     prepared.cached = False
     done = f"tokenized {len(todo)} of {len(units)} files" if todo else "built from already tokenized files"
-    reporter.note(f"{name}: {done} ({_counts(meta)})")
+    reporter.note(f"{name}: {done}", _counts(meta))
     return prepared
 
 
@@ -377,12 +384,12 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:64] or "source"
 
 
-def _counts(meta: dict[str, Any]) -> str:
+def _counts(meta: dict[str, Any]) -> list[str]:
     train, held = meta["train"], meta["heldout"]
-    return (
-        f"train {train['documents']:,} documents / {train['tokens']:,} tokens, "
-        f"held-out {held['documents']:,} / {held['tokens']:,}"
-    )
+    return [
+        f"train {train['documents']:,} documents / {train['tokens']:,} tokens",
+        f"held-out {held['documents']:,} / {held['tokens']:,}",
+    ]
 
 
 def _open_entry(name: str, entry: Path, fingerprint: str) -> PreparedSource | None:
@@ -832,12 +839,19 @@ def _copy_documents(store: TokenStore, keep: np.ndarray, writer: StoreWriter) ->
 
 
 class _Reporter:
-    """A progress bar (documents, tokens, throughput) and status lines on stderr, or nothing."""
+    """Tokenizing progress on stderr in the mode `progress` asks for (see `forgetless.console`): a
+    live bar (documents, tokens, throughput), plain lines (every `PLAIN_EVERY_S` seconds and when a
+    source is done), JSON lines on stdout, or nothing. Status notes are one line each, never wrapped."""
 
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
+    PLAIN_EVERY_S = 10.0
+
+    def __init__(self, progress: bool | str) -> None:
+        self.mode = resolve_progress(progress)
+        self.enabled = self.mode != "quiet"
         self._progress: Any = None
+        self._names: dict[Any, str] = {}
         self._started: dict[Any, float] = {}
+        self._shown: dict[Any, float] = {}
         self._tokens: dict[Any, int] = {}
         self._docs: dict[Any, int] = {}
 
@@ -862,8 +876,13 @@ class _Reporter:
     def start(self, name: str) -> Any:
         if not self.enabled:
             return None
-        task = self._bar().add_task(f"tokenizing {name}", docs=0, tokens=0, rate=0.0)
-        self._started[task] = time.perf_counter()
+        task: Any = (
+            self._bar().add_task(f"tokenizing {name}", docs=0, tokens=0, rate=0.0)
+            if (self.mode == "live")
+            else len(self._names)
+        )
+        self._names[task] = name
+        self._started[task] = self._shown[task] = time.perf_counter()
         self._tokens[task] = 0
         self._docs[task] = 0
         return task
@@ -873,18 +892,55 @@ class _Reporter:
             return
         self._tokens[task] += tokens
         self._docs[task] += docs
-        elapsed = max(time.perf_counter() - self._started[task], 1e-9)
-        rate = self._tokens[task] / elapsed / 1e6
-        self._progress.update(task, docs=self._docs[task], tokens=self._tokens[task], rate=rate)
+        now = time.perf_counter()
+        rate = self._tokens[task] / max(now - self._started[task], 1e-9) / 1e6
+        if self.mode == "live":
+            self._progress.update(task, docs=self._docs[task], tokens=self._tokens[task], rate=rate)
+        elif now - self._shown[task] >= self.PLAIN_EVERY_S:
+            self._shown[task] = now
+            self._line(task, done=False)
 
     def stop(self, task: Any) -> None:
-        if task is not None:
+        if task is None:
+            return
+        if self.mode == "live":
             self._progress.stop_task(task)
+        else:
+            self._line(task, done=True)
 
-    def note(self, message: str) -> None:
+    def _line(self, task: Any, *, done: bool) -> None:
+        name, docs, tokens = self._names[task], self._docs[task], self._tokens[task]
+        elapsed = time.perf_counter() - self._started[task]
+        if self.mode == "json":
+            write_json_line(
+                {
+                    "kind": "prepare",
+                    "source": name,
+                    "documents": docs,
+                    "tokens": tokens,
+                    "elapsed_s": elapsed,
+                    "done": done,
+                }
+            )
+            return
+        rate = tokens / max(elapsed, 1e-9) / 1e6
+        state = "tokenized" if done else "tokenizing"
+        write_line(
+            f"{state} {name}: {docs:,} documents, {tokens:,} tokens, {rate:.2f} M tokens/s, "
+            f"{format_duration(elapsed)}"
+        )
+
+    def note(self, head: str, details: list[str] | None = None) -> None:
+        """A status line: `head (detail, detail)`; plain lines split between details."""
         if not self.enabled:
             return
-        if self._progress is not None:
+        message = f"{head} ({', '.join(details)})" if details else head
+        if self.mode == "json":
+            write_json_line({"kind": "message", "text": message})
+        elif self.mode == "plain":
+            for line in fit_lines(f"{head}: " if details else head, details or []):
+                write_line(line)
+        elif self._progress is not None:
             self._progress.console.print(message, markup=False, highlight=False)
         else:
             from rich.console import Console

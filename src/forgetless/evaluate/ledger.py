@@ -29,6 +29,7 @@ from typing import Any, TypeGuard
 
 from forgetless import __version__
 from forgetless.errors import UserError
+from forgetless.evaluate.mcq_stats import near_chance, paired_difference, unpack_outcomes, unpaired_difference
 
 SCHEMA_VERSION = 2
 METRICS_FILE = "metrics.jsonl"
@@ -633,18 +634,54 @@ def _matrix(
 
 
 def _mcq_stats(evals: list[dict], base: dict | None, name: str) -> dict:
+    """Before (base) and after (last evaluation that scored the set) accuracies with their standard
+    errors, the change with its standard error and 95% interval (paired on the same questions when
+    both evaluations carry their per-question outcomes), and whether the set stayed at chance."""
     with_set = [r for r in evals if f"mcq/{name}/acc" in r]
     final = with_set[-1] if with_set else None
     stats: dict[str, Any] = {"before": {}, "after": {}, "delta": {}}
+    for side, record in (("before", base), ("after", final)):
+        for metric in ("acc", "acc_norm", "acc_stderr", "n"):
+            value = record.get(f"mcq/{name}/{metric}") if record is not None else None
+            stats[side][metric] = value if _finite(value) else None
     for metric in ("acc", "acc_norm"):
-        key = f"mcq/{name}/{metric}"
-        before = base.get(key) if base is not None else None
-        after = final.get(key) if final is not None else None
-        stats["before"][metric] = before
-        stats["after"][metric] = after
-        stats["delta"][metric] = after - before if _finite(before) and _finite(after) else None
+        before, after = stats["before"][metric], stats["after"][metric]
+        stats["delta"][metric] = after - before if before is not None and after is not None else None
+    stats["delta"].update(_mcq_change(base, final, name, stats))
+    chance = _num(((final or base) or {}).get(f"mcq/{name}/chance"))
+    stats["chance"] = chance
+    stats["at_chance"] = (
+        all(
+            near_chance(stats[side]["acc"], stats[side]["acc_stderr"], chance) for side in ("before", "after")
+        )
+        if chance is not None and stats["before"]["acc"] is not None and stats["after"]["acc"] is not None
+        else None
+    )
     stats["after_tokens"] = _num(final.get("tokens")) if final is not None else None
     return stats
+
+
+def _mcq_change(base: dict | None, final: dict | None, name: str, stats: dict) -> dict:
+    """`acc_stderr`, `acc_ci95`, `significant` and `paired` of the accuracy change (see mcq_stats)."""
+    empty = {"acc_stderr": None, "acc_ci95": None, "significant": None, "paired": None}
+    before, after = stats["before"], stats["after"]
+    if base is None or final is None or before["acc"] is None or after["acc"] is None or base is final:
+        return empty
+    key, n = f"mcq/{name}/outcomes", before["n"]
+    change = None
+    if isinstance(base.get(key), str) and isinstance(final.get(key), str) and n == after["n"] and n:
+        try:
+            change = paired_difference(unpack_outcomes(base[key], n), unpack_outcomes(final[key], n))
+        except ValueError:
+            change = None
+    if change is None:
+        change = unpaired_difference(before["acc"], before["acc_stderr"], after["acc"], after["acc_stderr"])
+    return {
+        "acc_stderr": change["stderr"],
+        "acc_ci95": change["ci95"],
+        "significant": change["significant"] if change["stderr"] is not None else None,
+        "paired": change["paired"],
+    }
 
 
 # --------------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import torch
 
 from forgetless.device import autocast
 from forgetless.errors import UserError
+from forgetless.evaluate.mcq_stats import chance_accuracy, pack_outcomes
 
 BUNDLED_PREFIX = "bundled:"
 # Multiple-choice sequences are short (a question and one choice): a forward pass scores this many
@@ -157,15 +158,15 @@ def score_mcq(
     device: Any = "cpu",
     autocast_dtype: torch.dtype | None = None,
     seed: int = 0,
-    per_item: bool = False,
+    with_outcomes: bool = False,
 ) -> dict[str, Any]:
     """Accuracy of `model` on multiple-choice `items` by the log-likelihood of each choice.
 
     Returns `acc`, `acc_norm` (score divided by the choice's length in characters), their standard
-    errors (`acc_stderr`, `acc_norm_stderr`: sample standard deviation over sqrt(n); 0 when n < 2)
-    and `n`; with `per_item`, also `correct` and `correct_norm`, 0/1 per item in order (for paired
-    comparisons of two models on the same items). Ties go to the first of the tied choices. See
-    `choice_logprobs` for the scores.
+    errors (`acc_stderr`, `acc_norm_stderr`: sample standard deviation over sqrt(n); 0 when n < 2),
+    `n` and `chance` (the accuracy of guessing, see `mcq_stats.chance_accuracy`); with
+    `with_outcomes`, also `outcomes`: 1 or 0 per item, in order, for `acc`. Ties go to the first of
+    the tied choices. See `choice_logprobs` for the scores.
     """
     scores = choice_logprobs(
         model,
@@ -189,11 +190,20 @@ def score_mcq(
         "acc_stderr": _stderr(correct),
         "acc_norm_stderr": _stderr(correct_norm),
         "n": len(items),
+        "chance": chance_accuracy(items),
     }
-    if per_item:
-        result["correct"] = [int(c) for c in correct]
-        result["correct_norm"] = [int(c) for c in correct_norm]
+    if with_outcomes:
+        result["outcomes"] = [int(c) for c in correct]
     return result
+
+
+def mcq_record(name: str, result: dict[str, Any]) -> dict[str, Any]:
+    """The `mcq/<name>/...` keys of an eval line in metrics.jsonl for a `score_mcq` result: `acc`,
+    `acc_norm`, `acc_stderr`, `n`, `chance`, and `outcomes` packed (`mcq_stats.pack_outcomes`)."""
+    record = {f"mcq/{name}/{key}": result[key] for key in ("acc", "acc_norm", "acc_stderr", "n", "chance")}
+    if "outcomes" in result:
+        record[f"mcq/{name}/outcomes"] = pack_outcomes(result["outcomes"])
+    return record
 
 
 def choice_logprobs(

@@ -176,7 +176,7 @@ def evaluate_model(
             few_shot=options.mcq_few_shot,
             device=dev,
             autocast_dtype=autocast_dtype,
-            per_item=options.mcq_per_item,
+            with_outcomes=options.mcq_per_item,
         )
         for name, items in question_sets.items()
     }

@@ -48,7 +48,10 @@ def comparison(runs: list[Run]) -> tuple[list[Column], list[list[Any]]]:
     columns.append(
         Column("worst gap", "gap", "deepest stability gap: max rise of a retained loss in a stage")
     )
-    columns += [Column(f"Δacc {m}", "mcq", f"MCQ accuracy after - before on {m}") for m in mcq_sets]
+    columns += [
+        Column(f"Δacc {m}", "mcq", f"MCQ accuracy after - before on {m}, ± its 95% interval")
+        for m in mcq_sets
+    ]
     columns.append(Column("tokens", "tokens", "training tokens"))
     columns.append(Column("tok/s", "rate", "training tokens per second"))
     transformed = any(_transforms(run) for run in runs)
@@ -62,7 +65,7 @@ def comparison(runs: list[Run]) -> tuple[list[Column], list[list[Any]]]:
         row += [ledger["learning"].get(s) for s in targets]
         row += [ledger["forgetting"].get(s) for s in retained]
         row.append(ledger["worst_stability_gap"])
-        row += [(ledger["mcq"].get(m) or {}).get("delta", {}).get("acc") for m in mcq_sets]
+        row += [_mcq_delta(ledger["mcq"].get(m)) for m in mcq_sets]
         row += [ledger["tokens"], ledger["tokens_per_s"]]
         if transformed:
             row += ["+".join(_transforms(run)) or "none", _first(run, "stage_start", "trainable_parameters")]
@@ -87,7 +90,7 @@ def format_cell(kind: str, value: Any, digits: int = 4) -> str:
         mark = "" if value["recovered"] is not False else " ✗"
         return f"{value['depth']:.{digits}f}{mark} {value['source']}@{value['stage']}"
     if kind == "mcq":
-        return f"{value * 100:+.1f} pt"
+        return mcq_change_text(value, short=True)
     if kind in ("tokens", "rate"):
         return format_count(value)
     return str(value)
@@ -96,6 +99,10 @@ def format_cell(kind: str, value: Any, digits: int = 4) -> str:
 def cell_tone(kind: str, value: Any) -> str:
     """'good', 'bad' or '' for colouring a cell: learning up and forgetting down are good; a loss
     change within the ledger's noise floor is neither."""
+    if kind == "mcq":  # coloured only when its 95% interval excludes 0
+        if not isinstance(value, dict) or not value.get("significant"):
+            return ""
+        value = value["acc"]
     if value is None or not isinstance(value, (int, float)):
         return ""
     if kind in ("learning", "forgetting") and abs(value) < CHANGE_FLOOR_NATS:
@@ -127,7 +134,8 @@ def compare_table(run_dirs: list[Path], names: list[str] | None = None) -> Table
         )
     table.caption = (
         f"learn = base − final; forget = final − base (below zero: improved); changes under "
-        f"{CHANGE_FLOOR_NATS:g} nats are unchanged; ✗ = the gap did not recover; * = unfinished"
+        f"{CHANGE_FLOOR_NATS:g} nats are unchanged; ✗ = the gap did not recover; * = unfinished; "
+        "Δacc ± its 95% interval, n.s. = no significant change (the interval contains 0)"
     )
     return table
 
@@ -139,6 +147,26 @@ def _first(run: Run, kind: str, key: str) -> Any:
 def _transforms(run: Run) -> list[str]:
     """The kinds of the model transforms a run applied, in order (from its run_start line)."""
     return [t.get("kind", "?") for t in _first(run, "run_start", "transforms") or []]
+
+
+def mcq_change_text(delta: dict | None, *, short: bool = False) -> str:
+    """An accuracy change in points with the half-width of its 95% interval: "+6.0 ± 2.1 pt", and
+    "no significant change" (short: "n.s.") when the interval contains 0; "–" when not measured."""
+    if not delta or delta.get("acc") is None:
+        return "–"
+    text = f"{delta['acc'] * 100:+.1f} pt"
+    low_high = delta.get("acc_ci95")
+    if low_high is not None:
+        half = (low_high[1] - low_high[0]) / 2
+        text = f"{delta['acc'] * 100:+.1f} ± {half * 100:.1f} pt"
+        if not delta.get("significant"):
+            text += ", n.s." if short else ", no significant change"
+    return text
+
+
+def _mcq_delta(stats: dict | None) -> dict | None:
+    delta = (stats or {}).get("delta") or {}
+    return delta if delta.get("acc") is not None else None
 
 
 def _union(lists) -> list[str]:

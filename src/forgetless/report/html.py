@@ -20,7 +20,7 @@ from typing import Any
 
 from forgetless import __version__
 from forgetless.evaluate.ledger import CHANGE_FLOOR_NATS, GAP_TOLERANCE_NATS
-from forgetless.report.compare import cell_tone, comparison, format_cell
+from forgetless.report.compare import cell_tone, comparison, format_cell, mcq_change_text
 from forgetless.report.runs import Run, load_runs
 from forgetless.report.svg import (
     PALETTE,
@@ -203,8 +203,24 @@ def _mcq_overview(runs: list[Run]) -> str:
         '<section id="mcq"><h2>Multiple-choice accuracy before and after</h2>'
         '<table data-table="mcq-overview"><thead><tr><th>run</th><th>set</th><th>acc before</th><th>acc after</th>'
         "<th>Δ acc</th><th>acc_norm before</th><th>acc_norm after</th><th>Δ acc_norm</th></tr></thead>"
-        f"<tbody>{''.join(rows)}</tbody></table></section>"
+        f"<tbody>{''.join(rows)}</tbody></table>{_mcq_note(runs)}</section>"
     )
+
+
+def _mcq_note(runs: list[Run]) -> str:
+    at_chance = sorted(
+        {name for run in runs for name, stats in run.ledger["mcq"].items() if stats.get("at_chance")}
+    )
+    note = (
+        "acc ± its standard error; Δ acc ± half its 95% interval, paired over the same questions; "
+        "no significant change: the interval contains 0 (such changes are never coloured)."
+    )
+    if at_chance:
+        note += (
+            f" At chance before and after (within the 95% interval of guessing): {escape(', '.join(at_chance))}; "
+            "these sets say nothing about this model yet."
+        )
+    return f'<p class="note">{note}</p>'
 
 
 def _run_section(run: Run, index: int, source_colors: dict[str, str]) -> str:
@@ -430,12 +446,20 @@ def _mcq_table(ledger: dict) -> str:
 
 
 def _mcq_cells(stats: dict) -> str:
-    cells = ""
-    for metric in ("acc", "acc_norm"):
-        delta = stats["delta"].get(metric)
-        cells += _td(_pct(stats["before"].get(metric))) + _td(_pct(stats["after"].get(metric)))
-        cells += _td("–" if delta is None else f"{delta * 100:+.1f} pt", cell_tone("mcq", delta))
+    """acc before ± se, after ± se, the change ± its 95% interval (coloured only when significant),
+    then acc_norm before, after and change."""
+    before, after, delta = stats["before"], stats["after"], stats["delta"]
+    cells = _td(_pct_se(before.get("acc"), before.get("acc_stderr")))
+    cells += _td(_pct_se(after.get("acc"), after.get("acc_stderr")))
+    cells += _td(mcq_change_text(delta), cell_tone("mcq", delta))
+    norm = delta.get("acc_norm")
+    cells += _td(_pct(before.get("acc_norm"))) + _td(_pct(after.get("acc_norm")))
+    cells += _td("–" if norm is None else f"{norm * 100:+.1f} pt")
     return cells
+
+
+def _pct_se(value: float | None, stderr: float | None) -> str:
+    return _pct(value) if value is None or stderr is None else f"{_pct(value)} ± {stderr * 100:.1f}"
 
 
 def _definitions() -> str:

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from forgetless.config import RunConfig, StageConfig, check_folder, dump_config
+from forgetless.console import resolve_progress
 from forgetless.data.prepare import prepare_sources
 from forgetless.data.sampler import MixtureSampler
 from forgetless.device import autocast, resolve_device
@@ -49,7 +50,13 @@ from forgetless.distributed import setup as setup_world
 from forgetless.errors import Preempted, RunFailed, RunStopped, UserError, is_disk_full
 from forgetless.evaluate.heldout import evaluate_heldout, heldout_windows
 from forgetless.evaluate.ledger import write_summary
-from forgetless.evaluate.mcq import load_questions, mcq_batch_size, question_set_name, score_mcq
+from forgetless.evaluate.mcq import (
+    load_questions,
+    mcq_batch_size,
+    mcq_record,
+    question_set_name,
+    score_mcq,
+)
 from forgetless.methods import build_methods
 from forgetless.methods.base import (
     LossTerms,
@@ -150,8 +157,11 @@ class Run:
         return self.config.train.sequences_per_step * self.config.train.seq_len
 
 
-def run_training(config: RunConfig, *, resume: bool = False, quiet: bool = False) -> Path:
-    """Train through every stage of `config`; return the run directory.
+def run_training(
+    config: RunConfig, *, resume: bool = False, quiet: bool = False, progress: str = "auto"
+) -> Path:
+    """Train through every stage of `config`; return the run directory. `progress` is the display
+    mode (`forgetless.console`: auto, live, plain, json or quiet); `quiet` means "quiet".
 
     Holds the run directory's lock throughout (`forgetless.train.run_lock`), so a second process
     writing the same directory is refused. Raises `UserError` for bad input, before anything in the
@@ -159,10 +169,15 @@ def run_training(config: RunConfig, *, resume: bool = False, quiet: bool = False
     of memory; `Preempted` when SIGTERM or SIGINT stopped it after a checkpoint (see
     docs/reliability.md).
     """
+    if quiet:
+        progress = "quiet"
     try:
         _check_output_dir(Path(config.output.dir))  # before the lock creates the folder
-        with hold_run_dir(Path(config.output.dir)), _transformers_progress_bars(not quiet):
-            return _run_training(config, resume=resume, quiet=quiet)
+        with (
+            hold_run_dir(Path(config.output.dir)),
+            _transformers_progress_bars(resolve_progress(progress) == "live"),
+        ):
+            return _run_training(config, resume=resume, progress=progress)
     except (UserError, RunStopped):
         raise
     except _OUT_OF_MEMORY as err:
@@ -173,7 +188,7 @@ def run_training(config: RunConfig, *, resume: bool = False, quiet: bool = False
         raise
 
 
-def _run_training(config: RunConfig, *, resume: bool, quiet: bool) -> Path:
+def _run_training(config: RunConfig, *, resume: bool, progress: str) -> Path:
     run_dir = Path(config.output.dir)
     latest = _check_run_dir(run_dir, resume)
     if latest is not None:
@@ -183,12 +198,14 @@ def _run_training(config: RunConfig, *, resume: bool, quiet: bool) -> Path:
     try:
         torch.manual_seed(config.train.seed)
         autocast_dtype = resolve_device(device.type, config.train.precision)[1]
-        model, tokenizer, transformed = _set_up_model(config, world, device, autocast_dtype, latest, quiet=quiet)
-        data = _set_up_data(config, tokenizer, world, quiet=quiet)
+        model, tokenizer, transformed = _set_up_model(
+            config, world, device, autocast_dtype, latest, quiet=progress == "quiet"
+        )
+        data = _set_up_data(config, tokenizer, world, progress=progress)
         if latest is not None:
             check_resumed_data(run_dir, data.contents)
         _check_before_writing(config, data.train_stores, unwrap(model), latest, transformed.added)
-        run = _set_up_run(config, world, device, autocast_dtype, model, tokenizer, data, transformed, quiet=quiet)
+        run = _set_up_run(config, world, device, autocast_dtype, model, tokenizer, data, transformed, progress=progress)
         if world.is_main and resume and latest is None and (run_dir / "metrics.jsonl").stat().st_size > 0:
             run.log.write({"kind": "resume", "step": 0, "tokens": 0})  # no checkpoint: start over
         try:
@@ -247,13 +264,13 @@ def _set_up_model(
     return model, tokenizer, transformed
 
 
-def _set_up_data(config: RunConfig, tokenizer: Any, world: World, *, quiet: bool) -> RunData:
+def _set_up_data(config: RunConfig, tokenizer: Any, world: World, *, progress: str) -> RunData:
     """Every source the run reads, tokenized into the cache (by the first process; the others then
     find it there), with the held-out windows and question sets it evaluates."""
     if not world.is_main:
         barrier(world)
     prepared = prepare_sources(
-        config, tokenizer, sources=_sources_needed(config), progress=not quiet and world.is_main
+        config, tokenizer, sources=_sources_needed(config), progress=progress if world.is_main else "quiet"
     )
     if world.is_main:
         barrier(world)
@@ -286,7 +303,7 @@ def _set_up_run(
     data: RunData,
     transformed: Transformed,
     *,
-    quiet: bool,
+    progress: str,
 ) -> Run:
     """The run, with its run directory, config.yaml and metrics log: the first writes of a run."""
     sharded = is_sharded_model(model)
@@ -308,7 +325,7 @@ def _set_up_run(
         eval_sets=data.eval_sets,
         mcq_sets=data.mcq_sets,
         log=MetricsLog(run_dir / "metrics.jsonl", enabled=world.is_main),
-        display=ProgressDisplay(quiet=quiet or not world.is_main),
+        display=ProgressDisplay(progress=progress if world.is_main else "quiet"),
         fused_loss=fused_loss,
         fused_loss_why=fused_loss_why,
         contents=data.contents,
@@ -615,6 +632,7 @@ def _log_train(run: Run, loop: _StageLoop, position: Position, lr: float, grad_n
         loss=mean_loss,
         tokens_per_s=record["tokens_per_s"],
         lr=lr,
+        step=position.step,
     )
     loop.window_tokens, loop.window_s = 0, 0.0
 
@@ -632,13 +650,11 @@ def _evaluate(
         "stage_tokens": stage_tokens,
         "point": point,
     }
-    shown = []
     for name, (windows, num_bytes) in run.eval_sets.items():
         result = _evaluate_heldout_share(run, windows, num_bytes)
         record[f"eval/{name}/loss"] = result["loss"]
         record[f"eval/{name}/bpb"] = result["bpb"]
         record[f"eval/{name}/ppl"] = result["ppl"]
-        shown.append(f"{name} {result['loss']:.3f}")
     reshard(run.model)  # weights swapped in below are then gathered afresh by the next forward
     for suffix, weights in eval_weights(run.methods):  # e.g. the EMA of the weights, as loss@ema
         with weights:
@@ -656,16 +672,15 @@ def _evaluate(
                 batch_size=mcq_batch_size(run.config.eval.batch_size),
                 device=run.device,
                 autocast_dtype=run.autocast_dtype,
+                with_outcomes=True,
             )
-            record[f"mcq/{name}/acc"] = result["acc"]
-            record[f"mcq/{name}/acc_norm"] = result["acc_norm"]
-            shown.append(f"{name} acc {result['acc']:.3f}")
+            record.update(mcq_record(name, result))
     elapsed = time.perf_counter() - start
     reshard(run.model)  # free the gathered root parameters until training gathers them
     position.eval_s += elapsed
     record["eval_s"] = elapsed
     run.log.write(record)
-    run.display.set_eval(", ".join(shown))
+    run.display.set_eval(record)
 
 
 def _evaluate_heldout_share(run: Run, windows: np.ndarray, num_bytes: int) -> dict[str, float]:
@@ -901,7 +916,8 @@ def _out_of_memory_message(config: RunConfig, err: BaseException) -> str:
 
 @contextlib.contextmanager
 def _transformers_progress_bars(enabled: bool) -> Any:
-    """Quiet means quiet: no weight-loading or saving bars, so that an error is the only line."""
+    """Weight-loading and saving bars only on a live display: quiet means quiet (an error is the only
+    line), and a log gets no bars drawn with carriage returns."""
     from transformers.utils import logging as transformers_logging
 
     was_enabled = transformers_logging.is_progress_bar_enabled()

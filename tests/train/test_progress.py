@@ -1,0 +1,135 @@
+"""What a run prints: plain one-line records when its output goes to a pipe or a log file, JSON
+lines with --json-progress, nothing with --quiet."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import TINY_LLAMA, write_corpora
+from forgetless.console import LINE_WIDTH, fit_lines, format_duration, resolve_progress
+from forgetless.train.progress import ProgressDisplay
+
+
+def write_config(tmp: Path, tokenizer_dir: Path) -> Path:
+    corpora = write_corpora(tmp / "data")
+    questions = tmp / "questions.jsonl"
+    questions.write_text(
+        "".join(
+            json.dumps({"question": f"What is {i} plus {i}?", "choices": [str(2 * i), str(i)], "answer": 0})
+            + "\n"
+            for i in range(12)
+        )
+    )
+    config = {
+        "model": {"init": dict(TINY_LLAMA)},
+        "tokenizer": str(tokenizer_dir),
+        "sources": {
+            "general-english-prose": {"files": [str(corpora["general"])], "heldout": {"documents": 4}},
+            "python-standard-library": {"files": [str(corpora["code"])], "heldout": {"documents": 1}},
+        },
+        "stages": [
+            {
+                "name": "continue-on-python-code",
+                "tokens": 3072,
+                "mix": {"python-standard-library": 1.0},
+                "replay": {"from": "general-english-prose", "ratio": 0.25},
+            }
+        ],
+        "train": {"seq_len": 32, "batch_tokens": 256, "micro_batch": 4, "log_every_steps": 2},
+        "eval": {"max_tokens": 512, "every_tokens": 1024, "dense_start": [], "mcq": [str(questions)]},
+        "output": {"dir": str(tmp / "run")},
+        "cache_dir": str(tmp / "cache"),
+    }
+    path = tmp / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_output_to_a_pipe_is_plain_whole_lines(tmp_path: Path, tiny_tokenizer_dir: Path) -> None:
+    config = write_config(tmp_path, tiny_tokenizer_dir)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "60"}  # a narrow terminal size must not matter
+    proc = subprocess.run(
+        [sys.executable, "-m", "forgetless", "train", str(config)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = (proc.stdout + proc.stderr).splitlines()
+    too_long = [line for line in lines if len(line) > LINE_WIDTH]
+    assert not too_long
+    text = proc.stdout + proc.stderr
+    assert "…" not in text and "\r" not in text and "\x1b[" not in text  # nothing cut, redrawn or coloured
+    progress = [line for line in lines if "ETA" in line]
+    trains = [
+        r
+        for r in map(json.loads, (tmp_path / "run" / "metrics.jsonl").read_text().splitlines())
+        if r["kind"] == "train"
+    ]
+    assert len(progress) == len(trains)  # one record per log interval
+    assert all(line.startswith("[1/1 continue-on-python-code] ") for line in progress)
+    assert progress[-1].split("ETA ")[1] == "0:00"
+    assert "3,072/3,072 tok 100%  loss " in progress[-1]
+    evals = [line for line in lines if "] eval at " in line]
+    assert len(evals) >= 3  # periodic and stage end
+    assert any(line.startswith("base model eval: ") for line in lines)
+    eval_text = " ".join(lines)
+    for name in ("general-english-prose", "python-standard-library", "questions acc"):
+        assert name in eval_text  # every item whole, on one of the lines
+    assert any(line.startswith("tokenized python-standard-library: ") for line in lines)
+
+
+def test_json_progress_is_one_object_per_line(tmp_path: Path, tiny_tokenizer_dir: Path, capsys) -> None:
+    from forgetless.cli import main
+
+    config = write_config(tmp_path, tiny_tokenizer_dir)
+    try:
+        main(["train", str(config), "--json-progress"])
+    except SystemExit as exit_:
+        assert exit_.code in (0, None)
+    out = capsys.readouterr().out
+    records = [json.loads(line) for line in out.splitlines()]
+    kinds = [r["kind"] for r in records]
+    assert {"stage", "progress", "eval", "result"} <= set(kinds)
+    assert kinds[-1] == "result" and records[-1]["run_dir"].endswith("run")
+    progress = [r for r in records if r["kind"] == "progress"]
+    assert progress[-1]["stage_tokens"] == progress[-1]["stage_total_tokens"] == 3072
+    assert all({"loss", "lr", "tokens_per_s", "eta_s", "step"} <= set(r) for r in progress)
+    assert not any(key.endswith("/outcomes") for r in records for key in r)
+
+
+def test_quiet_prints_nothing_but_the_result(tmp_path: Path, capsys) -> None:
+    display = ProgressDisplay(quiet=True)
+    display.message("hello")
+    display.start_stage("s", 0, 1, 100)
+    display.update(50, loss=1.0, tokens_per_s=10.0, lr=1e-3)
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+
+
+def test_fit_lines_splits_between_items_and_never_cuts() -> None:
+    items = [f"source-number-{i} 3.141" for i in range(10)]
+    lines = fit_lines("stage 1/1 s: eval at 1,024 tok: ", items, width=60)
+    assert all(len(line) <= 60 for line in lines)
+    assert ", ".join(line.strip() for line in lines).replace(": , ", ": ").count("source-number-") == 10
+    long = "x" * 80
+    assert fit_lines("head: ", ["a", long, "b"], width=40) == ["head: a", "  " + long, "  b"]
+
+
+def test_modes_and_durations() -> None:
+    assert resolve_progress("auto", io.StringIO()) == "plain"  # not a terminal
+    assert resolve_progress(False) == "quiet" and resolve_progress("json") == "json"
+    with pytest.raises(ValueError):
+        resolve_progress("fancy")
+    assert (
+        format_duration(5) == "0:05" and format_duration(3725) == "1:02:05" and format_duration(None) == "-"
+    )
