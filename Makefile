@@ -10,7 +10,7 @@ $(BIN)/forgetless: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "$(TORCH)"
-	$(BIN)/pip install -q -e ".[dev,formats,eval,plan,lora,gguf]"
+	$(BIN)/pip install -q -e ".[dev,formats,eval,plan,lora,gguf,tensorboard,wandb,mlflow]"
 	@touch $@
 
 venv: $(BIN)/forgetless

@@ -417,6 +417,14 @@ class OutputConfig(_Strict):
     dir: str = "runs/run"
     checkpoint_every_tokens: int | None = Field(None, gt=0)
     keep_checkpoints: int = Field(2, ge=1)
+    trackers: list[Literal["tensorboard", "wandb", "mlflow"]] = Field(
+        default_factory=list,
+        description="experiment trackers that get a copy of metrics.jsonl (each an optional extra)",
+    )
+    project: str | None = Field(
+        None,
+        description="W&B project and MLflow experiment (default: WANDB_PROJECT, MLFLOW_EXPERIMENT_NAME or forgetless)",
+    )
 
 
 class ReliabilityConfig(_Strict):

@@ -15,14 +15,20 @@ import contextlib
 import json
 import math
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 
 class MetricsLog:
-    def __init__(self, path: Path, *, enabled: bool = True) -> None:
+    """The metrics file of a run; `sinks` (experiment trackers) get each line after it is written."""
+
+    def __init__(
+        self, path: Path, *, enabled: bool = True, sinks: Sequence[Callable[[dict[str, Any]], None]] = ()
+    ) -> None:
         self.path = path
         self.enabled = enabled
+        self.sinks = list(sinks)
         self._fd: int | None = None
         if enabled:
             self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -40,6 +46,8 @@ class MetricsLog:
             with contextlib.suppress(OSError):
                 os.ftruncate(self._fd, end)  # no torn line for the next writer to append to
             raise OSError(err.errno, err.strerror, str(self.path)) from err
+        for sink in self.sinks:
+            sink(record)
 
     def sync(self) -> None:
         """Make everything written so far durable (called with each checkpoint)."""

@@ -92,6 +92,7 @@ from forgetless.train.progress import ProgressDisplay
 from forgetless.train.resume_policy import check_resumed_config, check_resumed_data, data_record
 from forgetless.train.run_lock import hold_run_dir
 from forgetless.train.schedules import learning_rate
+from forgetless.train.trackers import TrackerSet
 
 
 @dataclass
@@ -151,6 +152,7 @@ class Run:
     methods: list[Method] = field(default_factory=list)  # the current stage's (forgetless.methods)
     world: World = field(default_factory=World)  # this process's rank among the run's processes
     started: float = field(default_factory=time.monotonic)
+    trackers: TrackerSet | None = None  # output.trackers, on the main process (fed by `log`)
 
     @property
     def tokens_per_step(self) -> int:
@@ -215,6 +217,8 @@ def _run_training(config: RunConfig, *, resume: bool, progress: str) -> Path:
             run.micro_batches.close()
             run.log.close()
             run.display.close()
+            if run.trackers is not None:
+                run.trackers.close()
         finished = True
     finally:
         teardown(world, wait=finished)  # a failed run destroys its process group too
@@ -311,6 +315,7 @@ def _set_up_run(
     fused_loss = loss_kernel is not None
     micro_batches = _micro_batch_runner(config, model, device, world, fused_loss, sharded=sharded)
     run_dir = Path(config.output.dir)
+    trackers = TrackerSet(config, run_dir) if world.is_main and config.output.trackers else None
     if world.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(dump_config(config), encoding="utf-8")
@@ -324,7 +329,9 @@ def _set_up_run(
         train_stores=data.train_stores,
         eval_sets=data.eval_sets,
         mcq_sets=data.mcq_sets,
-        log=MetricsLog(run_dir / "metrics.jsonl", enabled=world.is_main),
+        log=MetricsLog(
+            run_dir / "metrics.jsonl", enabled=world.is_main, sinks=[trackers] if trackers else []
+        ),
         display=ProgressDisplay(progress=progress if world.is_main else "quiet"),
         fused_loss=fused_loss,
         fused_loss_why=fused_loss_why,
@@ -336,6 +343,7 @@ def _set_up_run(
         added=transformed.added,
         transforms=transformed.records(),
         world=world,
+        trackers=trackers,
     )
 
 
@@ -393,7 +401,9 @@ def _run_stages(run: Run, latest: Path | None) -> None:
     _save_final(run)
     run.log.close()
     if run.world.is_main:
-        write_summary(run.run_dir)
+        summary = write_summary(run.run_dir)
+        if run.trackers is not None:
+            run.trackers.finish(summary)
 
 
 def _begin_stage(
