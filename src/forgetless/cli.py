@@ -477,6 +477,18 @@ def report(
 
 
 @app.command()
+def card(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run directory.", show_default=False)],
+) -> None:
+    """Write RUN_DIR/final/README.md, the model card: Hugging Face metadata (base model, datasets,
+    license, tags), the data, stages and methods, the ledger with MCQ standard errors, the cost and
+    the command that reproduces the run. Training writes it too; this regenerates it."""
+    from forgetless.train.model_card import write_card
+
+    typer.echo(f"model card: {write_card(run_dir)}")
+
+
+@app.command()
 def compare(run_dirs: RunDirsArg) -> None:
     """Print one row per run: learning per target, forgetting per retained source, worst stability
     gap, MCQ accuracy change, tokens and tokens per second (recomputed from metrics.jsonl).

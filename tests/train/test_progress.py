@@ -86,6 +86,11 @@ def test_output_to_a_pipe_is_plain_whole_lines(tmp_path: Path, tiny_tokenizer_di
     for name in ("general-english-prose", "python-standard-library", "questions acc"):
         assert name in eval_text  # every item whole, on one of the lines
     assert any(line.startswith("tokenized python-standard-library: ") for line in lines)
+    from huggingface_hub import ModelCard  # training leaves a model card beside the weights
+
+    card = ModelCard.load(tmp_path / "run" / "final" / "README.md")
+    assert card.data.to_dict()["tags"] == ["continual-pretraining", "forgetless"]
+    assert "| python-standard-library | target |" in card.text and "| questions | 12 |" in card.text
 
 
 def test_json_progress_is_one_object_per_line(tmp_path: Path, tiny_tokenizer_dir: Path, capsys) -> None:

@@ -79,6 +79,7 @@ from forgetless.train.health import StepHealth
 from forgetless.train.host_memory import freed_memory_kept
 from forgetless.train.metrics_log import MetricsLog
 from forgetless.train.microbatches import SerialMicroBatches, ThreadedMicroBatches, micro_batch_runner
+from forgetless.train.model_card import write_card
 from forgetless.train.optimizer_in_backward import OptimizerInBackward
 from forgetless.train.parallelize import (
     checkpoint_activations,
@@ -402,6 +403,7 @@ def _run_stages(run: Run, latest: Path | None) -> None:
     run.log.close()
     if run.world.is_main:
         summary = write_summary(run.run_dir)
+        write_card(run.run_dir)
         if run.trackers is not None:
             run.trackers.finish(summary)
 
@@ -1168,6 +1170,7 @@ def _run_start_record(run: Run) -> dict[str, Any]:
         "stages": stages,
         "sources": list(run.eval_sets),
         "mcq": list(run.mcq_sets),
+        "source_tokens": {name: store.num_tokens for name, store in run.train_stores.items()},
         "tokens_per_step": run.tokens_per_step,
         "host_memory_reuse": freed_memory_kept(),  # see forgetless.train.host_memory
         "fused_loss": run.fused_loss,
