@@ -17,12 +17,15 @@ def test_quick_demo_learns_the_domain_and_replay_forgets_less(tmp_path: Path, mo
         assert exit_.code in (0, None)
     printed = capsys.readouterr().out
     assert "no-replay" in printed and "replay-25%" in printed and "security loss" in printed
+    assert "Evaluation took " in printed and "of the demo's wall time" in printed
+    assert "n.s." in printed or " ± " in printed  # MCQ changes come with their intervals
 
     summary = json.loads((out / "summary.json").read_text())
     rows = {row["strategy"]: row for row in summary["table"]}
     assert list(rows) == ["no-replay", "replay-5%", "replay-25%"]
     for row in rows.values():
         assert row["security_loss_change"] < -0.1  # every strategy learns the domain
+        assert row["security_mcq_change"]["acc_ci95"] is not None
     no_replay, replay25 = rows["no-replay"]["general_loss_change"], rows["replay-25%"]["general_loss_change"]
     assert no_replay > 0.1  # continuing on security text alone forgets general text
     # Replay forgets less: with 25% of the stage replayed, general text is forgotten about half as much

@@ -18,7 +18,7 @@ PACKAGE_ROOT = Path(forgetless.__file__).parent
 
 # Lowest first. Each entry names top-level modules or packages of forgetless.
 LAYERS: list[set[str]] = [
-    {"__init__", "errors", "device", "durable", "file_lock", "console"},
+    {"__init__", "errors", "device", "durable", "file_lock", "console", "recipes"},
     {"config"},
     {"data"},
     {"model"},
@@ -28,7 +28,7 @@ LAYERS: list[set[str]] = [
     {"train"},
     {"report"},
     {"weights", "plan"},  # operations on trained weights; mixture planning (runs proxy trainings)
-    {"demo"},
+    {"demo", "starter"},
     {"cli", "__main__"},
 ]
 

@@ -505,6 +505,60 @@ def compare(run_dirs: RunDirsArg) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# init and recipes: starting a config
+
+
+@app.command()
+def init(
+    model: Annotated[Path, typer.Option("--model", help="The base model: a Hugging Face model dir.")],
+    data: Annotated[
+        str, typer.Option("--data", help="The new text: a file, folder or glob (any format prepare reads).")
+    ],
+    replay: Annotated[
+        str | None,
+        typer.Option("--replay", help="General text to replay: bundled:general or a file, folder or glob."),
+    ] = None,
+    recipe: Annotated[
+        str | None,
+        typer.Option("--recipe", help="Take the stage's methods from this recipe (forgetless recipes)."),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress while tokenizing.")] = False,
+) -> None:
+    """Print a commented starter config for MODEL continued on DATA, sized from both:
+
+    forgetless init --model ./base --data data/law/ --replay bundled:general > my-run.yaml
+
+    The data is tokenized with the model's tokenizer (into the cache that train reuses) to measure
+    it; the stage is one epoch over it, the batch and schedule follow the model's size, and the
+    evaluation cadence keeps evaluation near 5% of the run. `forgetless train` accepts the output as is.
+    """
+    from forgetless.starter import starter_config
+
+    typer.echo(
+        starter_config(model, data, replay=replay, recipe=recipe, progress="quiet" if quiet else "auto")
+    )
+
+
+@app.command()
+def recipes(
+    name: Annotated[str | None, typer.Argument(help="Print this recipe's YAML.", show_default=False)] = None,
+) -> None:
+    """List the ready configs installed with forgetless, or print one:
+
+    forgetless recipes mer > mer.yaml && forgetless train mer.yaml --set model.path=./base
+    """
+    from forgetless.recipes import recipe_names, recipe_path, recipe_summary
+
+    if name is not None:
+        typer.echo(recipe_path(name).read_text(encoding="utf-8"), nl=False)
+        return
+    width = max(len(n) for n in recipe_names())
+    for recipe_name in recipe_names():
+        typer.echo(f"{recipe_name:<{width}}  {recipe_summary(recipe_name)}")
+    typer.echo("print one with: forgetless recipes NAME > my-run.yaml")
+
+
+# ---------------------------------------------------------------------------------------------
 # prepare
 
 

@@ -407,6 +407,13 @@ class EvalConfig(_Strict):
     mcq_limit: int | None = Field(None, gt=0, description="score only the first N items of each set")
     max_tokens: int = Field(65536, gt=0, description="held-out tokens evaluated per source")
     batch_size: int = Field(8, gt=0)
+    budget: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="largest share of the run's wall time spent evaluating: periodic and dense points are "
+        "skipped past it, and MCQ sets are sampled between the base and the end (scored whole there)",
+    )
     dense_start: list[float] = Field(
         default_factory=lambda: [0.005, 0.01, 0.02, 0.04],
         description="fractions of each stage with an extra evaluation (the stability gap)",

@@ -93,23 +93,47 @@ def test_output_to_a_pipe_is_plain_whole_lines(tmp_path: Path, tiny_tokenizer_di
     assert "| python-standard-library | target |" in card.text and "| questions | 12 |" in card.text
 
 
-def test_json_progress_is_one_object_per_line(tmp_path: Path, tiny_tokenizer_dir: Path, capsys) -> None:
-    from forgetless.cli import main
+def test_json_progress_is_one_object_per_line(capsys) -> None:
 
-    config = write_config(tmp_path, tiny_tokenizer_dir)
-    try:
-        main(["train", str(config), "--json-progress"])
-    except SystemExit as exit_:
-        assert exit_.code in (0, None)
-    out = capsys.readouterr().out
-    records = [json.loads(line) for line in out.splitlines()]
-    kinds = [r["kind"] for r in records]
-    assert {"stage", "progress", "eval", "result"} <= set(kinds)
-    assert kinds[-1] == "result" and records[-1]["run_dir"].endswith("run")
-    progress = [r for r in records if r["kind"] == "progress"]
-    assert progress[-1]["stage_tokens"] == progress[-1]["stage_total_tokens"] == 3072
-    assert all({"loss", "lr", "tokens_per_s", "eta_s", "step"} <= set(r) for r in progress)
-    assert not any(key.endswith("/outcomes") for r in records for key in r)
+    display = ProgressDisplay(progress="json")
+    display.message("[bold]strategy[/bold] one")
+    display.set_eval(
+        {"kind": "eval", "point": "base", "eval/a/loss": 3.2, "mcq/q/acc": 0.25, "mcq/q/outcomes": "AA=="}
+    )
+    display.start_stage("s", 0, 1, 1024)
+    display.update(512, loss=3.0, tokens_per_s=100.0, lr=1e-3, step=2)
+    display.update(1024, loss=2.9, tokens_per_s=100.0, lr=1e-3, step=4)
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["kind"] for r in records] == ["message", "eval", "stage", "progress", "progress"]
+    assert records[0]["text"] == "strategy one"
+    assert "mcq/q/outcomes" not in records[1] and records[1]["eval/a/loss"] == 3.2
+    assert records[-1] | {"eta_s": 0} == {
+        "kind": "progress",
+        "stage": "s",
+        "stage_index": 0,
+        "stages": 1,
+        "step": 4,
+        "stage_tokens": 1024,
+        "stage_total_tokens": 1024,
+        "loss": 2.9,
+        "lr": 1e-3,
+        "tokens_per_s": 100.0,
+        "eta_s": 0,
+    }
+    assert records[-1]["eta_s"] == 0
+
+
+def test_json_result_line(tmp_path: Path, capsys) -> None:
+    from forgetless.cli import _print_run_result
+
+    (tmp_path / "summary.json").write_text(json.dumps({"learning": {"a": 0.5}, "forgetting": {"b": 0.1}}))
+    _print_run_result(tmp_path, as_json=True)
+    assert json.loads(capsys.readouterr().out) == {
+        "kind": "result",
+        "run_dir": str(tmp_path),
+        "learning": {"a": 0.5},
+        "forgetting": {"b": 0.1},
+    }
 
 
 def test_quiet_prints_nothing_but_the_result(tmp_path: Path, capsys) -> None:

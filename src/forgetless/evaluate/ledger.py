@@ -357,6 +357,8 @@ def build_ledger(records: list[dict]) -> dict:
             "train_s": _first_number(run_end, "train_s"),
             "eval_s": eval_s,
             "eval_fraction": (eval_s / wall_s) if wall_s and eval_s is not None else None,
+            "eval_budget": _num((run_start or {}).get("eval_budget")),
+            "evals_skipped": _first_number(run_end, "evals_skipped"),
             "tokens_per_s": tokens_per_s,
             "resumes": sum(1 for r in records if r.get("kind") == "resume"),
             "targets": [s for s in sources if s in targets],

@@ -234,7 +234,7 @@ def _run_section(run: Run, index: int, source_colors: dict[str, str]) -> str:
         ("tokens/s", format_count(ledger["tokens_per_s"]) if ledger["tokens_per_s"] is not None else "–"),
         (
             "time in evaluation",
-            f"{ledger['eval_fraction'] * 100:.1f}%" if ledger["eval_fraction"] is not None else "–",
+            _eval_share(ledger),
         ),
     ]
     if ledger["resumes"]:
@@ -456,6 +456,18 @@ def _mcq_cells(stats: dict) -> str:
     cells += _td(_pct(before.get("acc_norm"))) + _td(_pct(after.get("acc_norm")))
     cells += _td("–" if norm is None else f"{norm * 100:+.1f} pt")
     return cells
+
+
+def _eval_share(ledger: dict) -> str:
+    """ "12.3%", with the budget and the points it skipped when the run had eval.budget."""
+    if ledger.get("eval_fraction") is None:
+        return "–"
+    text = f"{ledger['eval_fraction'] * 100:.1f}%"
+    if ledger.get("eval_budget") is not None:
+        text += (
+            f" (budget {ledger['eval_budget'] * 100:g}%, {ledger.get('evals_skipped') or 0} points skipped)"
+        )
+    return text
 
 
 def _pct_se(value: float | None, stderr: float | None) -> str:

@@ -75,6 +75,7 @@ from forgetless.model.positions import check_context_length
 from forgetless.model.transforms import Transformed, apply_transforms, count_distinct
 from forgetless.model.loss import EXTERNAL_KERNELS, check_external_kernel
 from forgetless.train import checkpoint as ckpt
+from forgetless.train.eval_budget import EvalCosts, mcq_sample, within_budget
 from forgetless.train.health import StepHealth
 from forgetless.train.host_memory import freed_memory_kept
 from forgetless.train.metrics_log import MetricsLog
@@ -154,6 +155,7 @@ class Run:
     world: World = field(default_factory=World)  # this process's rank among the run's processes
     started: float = field(default_factory=time.monotonic)
     trackers: TrackerSet | None = None  # output.trackers, on the main process (fed by `log`)
+    eval_costs: EvalCosts = field(default_factory=EvalCosts)  # for eval.budget
 
     @property
     def tokens_per_step(self) -> int:
@@ -397,6 +399,7 @@ def _run_stages(run: Run, latest: Path | None) -> None:
             "tokens_per_s": position.tokens / max(position.train_s, 1e-9),
             "skipped_steps": position.skipped_steps,
             "rollbacks": position.rollbacks,
+            "evals_skipped": len(run.eval_costs.skipped),  # by eval.budget, in this process
         }
     )
     _save_final(run)
@@ -597,7 +600,7 @@ def _after_step(
     if log_now:
         _log_train(run, loop, position, lr, grad_norm)
 
-    if position.stage_step in loop.eval_steps:
+    if position.stage_step in loop.eval_steps and (last or _eval_fits_budget(run, loop, position)):
         _evaluate(
             run,
             position,
@@ -617,6 +620,26 @@ def _after_step(
     if run.stop.requested and not last:
         _stop_for_signal(run, position, saved or _save(run, position, optimizer, sampler))
     loop.tick = time.perf_counter()
+
+
+def _eval_fits_budget(run: Run, loop: _StageLoop, position: Position) -> bool:
+    """Whether an optional evaluation point runs under `eval.budget` (see `train.eval_budget`)."""
+    stages = run.config.stages
+    later = range(position.stage_index + 1, len(stages))
+    fits = within_budget(
+        run.config.eval.budget,
+        run.eval_costs,
+        eval_s=position.eval_s,
+        train_s=position.train_s,
+        steps_done=position.step,
+        steps_left=loop.total_steps
+        - position.stage_step
+        + sum(math.ceil(stages[i].tokens / run.tokens_per_step) for i in later),
+        stage_ends_left=1 + len(later),
+    )
+    if not fits:
+        run.eval_costs.skipped.append(position.step)
+    return fits
 
 
 def _log_train(run: Run, loop: _StageLoop, position: Position, lr: float, grad_norm: torch.Tensor) -> None:
@@ -662,11 +685,13 @@ def _evaluate(
         "stage_tokens": stage_tokens,
         "point": point,
     }
+    heldout_start = time.perf_counter()
     for name, (windows, num_bytes) in run.eval_sets.items():
         result = _evaluate_heldout_share(run, windows, num_bytes)
         record[f"eval/{name}/loss"] = result["loss"]
         record[f"eval/{name}/bpb"] = result["bpb"]
         record[f"eval/{name}/ppl"] = result["ppl"]
+    run.eval_costs.heldout_s = time.perf_counter() - heldout_start
     reshard(run.model)  # weights swapped in below are then gathered afresh by the next forward
     for suffix, weights in eval_weights(run.methods):  # e.g. the EMA of the weights, as loss@ema
         with weights:
@@ -676,18 +701,26 @@ def _evaluate(
                 record[f"eval/{name}/bpb{suffix}"] = result["bpb"]
             reshard(run.model)
     if with_mcq:
+        # with eval.budget, the stage ends between the base and the last one score a sample
+        whole = (
+            point == "base"
+            or run.config.eval.budget is None
+            or (point == "stage_end" and position.stage_index == len(run.config.stages) - 1)
+        )
         for name, items in run.mcq_sets.items():
             result = score_mcq(
                 run.model,
                 run.tokenizer,
-                items,
+                items if whole else mcq_sample(items, run.config.train.seed),
                 batch_size=mcq_batch_size(run.config.eval.batch_size),
                 device=run.device,
                 autocast_dtype=run.autocast_dtype,
-                with_outcomes=True,
+                with_outcomes=whole,
             )
             record.update(mcq_record(name, result))
     elapsed = time.perf_counter() - start
+    if with_mcq:
+        run.eval_costs.full_s = elapsed
     reshard(run.model)  # free the gathered root parameters until training gathers them
     position.eval_s += elapsed
     record["eval_s"] = elapsed
@@ -1170,6 +1203,7 @@ def _run_start_record(run: Run) -> dict[str, Any]:
         "stages": stages,
         "sources": list(run.eval_sets),
         "mcq": list(run.mcq_sets),
+        "eval_budget": config.eval.budget,
         "source_tokens": {name: store.num_tokens for name, store in run.train_stores.items()},
         "tokens_per_step": run.tokens_per_step,
         "host_memory_reuse": freed_memory_kept(),  # see forgetless.train.host_memory
