@@ -277,7 +277,7 @@ def _prepare_source(
     with _writing(cache, reporter):
         found = _open_entry(name, entry, fingerprint)  # written meanwhile by the process we waited for
         if found is not None:
-            reporter.note(f"{name}: prepared by another process ({_counts(found.meta)})")
+            reporter.note(f"{name}: prepared by another process", _counts(found.meta))
             return found
         return _write_source(
             name, source, tok, cache, reporter, units, fingerprints, entry, fingerprint, heldout_setting
