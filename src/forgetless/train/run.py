@@ -71,9 +71,9 @@ from forgetless.methods.base import (
     training_loss,
 )
 from forgetless.model.load import build_model, check_finite_weights, is_model_dir, load_tokenizer
+from forgetless.model.loss import EXTERNAL_KERNELS, check_external_kernel
 from forgetless.model.positions import check_context_length
 from forgetless.model.transforms import Transformed, apply_transforms, count_distinct
-from forgetless.model.loss import EXTERNAL_KERNELS, check_external_kernel
 from forgetless.train import checkpoint as ckpt
 from forgetless.train.eval_budget import EvalCosts, mcq_sample, within_budget
 from forgetless.train.health import StepHealth
