@@ -170,7 +170,7 @@ def frozen_copy(model: nn.Module, dtype: torch.dtype) -> nn.Module:
     module = unwrap(model)
     params = list(module.parameters())
     if not any(is_sharded_tensor(p) for p in params):
-        teacher = copy.deepcopy(module)
+        teacher: Any = copy.deepcopy(module)
         with torch.no_grad():
             for param in teacher.parameters():
                 param.data = param.data.to(dtype)

@@ -122,7 +122,7 @@ def resolve_units(name: str, source: SourceConfig) -> list[SourceUnit]:
 
 
 def _resolve_entry(entry: str, source: SourceConfig, key: str) -> list[SourceUnit]:
-    common = {
+    common: dict[str, Any] = {
         "text_field": source.text_field,
         "on_error": source.on_error,
         "hf_split": source.split,

@@ -24,7 +24,7 @@ import numpy as np
 Z_95 = 1.959963984540054  # the two-sided 95% quantile of the standard normal
 
 
-def accuracy_stderr(outcomes: Sequence[float]) -> float | None:
+def accuracy_stderr(outcomes: Sequence[float] | np.ndarray) -> float | None:
     """Standard error of the mean of 0/1 `outcomes`: sample std (ddof 1) / sqrt(n); None when n < 2."""
     values = np.asarray(outcomes, dtype=np.float64)
     if values.size < 2:

@@ -36,7 +36,7 @@ from forgetless.model.loss import causal_lm_loss
 
 def norm_gains(model: nn.Module) -> set[str]:
     """Names of the parameters of the normalisation modules (LayerNorm, RMSNorm, ...) of `model`."""
-    names = set()
+    names: set[str] = set()
     for prefix, module in model.named_modules():
         if (
             isinstance(module, (nn.LayerNorm, nn.GroupNorm, nn.RMSNorm))
@@ -117,6 +117,7 @@ class UnitLearningRates(Method):
         tokens_per_step = context.sequences_per_step * context.seq_len
         self.every = max(1, config.every_tokens // tokens_per_step) if config.every_tokens else None
         self.multipliers: dict[str, float] = {}
+        assert context.optimizer is not None
         self.groups = _groups_by_parameter(context.optimizer)
         self.base = {name: self.groups[id(p)]["lr_multiplier"] for name, p in self.params}
         shared = [name for name, p in self.params if len(self.groups[id(p)]["params"]) != 1]

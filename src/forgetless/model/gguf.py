@@ -354,7 +354,7 @@ def _load_through_transformers(
     return model, tokenizer
 
 
-def _dense_copy(model: torch.nn.Module, dtype: torch.dtype) -> Any:
+def _dense_copy(model: Any, dtype: torch.dtype) -> Any:
     """The same model as a plain transformers model: no GGUF quantization config, dense `dtype`
     parameters. A weight left packed in GGUF blocks fails here (its shape or dtype differs)."""
     from transformers import AutoModelForCausalLM

@@ -116,7 +116,7 @@ def _parts(block: nn.Module, preset: str) -> list[str]:
     ]
 
 
-def _embedding_names(model: nn.Module) -> tuple[str, str | None, bool]:
+def _embedding_names(model: Any) -> tuple[str, str | None, bool]:
     """Module names of the input embedding and the output head, and whether their weights are tied."""
     embed = model.get_input_embeddings()
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
@@ -144,7 +144,7 @@ def has_lora(model: nn.Module) -> bool:
     return isinstance(getattr(model, "peft_config", None), dict)
 
 
-def with_same_lora(plain: nn.Module, like: nn.Module) -> nn.Module:
+def with_same_lora(plain: nn.Module, like: Any) -> nn.Module:
     """`plain` (a model of the same config as `like`, e.g. on the meta device) with the adapters
     `like` carries, put in the same way: the same parameter names and shapes."""
     import peft
@@ -153,7 +153,7 @@ def with_same_lora(plain: nn.Module, like: nn.Module) -> nn.Module:
 
 
 def save_lora_model(
-    model: nn.Module, state: dict[str, torch.Tensor], tokenizer: Any, folder: Path, save_model: Any
+    model: Any, state: dict[str, torch.Tensor], tokenizer: Any, folder: Path, save_model: Any
 ) -> None:
     """Write `folder` (the model with the adapters merged: a standard HF directory, through
     `save_model(model, tokenizer, folder)`) and `<folder>_adapter` (the PEFT adapter directory).
@@ -175,7 +175,7 @@ def save_lora_model(
         inner.load_state_dict(state, strict=True)
     adapter = folder.with_name(folder.name + "_adapter")
     tmp = folder.with_name(f".{adapter.name}.tmp")
-    wrapped.save_pretrained(tmp)
+    wrapped.save_pretrained(str(tmp))
     if adapter.exists():
         import shutil
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 
@@ -44,7 +46,7 @@ def causal_lm_loss(
     plain product with the head (see `parallelize.supports_fused_loss`).
     """
     if fused:
-        options = {"compute_dtype": compute_dtype, "compiled": compiled, "kernel": kernel}
+        options: dict[str, Any] = {"compute_dtype": compute_dtype, "compiled": compiled, "kernel": kernel}
         own_method = getattr(model, FUSED_LOSS_METHOD, None)
         if own_method is not None:
             return own_method(inputs, targets, **options)

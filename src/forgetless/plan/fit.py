@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -33,7 +34,7 @@ MAX_EVALUATIONS = 2000
 """Function evaluations per start (the Jacobians are analytic)."""
 
 
-def scipy_optimize():  # noqa: ANN201 - a module
+def scipy_optimize() -> Any:
     """`scipy.optimize`, or a one-line `UserError` saying how to install it."""
     try:
         import scipy.optimize

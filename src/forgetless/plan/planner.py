@@ -39,7 +39,7 @@ def make_plan(
     config_path: Path | None = None,
     apply: bool = False,
     quiet: bool = False,
-    progress=None,
+    progress: Any = None,
 ) -> dict[str, Any]:
     """Run the plan's proxy runs (those not finished yet), fit, recommend and write `out/plan.json`
     and `out/plan.html`; return the plan.

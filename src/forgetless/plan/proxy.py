@@ -17,6 +17,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from forgetless.config import ReplayConfig, RunConfig, dump_config
 from forgetless.errors import UserError
@@ -189,7 +190,7 @@ def finished(run_dir: Path, config: RunConfig) -> bool:
 
 
 def run_proxies(
-    config: RunConfig, setup: PlanSetup, out: Path, *, quiet: bool = False, progress=None
+    config: RunConfig, setup: PlanSetup, out: Path, *, quiet: bool = False, progress: Any = None
 ) -> list[ProxyResult]:
     """Run (or reuse) every proxy run of the plan, in ratio order; return their measurements."""
     from forgetless.train.run import run_training

@@ -20,7 +20,7 @@ resume from each other's checkpoints. What changes, and why the run checks for i
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -89,7 +89,7 @@ class OptimizerInBackward:
         if not params:
             return
         optimizer, groups = self._unit_optimizer(index)
-        norms = torch._foreach_norm([p.grad for p in params])
+        norms = torch._foreach_norm([p.grad for p in params if p.grad is not None])
         norm_sq = torch.stack(norms).float().square().sum()
         self._norm_sq = norm_sq if self._norm_sq is None else self._norm_sq + norm_sq
         assert self._optimizer is not None
@@ -122,7 +122,7 @@ class OptimizerInBackward:
                 own_groups.append({**{k: v for k, v in group.items() if k != "params"}, "params": params})
                 run_groups.append(run_index)
         defaults = self._optimizer.defaults
-        optimizer = type(self._optimizer)(
+        optimizer = cast(Any, type(self._optimizer))(
             own_groups, fused=defaults.get("fused"), foreach=defaults.get("foreach")
         )
         pairs = list(zip(optimizer.param_groups, run_groups, strict=True))

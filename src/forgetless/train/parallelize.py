@@ -90,7 +90,7 @@ def _recompute_in_backward(module: nn.Module) -> None:
 
 def supports_fused_loss(model: nn.Module) -> bool:
     config = getattr(model, "config", None)
-    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    head: Any = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     # A head that trains fully under LoRA is peft's wrapper of a trainable copy: `head.weight` is
     # that copy, and the copy is what the forward uses. A LoRA-adapted head is not a plain product.
     copies = getattr(head, "modules_to_save", None)

@@ -14,7 +14,7 @@ import hashlib
 import netrc
 import os
 import socket
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlparse
 
 from forgetless.train.trackers import TrackedRun, Tracker
@@ -66,7 +66,7 @@ class WandbTracker(Tracker):
             resume="allow",
             dir=str(run.run_dir),
             config=run.config,
-            mode=mode,
+            mode=cast(Any, mode),
             settings=wandb.Settings(console="off", quiet=True, silent=True, **offline),
             reinit="create_new",
         )
