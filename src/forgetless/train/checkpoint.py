@@ -226,12 +226,6 @@ def check_model_matches(folder: Path, model: torch.nn.Module) -> None:
     """
     if is_sharded(folder):
         return
-    if is_sharded_model(model):
-        raise UserError(
-            f"{folder}: a checkpoint of an unsharded model does not resume into a sharded one (several "
-            "processes, or train.mixed_precision: fsdp); resume it on one process with "
-            "train.mixed_precision: autocast"
-        )
     state = model.state_dict()
     weights = folder / MODEL_WEIGHTS
     try:
