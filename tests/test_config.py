@@ -52,6 +52,6 @@ def test_a_switch_refuses_other_values_naming_the_key(tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
     path.write_text(MINIMAL + "train: {fused_loss: maybe}\n")
     with pytest.raises(
-        UserError, match=r"config\.yaml:5: train\.fused_loss: Input should be 'auto', 'on' or 'off'"
+        UserError, match=r"config\.yaml:5: train\.fused_loss: Input should be 'auto', 'on', 'off', 'liger' or 'cce'"
     ):
         load_config(path)

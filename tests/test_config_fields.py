@@ -26,7 +26,6 @@ from forgetless.train.run import run_training
 
 # "Section.field": why the run below does not read it. An exempt field that is read fails the test.
 EXEMPT: dict[str, str] = {
-    "ModelConfig.dtype": "pending: loading the model in model.dtype is being implemented",
     "ModelConfig.allow_pickle": "read only for a model directory without safetensors weights "
     "(tests/model/test_load.py loads and refuses pickled weights)",
     "ReliabilityConfig.max_rollbacks": "read only when a run diverges (tests/train/test_faults.py)",
@@ -155,6 +154,22 @@ def every_branch_config(tmp: Path, tokenizer_dir: Path) -> dict:
     }
 
 
+def transforms_config(tmp: Path, tokenizer_dir: Path) -> dict:
+    """One stage on a model that two transforms changed (ADEPT's selected expansion, then LoRA),
+    training only what they added with per-unit learning rates, logged to TensorBoard."""
+    data = every_branch_config(tmp / "transforms", tokenizer_dir)
+    data["model"]["transforms"] = [
+        {"kind": "expand_blocks", "select": "least_important", "count": 1, "probe": "general", "probe_tokens": 64},
+        {"kind": "lora", "r": 2, "alpha": 4.0, "dropout": 0.0, "target": ["attention"], "dora": False,
+         "train_embeddings": False, "train_lm_head": True},
+    ]
+    stage = data["stages"][0]
+    stage["methods"] = {"unit_lr": {"probe": "general", "every_tokens": 256, "batches": 1}, "train_only": ["new"]}
+    data["stages"] = [stage]
+    data["output"].update(dir=str(tmp / "transforms" / "run"), trackers=["tensorboard"], project="fields")
+    return data
+
+
 def test_every_config_field_is_read(tmp_path: Path, tiny_tokenizer_dir: Path, monkeypatch) -> None:
     config = config_from_dict(every_branch_config(tmp_path, tiny_tokenizer_dir))
     tokenizer = load_tokenizer(str(tiny_tokenizer_dir))
@@ -168,6 +183,11 @@ def test_every_config_field_is_read(tmp_path: Path, tiny_tokenizer_dir: Path, mo
     repeated = [str(w.message) for w in caught if issubclass(w.category, RepetitionWarning)]
     assert any("source 'general'" in m and "max_epochs_warning = 0.001" in m for m in repeated), repeated
     assert not any("source 'code'" in m for m in repeated)
+
+    # The model transforms, ADEPT's per-unit LR and a tracker, in a second small run.
+    with reads_recorded(monkeypatch) as transform_reads:
+        run_training(config_from_dict(transforms_config(tmp_path, tiny_tokenizer_dir)), quiet=True)
+    reads |= transform_reads
 
     unread = sorted(config_fields() - reads - set(EXEMPT))
     assert unread == [], (
