@@ -137,6 +137,12 @@ def _reordered_documents(s: Setup) -> None:
     s.source(s.file("data/general.jsonl", "".join(reversed(lines))))
 
 
+def _replay_from_another_source(s: Setup) -> None:
+    """Stage 0 also replays a second source (a copy of general under another name)."""
+    s.config["sources"]["extra"] = dict(s.config["sources"]["general"])
+    s.config["stages"][0]["replay"] = {"from": "extra", "ratio": 0.25}
+
+
 def _without_run_config(edit: Callable[[Setup], Any], metrics: bool = False) -> Callable[[Setup], Any]:
     """`edit`, in a run directory that lost its config.yaml (and metrics.jsonl): an older run, or a
     copied checkpoint; the checkpoint's own checks must still refuse."""
@@ -410,7 +416,7 @@ CASES: dict[str, Case] = {
         r"stages\.0\.tokens: 3072 when the run started, 4096 now; it must stay as it was on --resume",
     ),
     "resume with other stage data, the run's config.yaml gone": Case(
-        _without_run_config(_args("--set", "stages.0.replay={from: general, ratio: 0.25}")),
+        _without_run_config(_replay_from_another_source),
         r"stages: the data of stage 'first' changed since the checkpoint",
     ),
     "resume with another train.batch_tokens": Case(
