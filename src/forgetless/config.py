@@ -576,7 +576,11 @@ def load_config(path: str | os.PathLike[str], overrides: list[str] | None = None
             f"{path}:{line}: not UTF-8 text (byte 0x{raw[err.start]:02x}); save the config as UTF-8"
         ) from None
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)
+        loader = _UniqueKeyLoader(text)
+        try:
+            data = loader.get_single_data()
+        finally:
+            loader.dispose()
         lines = _key_lines(text)
     except _DuplicateKey as err:
         raise UserError(f"{path}:{err.line}: {err.key}: given twice; keep one") from None

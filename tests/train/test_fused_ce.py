@@ -95,10 +95,14 @@ def test_the_run_says_why_it_uses_the_fused_loss_or_not(tiny_tokenizer) -> None:
         InitConfig(architecture="gemma2", hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64),
         tiny_tokenizer,
     )
-    assert _use_fused_loss("off", llama, World()) == (False, "train.fused_loss is off")
-    assert _use_fused_loss("on", llama, World()) == (
-        True,
-        "train.fused_loss is on and model type 'llama' supports it",
-    )
-    used, why = _use_fused_loss("auto", gemma2, World())
-    assert not used and why.startswith("model type 'gemma2': its logits are not a plain product")
+    cpu = torch.device("cpu")
+
+    def use(setting: str, model: torch.nn.Module) -> tuple[str | None, str]:
+        return _use_fused_loss(setting, model, World(), cpu, sharded=False)
+
+    assert use("off", llama) == (None, "train.fused_loss is off")
+    assert use("on", llama) == ("forgetless", "train.fused_loss is on and model type 'llama' supports it")
+    kernel, why = use("auto", gemma2)
+    assert kernel is None and why.startswith("model type 'gemma2': its logits are not a plain product")
+    kernel, why = use("liger", llama)  # Liger's kernel is CUDA-only: forgetless's own runs on a CPU
+    assert kernel == "forgetless" and "CUDA-only" in why
