@@ -420,6 +420,7 @@ def worker_forgetless(job: dict) -> dict:
 
     run_module.build_model = build_on_device
     run_module._save_final = lambda run: None  # the final model save is not training
+    run_module.write_card = lambda run_dir: None  # nor its model card (which needs final/)
     markers = PhaseMarkers(device) if job.get("profile") else None
     with tempfile.TemporaryDirectory() as tmp:
         config = config_from_dict(forgetless_config(job, Path(tmp)))

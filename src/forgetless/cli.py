@@ -274,10 +274,8 @@ def _print_run_result(run_dir: Path, *, as_json: bool = False) -> None:
     for name, source in (summary.get("sources") or {}).items():
         if source.get("delta") is None or source.get("change") is None:
             continue
-        note = f" (within the {floor:g}-nat noise floor)" if source["change"] == "unchanged" and floor else ""
-        typer.echo(
-            f"  {source['change']:<9} {name}: held-out loss {source['delta']:+.4f} nats/token vs base{note}"
-        )
+        note = f" (under the {floor:g}-nat floor)" if source["change"] == "unchanged" and floor else ""
+        typer.echo(f"  {source['change']:<9} {name}: held-out loss {source['delta']:+.4f} vs base{note}")
 
 
 # ---------------------------------------------------------------------------------------------
