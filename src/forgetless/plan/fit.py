@@ -1,4 +1,5 @@
-"""Power-law fits of the critical-mixture-ratio law (Gu et al. 2024; literature.md §5.3).
+"""Power-law fits of the critical-mixture-ratio law (Gu et al.,
+EMNLP 2024, arXiv:2407.17467; the fitted forms as docs/plan.md gives them).
 
 Two forms, both fitted by least squares with `scipy.optimize` (the `plan` extra), with bounded
 exponents and several starting points, keeping the start with the smallest residual:

@@ -1,6 +1,6 @@
 """The recommendation of a plan: the replay ratio that keeps forgetting within a budget.
 
-Following the critical-mixture-ratio law (Gu et al. 2024; literature.md §5), with R the domain share
+Following the critical-mixture-ratio law (Gu et al., EMNLP 2024, arXiv:2407.17467), with R the domain share
 of the stage's tokens (R = 1 - replay ratio):
 
 - each evaluated source's held-out loss at the end of the stage is fitted as `L(R) = a * R**s + b`

@@ -2,7 +2,7 @@
 
 With a constant, WSD or infinite schedule, the learning rate stays flat for most of a stage, so any
 checkpoint in the flat phase can be decayed into a deployable model, while the run itself goes on
-(Singh et al., "Beyond Cosine Decay", literature.md §4.1; the WSD "branches" of OLMo-core). A branch
+(Singh et al., "Beyond Cosine Decay", CoLLAs 2025; the WSD "branches" of OLMo-core). A branch
 is a schedule, not a new mechanism: it is the same run with the stage cut to `N + d` optimizer steps
 and a schedule whose LR equals the parent's for the first `N` steps and decays to the stage's floor
 over the last `d`. The branch resumes from the parent's checkpoint at step `N` (model, optimizer,
