@@ -112,7 +112,29 @@ class LoraTransformConfig(_Strict):
         return [value] if isinstance(value, str) else value
 
 
-TransformConfig = Annotated[ExpandBlocksConfig | LoraTransformConfig, Field(discriminator="kind")]
+class ExtendVocabConfig(_Strict):
+    """Vocabulary extension: tokens learned from a training source, appended to the tokenizer, with
+    new embedding and head rows (see forgetless.model.vocab)."""
+
+    kind: Literal["extend_vocab"]
+    from_: str = Field(alias="from", description="the source whose training documents the tokens are learned from")
+    new_tokens: int = Field(gt=0, description="how many tokens to add")
+    init: Literal["subtoken_mean", "mean_noise", "random", "zero"] = Field(
+        "subtoken_mean", description="the new input-embedding rows"
+    )
+    lm_head: Literal["subtoken_mean", "zero"] | None = Field(
+        None, description="the new rows of an untied output head; default: as init"
+    )
+    sample_bytes: int = Field(
+        50_000_000, gt=0, description="training text (UTF-8 bytes, whole documents) the tokens are learned from"
+    )
+    min_frequency: int = Field(2, ge=1, description="a BPE merge must occur this often in the sample")
+    noise_scale: float = Field(1e-5, gt=0, description="mean_noise: the factor of the embeddings' covariance")
+
+
+TransformConfig = Annotated[
+    ExpandBlocksConfig | LoraTransformConfig | ExtendVocabConfig, Field(discriminator="kind")
+]
 
 
 class ModelConfig(_Strict):
@@ -305,7 +327,8 @@ class MethodsConfig(_Strict):
     freeze: list[str] = Field(default_factory=list, description="parameter presets or globs to freeze")
     train_only: list[str] = Field(
         default_factory=list,
-        description="train only these (new: what model.transforms added, presets, globs); the rest is frozen",
+        description="train only these (new: what model.transforms added; new_rows: the embedding and head rows "
+        "of new tokens; presets, globs); the rest is frozen",
     )
     lr_multipliers: dict[str, float] | None = Field(
         None, description="pattern -> LR multiplier for this stage (replaces train.lr_multipliers)"
@@ -501,6 +524,8 @@ class RunConfig(_Strict):
         for i, transform in enumerate(self.model.transforms):
             if isinstance(transform, ExpandBlocksConfig) and transform.probe is not None:
                 _check_source(transform.probe, known, f"model.transforms.{i}.probe")
+            if isinstance(transform, ExtendVocabConfig):
+                _check_source(transform.from_, known, f"model.transforms.{i}.from")
         for i, stage in enumerate(self.stages):
             if "new" in stage.methods.train_only and not self.model.transforms:
                 j = stage.methods.train_only.index("new")
@@ -508,6 +533,15 @@ class RunConfig(_Strict):
                     f"stages.{i}.methods.train_only.{j}",
                     "new selects what model.transforms added, and the config has no transform; "
                     "add one (e.g. {kind: expand_blocks, every: 4}) or name presets or globs",
+                )
+            if "new_rows" in stage.methods.train_only and not any(
+                isinstance(t, ExtendVocabConfig) for t in self.model.transforms
+            ):
+                j = stage.methods.train_only.index("new_rows")
+                raise _KeyError(
+                    f"stages.{i}.methods.train_only.{j}",
+                    "new_rows selects the embedding and head rows of new tokens, and no transform adds any; "
+                    "add {kind: extend_vocab, from: SOURCE, new_tokens: N} to model.transforms",
                 )
         steps = self.train.sequences_per_step
         if steps % self.train.micro_batch:

@@ -156,8 +156,16 @@ def tokenizer_info(tokenizer: Any) -> TokenizerInfo:
     return TokenizerInfo(encoder, int(eos_id), int(vocab_size), digest.hexdigest(), name)
 
 
-def check_vocab_fits(config: RunConfig, vocab_size: int) -> None:
-    """Raise `UserError` when the tokenizer can produce ids beyond the model's embedding rows."""
+def check_vocab_fits(config: RunConfig, vocab_size: int, model_rows: int | None = None) -> None:
+    """Raise `UserError` when the tokenizer can produce ids beyond the model's embedding rows
+    (`model_rows` when the caller has the model, else read from `config.model`)."""
+    if model_rows is not None:
+        if vocab_size > model_rows:
+            raise UserError(
+                f"tokenizer: the tokenizer has {vocab_size} tokens but the model's embedding has {model_rows} rows; "
+                "use the model's own tokenizer"
+            )
+        return
     init = config.model.init
     if init is not None and init.vocab_size is not None and vocab_size > init.vocab_size:
         raise UserError(
@@ -200,18 +208,21 @@ def prepare_sources(
     cache_dir: Path | None = None,
     sources: list[str] | None = None,
     progress: bool | str = True,
+    model_rows: int | None = None,
 ) -> dict[str, PreparedSource]:
     """Tokenize (or find in the cache) every source of `config`, or the named ones, in config order.
     `progress`: a display mode of `forgetless.console` (True: auto, False: quiet).
 
     A source whose fingerprint matches its cache entry is opened without any tokenization.
+    `model_rows`: the embedding rows of the model the tokens are for (default: read from the
+    config's model), which the tokenizer's ids must fit.
     """
     names = list(config.sources) if sources is None else list(sources)
     for name in names:
         if name not in config.sources:
             raise UserError(f"sources: unknown source {name!r}; sources: {sorted(config.sources)}")
     info = tokenizer_info(tokenizer)
-    check_vocab_fits(config, info.vocab_size)
+    check_vocab_fits(config, info.vocab_size, model_rows)
     cache = check_folder(cache_dir if cache_dir is not None else default_cache_dir(config), "cache_dir")
     _clear_leftovers_if_idle(cache)
     reporter = _Reporter(progress)

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 
 from forgetless.data.sampler import permute
 from forgetless.device import autocast
+from forgetless.distributed import World, all_reduce_sum
 from forgetless.evaluate.ledger import MIN_USEFUL_DOCUMENTS, MIN_USEFUL_TOKENS, small_sample_warning
 
 IGNORE_INDEX = -100
@@ -117,8 +118,17 @@ def sample_heldout(
     max_tokens: int,
     seed: int = 0,
     count_bytes: Callable[[np.ndarray], int] | None = None,
+    whole_only: bool = False,
+    documents: np.ndarray | None = None,
 ) -> HeldoutSample:
     """Select the evaluated text of `store` (see the module docstring) and lay it out as windows.
+
+    With `whole_only`, documents are only ever evaluated whole: each is taken, in the seeded order, when
+    it fits in what is left of its sub-source's share, else skipped (a share that fits none takes its
+    shortest document). `documents` (positions in the split) evaluates exactly those documents,
+    whole, instead of selecting. Both serve runs that compare two tokenizers on the same text
+    (`forgetless.train.tokenizer_change`): a window cut at a token position is different text under
+    another tokenizer, a whole document is not.
 
     Whole documents come first, as one token stream that starts with an EOS (the boundary that
     precedes every other document), cut into windows that start every `seq_len` tokens and overlap
@@ -144,7 +154,12 @@ def sample_heldout(
 
     cut = np.zeros(num_documents, dtype=np.int64)  # windows cut from each document (0: whole or unused)
     chosen = np.zeros(num_documents, dtype=bool)
-    if int(lengths.sum()) <= max_tokens:
+    if documents is not None:
+        picked = np.asarray(documents, dtype=np.int64)
+        if len(picked) == 0 or picked.min() < 0 or picked.max() >= num_documents:
+            raise ValueError(f"documents must be positions in the split's {num_documents} documents")
+        chosen[picked] = True
+    elif int(lengths.sum()) <= max_tokens:
         chosen[:] = True
     else:
         present = np.unique(groups)
@@ -153,7 +168,10 @@ def sample_heldout(
             docs = np.flatnonzero(groups == g)
             key = _selection_key(seed, int(g))
             docs = docs[np.argsort(permute(np.arange(len(docs)), len(docs), key), kind="stable")]
-            take, windows = _allocate(lengths[docs], int(budget), seq_len)
+            if whole_only:
+                take, windows = _allocate_whole(lengths[docs], int(budget))
+            else:
+                take, windows = _allocate(lengths[docs], int(budget), seq_len)
             chosen[docs[take]] = True
             cut[docs[take]] = windows
 
@@ -241,6 +259,20 @@ def _allocate(lengths: np.ndarray, budget: int, seq_len: int) -> tuple[np.ndarra
     taken = np.flatnonzero(contribution)
     sizes = contribution[taken]
     return taken, np.where(sizes == lengths[taken], 0, sizes // seq_len)
+
+
+def _allocate_whole(lengths: np.ndarray, budget: int) -> tuple[np.ndarray, np.ndarray]:
+    """`_allocate` for whole documents only: in order, each document that still fits in `budget`;
+    the shortest one when none fits."""
+    taken: list[int] = []
+    used = 0
+    for position, length in enumerate(lengths.tolist()):
+        if used + length <= budget:
+            taken.append(position)
+            used += length
+    if not taken:
+        taken = [int(np.argmin(lengths))]
+    return np.asarray(taken, dtype=np.int64), np.zeros(len(taken), dtype=np.int64)
 
 
 def _whole_windows(
@@ -362,3 +394,30 @@ def _summed_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         )
         total += nll.double().sum()
     return total
+
+
+def evaluate_heldout_over_ranks(
+    model: torch.nn.Module, windows: np.ndarray, num_bytes: int, world: World, **options: Any
+) -> dict[str, float]:
+    """`evaluate_heldout` with the windows split over the ranks of `world` and the sums reduced
+    (`options` go to `evaluate_heldout`); every rank calls it and gets the same result.
+
+    Every rank gets the same number of windows (padding windows predict nothing), so sharded
+    models run the same forward passes on every rank.
+    """
+    if not world.distributed:
+        return evaluate_heldout(model, windows, num_bytes, **options)
+    per_rank = -(-len(windows) // world.size)
+    padded = np.full((per_rank * world.size, windows.shape[1]), IGNORE_INDEX, dtype=windows.dtype)
+    padded[: len(windows)] = windows
+    result = evaluate_heldout(model, padded[world.rank :: world.size], num_bytes, **options)
+    nll = result["loss"] * result["tokens"] if result["tokens"] else 0.0
+    nll, tokens = all_reduce_sum([nll, float(result["tokens"])], world)
+    loss = nll / max(tokens, 1.0)
+    return {
+        "loss": loss,
+        "ppl": math.exp(loss) if loss < 700 else float("inf"),
+        "bpb": nll / math.log(2) / num_bytes if num_bytes else float("nan"),
+        "tokens": tokens,
+        "bytes": num_bytes,
+    }

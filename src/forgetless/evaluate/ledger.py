@@ -8,6 +8,10 @@ token counts are training tokens (cumulative over stages unless a name says `sta
 Sign conventions (all chosen so that the name says which way is good):
 - `learning` of a target source = base loss - final loss: positive means it learned.
 - `forgetting` of any other source = final loss - base loss: positive means it forgot.
+- When a transform replaced the tokenizer (`run_start.tokenizer`), nats per token of the base and
+  the adapted model are not comparable: `learning` and `forgetting` are then in bits per byte,
+  against the base model evaluated with its own tokenizer on the same text (`units: "bpb"`).
+  `learning_bpb` and `forgetting_bpb` are in bits per byte for every run.
 - The continual-learning metrics on the loss matrix keep the formulas of the literature applied to
   losses (see `cl_metrics`): there a positive BWT means forgetting, a negative FWT means the earlier
   stages already helped.
@@ -317,21 +321,45 @@ def build_ledger(records: list[dict]) -> dict:
         source: {"role": "target" if source in targets else "retained", **_source_stats(evals, base, source)}
         for source in sources
     }
+    change = (run_start or {}).get("tokenizer") or {}
+    tokenizer = _tokenizer_change(change, source_table) if change.get("changed") else None
     for source, entry in source_table.items():
-        entry["change"] = change_label(entry["delta"], entry["role"])
         size = entry["eval_size"]
+        if tokenizer is None:
+            entry["change"] = change_label(entry["delta"], entry["role"])
+        else:  # in bits per byte: the floor of CHANGE_FLOOR_NATS per token, at this text's tokens per byte
+            per_byte = size["tokens"] / size["bytes"] if size is not None and size["bytes"] else 1.0
+            floor = CHANGE_FLOOR_NATS * per_byte / math.log(2)
+            entry["change"] = change_label(entry["delta_bpb_reference"], entry["role"], floor)
         if size is not None and (
             size["documents"] < MIN_USEFUL_DOCUMENTS or size["tokens"] < MIN_USEFUL_TOKENS
         ):
             warnings.append(small_sample_warning(source, size["documents"], size["tokens"]))
-    learning = {
-        s: _neg(v["delta"])
+    learning_bpb = {
+        s: _neg(v["delta_bpb_reference"])
         for s, v in source_table.items()
-        if v["role"] == "target" and v["delta"] is not None
+        if v["role"] == "target" and v["delta_bpb_reference"] is not None
     }
-    forgetting = {
-        s: v["delta"] for s, v in source_table.items() if v["role"] == "retained" and v["delta"] is not None
+    forgetting_bpb = {
+        s: v["delta_bpb_reference"]
+        for s, v in source_table.items()
+        if v["role"] == "retained" and v["delta_bpb_reference"] is not None
     }
+    if tokenizer is not None:
+        learning, forgetting = learning_bpb, forgetting_bpb
+        warnings.append(
+            "the tokenizer changed: nats per token of the base and the adapted model are not comparable; "
+            "learning and forgetting are in bits per byte against the base with its own tokenizer"
+        )
+    else:
+        learning = {
+            s: _neg(v["delta"])
+            for s, v in source_table.items()
+            if v["role"] == "target" and v["delta"] is not None
+        }
+        forgetting = {
+            s: v["delta"] for s, v in source_table.items() if v["role"] == "retained" and v["delta"] is not None
+        }
 
     stage_table, stage_end_evals = _stage_ledgers(stages, evals, base, sources, mcq_sets, records)
     worst = _worst_gap(stage_table)
@@ -364,10 +392,16 @@ def build_ledger(records: list[dict]) -> dict:
             "targets": [s for s in sources if s in targets],
             "retained": [s for s in sources if s not in targets],
             "sources": source_table,
+            "units": "bpb" if tokenizer is not None else "nats_per_token",
             "learning": learning,
             "forgetting": forgetting,
             "learning_mean": _mean(list(learning.values())),
             "forgetting_mean": _mean(list(forgetting.values())),
+            "learning_bpb": learning_bpb,
+            "forgetting_bpb": forgetting_bpb,
+            "learning_bpb_mean": _mean(list(learning_bpb.values())),
+            "forgetting_bpb_mean": _mean(list(forgetting_bpb.values())),
+            "tokenizer": tokenizer,
             "stages": stage_table,
             "worst_stability_gap": worst,
             "matrix": matrix,
@@ -430,6 +464,33 @@ def _stage_plans(run_start: dict | None, records: list[dict]) -> list[dict]:
     return stages
 
 
+def _tokenizer_change(change: dict, source_table: dict[str, dict]) -> dict:
+    """The ledger's `tokenizer` section, and each source's bits per byte against the base as it was
+    (with its own tokenizer): `tokenizer_base_bpb`, `transform_jump_bpb` (what the transforms alone
+    changed, before training) and `delta_bpb_reference`."""
+    base = change.get("base") or {}
+    for source, row in source_table.items():
+        before = (base.get(source) or {}).get("bpb")
+        before = before if _finite(before) else None
+        row["tokenizer_base_bpb"] = before
+        row["transform_jump_bpb"] = _minus(row["base_bpb"], before)
+        row["delta_bpb_reference"] = _minus(row["final_bpb"], before)
+    fertility = change.get("fertility") or {}
+    return {
+        "vocab_before": change.get("vocab_before"),
+        "vocab_after": change.get("vocab_after"),
+        "same_text": change.get("same_text") or {},
+        "fertility": {
+            name: {
+                "before": {k: v["before"].get(k) for k in ("tokens_per_byte", "tokens_per_word")},
+                "after": {k: v["after"].get(k) for k in ("tokens_per_byte", "tokens_per_word")},
+            }
+            for name, v in fertility.items()
+        },
+        "note": "nats per token are not comparable across tokenizers; compare bits per byte",
+    }
+
+
 def _source_stats(evals: list[dict], base: dict | None, source: str) -> dict:
     stats: dict[str, Any] = {}
     for metric, suffix in (("loss", "_loss"), ("bpb", "_bpb")):
@@ -453,6 +514,8 @@ def _source_stats(evals: list[dict], base: dict | None, source: str) -> dict:
                 f"min{suffix}_tokens": best[0],
             }
         )
+        if metric == "bpb":
+            stats["delta_bpb_reference"] = stats["delta_bpb"]  # against the base; see _tokenizer_change
         if metric == "loss":
             stats["final_tokens"] = final_tokens
             stats["peak_delta"] = (

@@ -148,7 +148,10 @@ def evaluate_model(
     stores: dict[str, tuple[TokenStore, int | None]] = {}
     if config_sources:
         assert config is not None
-        prepared = prepare_sources(config, tokenizer, sources=config_sources, progress=options.progress)
+        rows = model.get_input_embeddings().weight.shape[0]
+        prepared = prepare_sources(
+            config, tokenizer, sources=config_sources, progress=options.progress, model_rows=rows
+        )
         limit = max_tokens if max_tokens is not None else config.eval.max_tokens
         stores.update({name: (prepared[name].heldout, limit) for name in config_sources})
     for name, path in sources.items():

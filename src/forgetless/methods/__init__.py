@@ -16,6 +16,7 @@ from forgetless.methods.base import Method, MethodContext
 from forgetless.methods.distill import SelfDistillation
 from forgetless.methods.ema import WeightEMA
 from forgetless.methods.mer import ReptileMER
+from forgetless.methods.new_rows import NewRowsOnly
 from forgetless.methods.regularize import EWC, L2SP
 from forgetless.methods.unit_lr import UnitLearningRates
 
@@ -31,8 +32,11 @@ METHODS: dict[str, type[Method]] = {
 
 def build_methods(stage: StageConfig, model: nn.Module, context: MethodContext) -> list[Method]:
     """The methods of `stage.methods`, in hook order, for `model` (whose trainable parameters are
-    those of the stage: freeze first). Cheap: snapshots are taken when they start."""
+    those of the stage: freeze first). Cheap: snapshots are taken when they start. A stage that
+    trains `new_rows` gets the mask that keeps the old rows fixed (`NewRowsOnly`) first."""
     methods: list[Method] = []
+    if "new_rows" in stage.methods.train_only:  # a gradient mask: before the other methods' hooks
+        methods.append(NewRowsOnly(None, model, context))
     for key, method_class in METHODS.items():
         config = getattr(stage.methods, key)
         if config is not None:

@@ -78,6 +78,8 @@ class MethodContext:
     world: World = field(default_factory=World)  # this process's place among the run's processes
     sequences_per_step: int = 1  # sequences of one optimizer step, all ranks
     optimizer: torch.optim.Optimizer | None = None  # one group per parameter when a stage has unit_lr
+    # rows model.transforms added to existing parameters (new tokens): name -> [(start, stop), ...]
+    added_rows: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
     log: Callable[[dict[str, Any]], None] = field(default=lambda record: None)  # a metrics.jsonl line
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:

@@ -21,6 +21,9 @@ class TransformContext:
     resolved: dict[str, Any] | None = None  # the choices of the first application (a resumed run)
     # `probe_batches(source, tokens)`: int64 `[B, T + 1]` training windows of a source, or None
     probe_batches: Callable[[str, int], list[torch.Tensor]] | None = None
+    # `source_texts(source, max_bytes)`: the first training documents of a source as text (whole
+    # documents, at least one, about `max_bytes` UTF-8 bytes), or None; never held-out documents
+    source_texts: Callable[[str, int], list[str]] | None = None
     agree: Callable[[Any], Any] = field(default=lambda value: value)  # rank 0's value on every rank
 
 
@@ -32,3 +35,5 @@ class Outcome:
     resolved: dict[str, Any] = field(default_factory=dict)  # choices to repeat it exactly (JSON values)
     model: nn.Module | None = None  # a replacement for the model (None: changed in place)
     tokenizer: Any = None  # a replacement for the tokenizer (None: unchanged)
+    # rows it added to existing parameters (new tokens' embedding and head rows): name -> (start, stop)
+    added_rows: dict[str, tuple[int, int]] = field(default_factory=dict)

@@ -37,7 +37,7 @@ Parameter names a later transform renames (LoRA wraps a linear layer as `<name>.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -47,11 +47,16 @@ from forgetless.errors import UserError
 from forgetless.model.expand import expand_blocks
 from forgetless.model.lora import add_lora
 from forgetless.model.transform_contract import Outcome, TransformContext
+from forgetless.model.vocab import extend_vocab
 
 TRANSFORMS: dict[str, Callable[[nn.Module, Any, Any, TransformContext], Outcome]] = {
     "expand_blocks": expand_blocks,
     "lora": add_lora,  # imports peft only when applied
+    "extend_vocab": extend_vocab,
 }
+
+# Transforms that replace the tokenizer: the run measures the model before them in bits per byte.
+TOKENIZER_TRANSFORMS = frozenset({"extend_vocab"})
 
 
 @dataclass
@@ -82,6 +87,8 @@ class Transformed:
     tokenizer: Any
     applied: list[Applied]
     added: frozenset[str]  # names of every parameter the transforms added, in the final model
+    # rows the transforms added to existing parameters (new tokens): name -> [(start, stop), ...]
+    added_rows: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
 
     def records(self) -> list[dict[str, Any]]:
         return [a.record() for a in self.applied]
@@ -94,6 +101,7 @@ def apply_transforms(
     *,
     recorded: list[dict[str, Any]] | None = None,
     probe_batches: Callable[[str, int], list[torch.Tensor]] | None = None,
+    source_texts: Callable[[str, int], list[str]] | None = None,
     agree: Callable[[Any], Any] | None = None,
     where: str = "model.transforms",
 ) -> Transformed:
@@ -106,6 +114,7 @@ def apply_transforms(
     if recorded is not None:
         check_recorded(specs, recorded, where)
     added_ids: set[int] = set()
+    rows_by_id: dict[int, list[tuple[int, int]]] = {}
     applied: list[Applied] = []
     for i, spec in enumerate(specs):
         fn = TRANSFORMS[spec.kind]
@@ -113,6 +122,7 @@ def apply_transforms(
             key=f"{where}.{i}",
             resolved=recorded[i]["resolved"] if recorded is not None else None,
             probe_batches=probe_batches,
+            source_texts=source_texts,
         )
         if agree is not None:
             context.agree = agree
@@ -125,10 +135,12 @@ def apply_transforms(
             raise RuntimeError(f"transform {spec.kind} reported parameters the model lacks: {missing[:3]}")
         new = {id(params[name]) for name in outcome.added}
         added_ids |= new
+        for name, (start, stop) in outcome.added_rows.items():
+            rows_by_id.setdefault(id(params[name]), []).append((start, stop))
         applied.append(
             Applied(
                 kind=spec.kind,
-                spec=spec.model_dump(mode="json"),
+                spec=spec.model_dump(mode="json", by_alias=True),
                 resolved=outcome.resolved,
                 added_parameters=sum(
                     p.numel() for p in {id(p): p for p in params.values() if id(p) in new}.values()
@@ -136,13 +148,15 @@ def apply_transforms(
                 parameters=count_distinct(model),
             )
         )
-    added = frozenset(name for name, p in model.named_parameters() if id(p) in added_ids)
-    return Transformed(model=model, tokenizer=tokenizer, applied=applied, added=added)
+    named = list(model.named_parameters())
+    added = frozenset(name for name, p in named if id(p) in added_ids)
+    added_rows = {name: rows_by_id[id(p)] for name, p in named if id(p) in rows_by_id}
+    return Transformed(model=model, tokenizer=tokenizer, applied=applied, added=added, added_rows=added_rows)
 
 
 def check_recorded(specs: list[Any], recorded: list[dict[str, Any]], where: str) -> None:
     """Raise `UserError` unless `specs` are the ones `recorded` (a checkpoint's) was applied with."""
-    given = [spec.model_dump(mode="json") for spec in specs]
+    given = [spec.model_dump(mode="json", by_alias=True) for spec in specs]
     saved = [record["spec"] for record in recorded]
     if given != saved:
         raise UserError(

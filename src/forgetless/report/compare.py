@@ -35,16 +35,17 @@ def comparison(runs: list[Run]) -> tuple[list[Column], list[list[Any]]]:
     retained source (final - base loss); the worst stability gap (depth in nats, with source and
     stage); MCQ accuracy change per set; training tokens; tokens per second; and, when some run
     transformed its model (`model.transforms`), the transforms and the parameters that trained in
-    the first stage.
+    the first stage. When some run changed its tokenizer (`in_bits_per_byte`), learning and
+    forgetting are in bits per byte for every run.
     """
     targets = _union(run.ledger["targets"] for run in runs)
     retained = _union(run.ledger["retained"] for run in runs)
     mcq_sets = _union(list(run.ledger["mcq"]) for run in runs)
+    bpb = in_bits_per_byte(runs)
+    unit = "bits/byte" if bpb else "nats/token"
     columns = [Column("run", "name", "run name (* = did not finish)")]
-    columns += [Column(f"learn {s}", "learning", f"base - final loss on {s} (nats/token)") for s in targets]
-    columns += [
-        Column(f"forget {s}", "forgetting", f"final - base loss on {s} (nats/token)") for s in retained
-    ]
+    columns += [Column(f"learn {s}", "learning", f"base - final loss on {s} ({unit})") for s in targets]
+    columns += [Column(f"forget {s}", "forgetting", f"final - base loss on {s} ({unit})") for s in retained]
     columns.append(
         Column("worst gap", "gap", "deepest stability gap: max rise of a retained loss in a stage")
     )
@@ -62,8 +63,10 @@ def comparison(runs: list[Run]) -> tuple[list[Column], list[list[Any]]]:
     for run in runs:
         ledger = run.ledger
         row: list[Any] = [run.name if ledger["complete"] else f"{run.name} *"]
-        row += [ledger["learning"].get(s) for s in targets]
-        row += [ledger["forgetting"].get(s) for s in retained]
+        learning = ledger.get("learning_bpb") or {} if bpb else ledger["learning"]
+        forgetting = ledger.get("forgetting_bpb") or {} if bpb else ledger["forgetting"]
+        row += [learning.get(s) for s in targets]
+        row += [forgetting.get(s) for s in retained]
         row.append(ledger["worst_stability_gap"])
         row += [_mcq_delta(ledger["mcq"].get(m)) for m in mcq_sets]
         row += [ledger["tokens"], ledger["tokens_per_s"]]
@@ -71,6 +74,12 @@ def comparison(runs: list[Run]) -> tuple[list[Column], list[list[Any]]]:
             row += ["+".join(_transforms(run)) or "none", _first(run, "stage_start", "trainable_parameters")]
         rows.append(row)
     return columns, rows
+
+
+def in_bits_per_byte(runs: list[Run]) -> bool:
+    """Whether to compare `runs` in bits per byte: when some run changed its tokenizer, nats per
+    token of its base and adapted models are not comparable (its ledger's `units` is `bpb`)."""
+    return any(run.ledger.get("units") == "bpb" for run in runs)
 
 
 def format_cell(kind: str, value: Any, digits: int = 4) -> str:
@@ -116,8 +125,14 @@ def cell_tone(kind: str, value: Any) -> str:
 
 def compare_table(run_dirs: list[Path], names: list[str] | None = None) -> Table:
     """The comparison of the given runs as a rich table (one row per run)."""
-    columns, rows = comparison(load_runs(run_dirs, names))
-    table = Table(title="learning and forgetting (losses in nats/token)", title_justify="left")
+    runs = load_runs(run_dirs, names)
+    columns, rows = comparison(runs)
+    unit = (
+        "bits/byte: a run changed its tokenizer, nats/token are not comparable"
+        if in_bits_per_byte(runs)
+        else "losses in nats/token"
+    )
+    table = Table(title=f"learning and forgetting ({unit})", title_justify="left")
     widths = {"name": min(max((len(str(row[0])) for row in rows), default=3), 20), "gap": 12}
     for column in columns:
         text = column.kind in widths

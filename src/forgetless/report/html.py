@@ -20,7 +20,7 @@ from typing import Any
 
 from forgetless import __version__
 from forgetless.evaluate.ledger import CHANGE_FLOOR_NATS, GAP_TOLERANCE_NATS
-from forgetless.report.compare import cell_tone, comparison, format_cell, mcq_change_text
+from forgetless.report.compare import cell_tone, comparison, format_cell, in_bits_per_byte, mcq_change_text
 from forgetless.report.runs import Run, load_runs
 from forgetless.report.svg import (
     PALETTE,
@@ -108,10 +108,13 @@ def _nav(runs: list[Run]) -> str:
 
 
 def _overview(runs: list[Run], run_colors: dict[str, str]) -> str:
+    bpb = in_bits_per_byte(runs)
+    unit = "bits/byte" if bpb else LOSS_UNIT
+    x_key, y_key = ("forgetting_bpb_mean", "learning_bpb_mean") if bpb else ("forgetting_mean", "learning_mean")
     placed = [
-        (run, run.ledger["forgetting_mean"], run.ledger["learning_mean"])
+        (run, run.ledger.get(x_key), run.ledger.get(y_key))
         for run in runs
-        if run.ledger["forgetting_mean"] is not None and run.ledger["learning_mean"] is not None
+        if run.ledger.get(x_key) is not None and run.ledger.get(y_key) is not None
     ]
     front = set(pareto_front([(x, y) for _, x, y in placed]))
     points = [
@@ -121,8 +124,8 @@ def _overview(runs: list[Run], run_colors: dict[str, str]) -> str:
     scatter = scatter_plot(
         points,
         title="Learning vs forgetting (Pareto front highlighted)",
-        x_label=f"forgetting: mean final − base loss on retained sources ({LOSS_UNIT})",
-        y_label=f"learning: mean base − final loss on targets ({LOSS_UNIT})",
+        x_label=f"forgetting: mean final − base loss on retained sources ({unit})",
+        y_label=f"learning: mean base − final loss on targets ({unit})",
         front=[(p.x, p.y) for p in points if p.highlight],
         width=760,
         height=440,
@@ -154,9 +157,16 @@ def _overview(runs: list[Run], run_colors: dict[str, str]) -> str:
         f'<div class="figure">{scatter}</div>{note}'
         f'<table data-table="overview"><thead><tr>{head}</tr></thead><tbody>{"".join(lines)}</tbody></table>'
         '<p class="note">learn = base − final loss on a stage target; forget = final − base loss on any other '
-        "evaluated source (both in nats/token; green is good, a forgetting below zero is an improvement, and "
-        f"a change under {CHANGE_FLOOR_NATS:g} nats counts as unchanged); worst gap = deepest rise of a retained "
-        "source's loss after a stage starts (✗: not recovered); * = run did not finish.</p></section>"
+        f"evaluated source (both in {unit}; green is good, a forgetting below zero is an improvement, and "
+        f"a change under {CHANGE_FLOOR_NATS:g} nats per token counts as unchanged); worst gap = deepest rise of a "
+        "retained source's loss after a stage starts (✗: not recovered); * = run did not finish."
+        + (
+            " A run changed its tokenizer: nats per token of its base and adapted models are not comparable, "
+            "so learning and forgetting are in bits per byte, against each base with its own tokenizer."
+            if bpb
+            else ""
+        )
+        + "</p></section>"
     )
 
 
@@ -249,6 +259,7 @@ def _run_section(run: Run, index: int, source_colors: dict[str, str]) -> str:
         f'<div class="figure">{_lr_plot(run)}</div>',
         "<h3>Sources</h3>",
         _sources_table(ledger),
+        _tokenizer_table(ledger),
         "<h3>Stages and stability gaps</h3>",
         _stages_table(ledger),
     ]
@@ -311,6 +322,38 @@ def _lr_plot(run: Run) -> str:
         vlines=_stage_lines(run),
         x_format=format_count,
         legend=False,
+    )
+
+
+def _tokenizer_table(ledger: dict) -> str:
+    """After a tokenizer change: fertility and bits per byte against the base with its own tokenizer."""
+    change = ledger.get("tokenizer")
+    if not change:
+        return ""
+    rows = []
+    for source, s in ledger["sources"].items():
+        fert = (change.get("fertility") or {}).get(source) or {}
+        before, after = fert.get("before") or {}, fert.get("after") or {}
+        delta = s.get("delta_bpb_reference")
+        tone = "" if delta is None else ("good" if delta < 0 else "bad" if delta > 0 else "")
+        rows.append(
+            "<tr>"
+            + _td(source, "", True)
+            + _td(f"{_f(before.get('tokens_per_byte'), digits=3)} → {_f(after.get('tokens_per_byte'), digits=3)}")
+            + _td(f"{_f(before.get('tokens_per_word'), digits=2)} → {_f(after.get('tokens_per_word'), digits=2)}")
+            + _td(_f(s.get("tokenizer_base_bpb")))
+            + _td(_f(s.get("transform_jump_bpb"), signed=True))
+            + _td(_f(s.get("final_bpb")))
+            + _td(_f(delta, signed=True), tone)
+            + "</tr>"
+        )
+    return (
+        f"<h3>Tokenizer: {change.get('vocab_before')} → {change.get('vocab_after')} tokens</h3>"
+        '<table data-table="tokenizer"><thead><tr><th>source</th><th>tokens/byte</th><th>tokens/word</th>'
+        "<th>base bpb (own tokenizer)</th><th>jump at step 0</th><th>final bpb</th><th>Δ bpb</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
+        '<p class="note">The tokenizer changed, so losses in nats per token before and after are not comparable; '
+        "bits per byte are (the same held-out text). Jump at step 0: what the transforms alone changed.</p>"
     )
 
 

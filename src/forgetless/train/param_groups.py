@@ -23,9 +23,13 @@ families (Llama, Qwen, Mistral, GPT-2, GPT-NeoX, ...) without knowing their para
 For multipliers, the first pattern that matches a name wins; names no pattern matches get 1.0.
 Frozen parameters (`requires_grad=False`) go in no group.
 
-**Training only some parameters.** A stage's `methods.train_only` lists presets, globs and `new`
-(the parameters that `model.transforms` added: new blocks, adapters); everything it does not
-select is frozen for the stage, before `methods.freeze` freezes more.
+**Training only some parameters.** A stage's `methods.train_only` lists presets, globs, `new`
+(the parameters that `model.transforms` added: new blocks, adapters) and `new_rows` (the embedding
+and head tensors that grew rows for new tokens; `forgetless.methods.new_rows` then keeps their old
+rows fixed with a gradient mask); everything it does not select is frozen for the stage, before
+`methods.freeze` freezes more. AdamW's decoupled weight decay would shrink rows whose gradient is
+masked, so tensors trained as `new_rows` have no weight decay in that stage (their group's
+`stage_weight_decay`).
 
 **Stages.** The optimizer of a run has the same groups in every stage, so its state carries across
 stages and checkpoints: parameters are grouped by their decay and by their *vector* of multipliers
@@ -168,6 +172,7 @@ def stage_parameter_groups(
     stage_multipliers: Sequence[tuple[dict[str, float], str]],
     trainable: Collection[str] | None = None,
     per_tensor: bool = False,
+    stage_no_decay: Sequence[Collection[str]] = (),
 ) -> list[dict[str, Any]]:
     """Parameter groups for a run of stages: one group per (decay, multipliers of every stage).
 
@@ -176,6 +181,8 @@ def stage_parameter_groups(
     not depend on which parameters a stage freezes. Each group is like `parameter_groups`'s, with
     `stage_lr_multipliers` (one per stage) and `lr_multiplier` set to the first stage's. With
     `per_tensor`, every parameter has a group of its own (for learning rates set per tensor).
+    `stage_no_decay[i]` names parameters without weight decay in stage i; their groups also carry
+    `stage_weight_decay` (one per stage), which `apply_stage` sets.
     """
     if not stage_multipliers:
         raise ValueError("stage_multipliers needs at least one stage")
@@ -188,14 +195,15 @@ def stage_parameter_groups(
             _multipliers(model, multipliers, key, train_set, check=(key, repr(multipliers)) not in checked)
         )
         checked.add((key, repr(multipliers)))
-    groups: dict[tuple[float, tuple[float, ...], str], dict[str, Any]] = {}
+    groups: dict[tuple[float, tuple[float, ...], str, tuple[bool, ...]], dict[str, Any]] = {}
     for name, param in named:
         if name not in train_set:
             continue
         vector = tuple(stage.get(name, 1.0) for stage in per_stage)
         decay = float(weight_decay) if param.ndim >= 2 else 0.0
+        undecayed = tuple(name in names for names in stage_no_decay) if decay else ()
         group = groups.setdefault(
-            (decay, vector, name if per_tensor else ""),
+            (decay, vector, name if per_tensor else "", undecayed if any(undecayed) else ()),
             {
                 "params": [],
                 "weight_decay": decay,
@@ -204,6 +212,9 @@ def stage_parameter_groups(
                 "names": [],
             },
         )
+        if any(undecayed):
+            group["stage_weight_decay"] = [0.0 if off else decay for off in undecayed]
+            group["weight_decay"] = group["stage_weight_decay"][0]
         group["params"].append(param)
         group["names"].append(name)
     return list(groups.values())
@@ -242,10 +253,15 @@ def _examples(model: nn.Module, trainable: Collection[str], count: int = 3) -> s
 # Stages
 
 
-def select_new_or_pattern(model: nn.Module, pattern: str, added: Collection[str], *, key: str) -> list[str]:
-    """`select_parameters`, with `new` selecting the parameters `model.transforms` added (`added`)."""
+def select_new_or_pattern(
+    model: nn.Module, pattern: str, added: Collection[str], *, key: str, added_rows: Collection[str] = ()
+) -> list[str]:
+    """`select_parameters`, with `new` selecting the parameters `model.transforms` added (`added`)
+    and `new_rows` those it grew rows in for new tokens (`added_rows`)."""
     if pattern == "new":
         return [name for name, _ in model.named_parameters() if name in added]
+    if pattern == "new_rows":
+        return [name for name, _ in model.named_parameters() if name in added_rows]
     return select_parameters(model, pattern, key=key)
 
 
@@ -259,11 +275,13 @@ def apply_stage(
     key: str = "methods.freeze",
     train_only: Sequence[str] = (),
     added: Collection[str] = frozenset(),
+    added_rows: Collection[str] = frozenset(),
 ) -> list[str]:
     """Set up stage `stage_index`: its LR multipliers on the optimizer's groups, and its freezing.
 
     Parameters named in `trainable` (the run's trainable set) train unless `train_only` (when
-    given: presets, globs, `new` for the names in `added`) leaves them out or a pattern of
+    given: presets, globs, `new` for the names in `added`, `new_rows` for those in `added_rows`)
+    leaves them out or a pattern of
     `freeze` selects them; all others stay frozen. Returns the names frozen by either. Raises
     `UserError` naming `<key>.<i>` (or `train_only.<i>` beside `key`) for a pattern that selects no
     trainable parameter, or when nothing would train.
@@ -273,7 +291,11 @@ def apply_stage(
         only_key = key.rsplit(".", 1)[0] + ".train_only"
         kept: set[str] = set()
         for i, pattern in enumerate(train_only):
-            names = [n for n in select_new_or_pattern(model, pattern, added, key=f"{only_key}.{i}") if n in trainable]
+            names = [
+                n
+                for n in select_new_or_pattern(model, pattern, added, key=f"{only_key}.{i}", added_rows=added_rows)
+                if n in trainable
+            ]
             if not names:
                 raise UserError(
                     f"{only_key}.{i}: {pattern!r} matches no trainable parameter; names look like "
@@ -294,6 +316,9 @@ def apply_stage(
         vector = group.get("stage_lr_multipliers")
         if vector is not None:
             group["lr_multiplier"] = float(vector[min(stage_index, len(vector) - 1)])
+        decays = group.get("stage_weight_decay")
+        if decays is not None:
+            group["weight_decay"] = float(decays[min(stage_index, len(decays) - 1)])
     return frozen
 
 
@@ -302,18 +327,21 @@ def run_parameter_groups(
     config: RunConfig,
     trainable: Collection[str] | None = None,
     added: Collection[str] = frozenset(),
+    added_rows: Collection[str] = frozenset(),
 ) -> list[dict[str, Any]]:
     """`stage_parameter_groups` for the stages of a run config (a stage's own multipliers, if it has
     them, replace `train.lr_multipliers` for that stage; a stage with `methods.unit_lr` makes every
     tensor a group of its own). Also checks every stage's `methods.freeze` and `methods.train_only`
-    patterns (`new`: the names in `added`), so that a bad one fails before the run starts rather
+    patterns (`new`: the names in `added`; `new_rows`: those in `added_rows`, which get no weight
+    decay in the stages that train them so), so that a bad one fails before the run starts rather
     than when its stage does."""
     train_set = set(trainable) if trainable is not None else set(trainable_names(model))
     stages = []
     for i, stage in enumerate(config.stages):
         for j, pattern in enumerate(stage.methods.train_only):
             key = f"stages.{i}.methods.train_only.{j}"
-            if not any(n in train_set for n in select_new_or_pattern(model, pattern, added, key=key)):
+            selected = select_new_or_pattern(model, pattern, added, key=key, added_rows=added_rows)
+            if not any(n in train_set for n in selected):
                 raise UserError(
                     f"{key}: {pattern!r} matches no trainable parameter; names look like "
                     f"{_examples(model, train_set)} (or use new or a preset: {', '.join(PRESETS)})"
@@ -331,4 +359,7 @@ def run_parameter_groups(
         stage_multipliers=stages,
         trainable=train_set,
         per_tensor=any(stage.methods.unit_lr is not None for stage in config.stages),
+        stage_no_decay=[
+            set(added_rows) if "new_rows" in stage.methods.train_only else set() for stage in config.stages
+        ],
     )

@@ -21,6 +21,7 @@ import math
 import signal
 import time
 import traceback
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,6 @@ from forgetless.data.sampler import MixtureSampler
 from forgetless.device import autocast, resolve_device
 from forgetless.distributed import (
     World,
-    all_reduce_sum,
     as_local,
     barrier,
     broadcast_from_main,
@@ -48,7 +48,7 @@ from forgetless.distributed import (
 )
 from forgetless.distributed import setup as setup_world
 from forgetless.errors import Preempted, RunFailed, RunStopped, UserError, is_disk_full
-from forgetless.evaluate.heldout import evaluate_heldout, heldout_windows
+from forgetless.evaluate.heldout import evaluate_heldout_over_ranks, heldout_windows
 from forgetless.evaluate.ledger import write_summary
 from forgetless.evaluate.mcq import (
     load_questions,
@@ -73,7 +73,7 @@ from forgetless.methods.base import (
 from forgetless.model.load import build_model, check_finite_weights, is_model_dir, load_tokenizer
 from forgetless.model.loss import EXTERNAL_KERNELS, check_external_kernel
 from forgetless.model.positions import check_context_length
-from forgetless.model.transforms import Transformed, apply_transforms, count_distinct
+from forgetless.model.transforms import TOKENIZER_TRANSFORMS, Transformed, apply_transforms, count_distinct
 from forgetless.train import checkpoint as ckpt
 from forgetless.train.eval_budget import EvalCosts, mcq_sample, within_budget
 from forgetless.train.health import StepHealth
@@ -94,6 +94,15 @@ from forgetless.train.progress import ProgressDisplay
 from forgetless.train.resume_policy import check_resumed_config, check_resumed_data, data_record
 from forgetless.train.run_lock import hold_run_dir
 from forgetless.train.schedules import learning_rate
+from forgetless.train.tokenizer_change import (
+    BaseTokenizer,
+    document_texts,
+    eval_samples,
+    measure_base,
+    pinned_config,
+    prepare_with,
+    tokenizer_record,
+)
 from forgetless.train.trackers import TrackerSet
 
 
@@ -124,6 +133,7 @@ class RunData:
     eval_sets: dict[str, tuple[np.ndarray, int]]
     mcq_sets: dict[str, list[dict]]
     contents: dict[str, dict[str, str | None]] = field(default_factory=dict)  # resume_policy.data_record
+    same_text: dict[str, bool] = field(default_factory=dict)  # after a tokenizer change: the base's text
 
 
 @dataclass
@@ -150,6 +160,8 @@ class Run:
     optimizer_in_backward: OptimizerInBackward | None = None  # train.optimizer_in_backward
     trainable: frozenset[str] = frozenset()  # parameters that train unless a stage freezes them
     added: frozenset[str] = frozenset()  # parameters model.transforms added (`train_only: [new]`)
+    added_rows: dict[str, list[tuple[int, int]]] = field(default_factory=dict)  # new tokens' rows (`new_rows`)
+    tokenizer_change: dict[str, Any] | None = None  # run_start's `tokenizer` (forgetless.train.tokenizer_change)
     transforms: list[dict[str, Any]] = field(default_factory=list)  # as applied (forgetless.model.transforms)
     methods: list[Method] = field(default_factory=list)  # the current stage's (forgetless.methods)
     world: World = field(default_factory=World)  # this process's rank among the run's processes
@@ -203,14 +215,18 @@ def _run_training(config: RunConfig, *, resume: bool, progress: str) -> Path:
     try:
         torch.manual_seed(config.train.seed)
         autocast_dtype = resolve_device(device.type, config.train.precision)[1]
-        model, tokenizer, transformed = _set_up_model(
-            config, world, device, autocast_dtype, latest, quiet=progress == "quiet"
+        model, tokenizer, transformed, base = _set_up_model(
+            config, world, device, autocast_dtype, latest, progress=progress
         )
-        data = _set_up_data(config, tokenizer, world, progress=progress)
+        data = _set_up_data(config, tokenizer, world, progress=progress, model=unwrap(model), base=base)
         if latest is not None:
             check_resumed_data(run_dir, data.contents)
-        _check_before_writing(config, data.train_stores, unwrap(model), latest, transformed.added)
+        _check_before_writing(
+            config, data.train_stores, unwrap(model), latest, transformed.added, set(transformed.added_rows)
+        )
         run = _set_up_run(config, world, device, autocast_dtype, model, tokenizer, data, transformed, progress=progress)
+        if base is not None and latest is None:
+            run.tokenizer_change = tokenizer_record(base, tokenizer, data.same_text)
         if world.is_main and resume and latest is None and (run_dir / "metrics.jsonl").stat().st_size > 0:
             run.log.write({"kind": "resume", "step": 0, "tokens": 0})  # no checkpoint: start over
         try:
@@ -235,11 +251,12 @@ def _set_up_model(
     autocast_dtype: torch.dtype | None,
     latest: Path | None,
     *,
-    quiet: bool,
-) -> tuple[torch.nn.Module, Any, Transformed]:
+    progress: str,
+) -> tuple[torch.nn.Module, Any, Transformed, BaseTokenizer | None]:
     """The model on `device` after `model.transforms` (as the checkpoint `latest` recorded them,
     when resuming), with activation checkpointing, compiled blocks and sharding as `train` asks;
-    its tokenizer; and what the transforms did."""
+    its tokenizer; what the transforms did; and, when they replace the tokenizer, the base's data
+    and held-out results with its own tokenizer (see `forgetless.train.tokenizer_change`)."""
     train = config.train
     if train.sequences_per_step % (train.micro_batch * world.size):
         raise UserError(
@@ -252,7 +269,20 @@ def _set_up_model(
     )
     model = build_model(config.model, tokenizer).to(device)
     check_finite_weights(model, config.model.path or "model.init")
-    transformed = _transform_model(config, model, tokenizer, world, latest, quiet=quiet)
+    base = None
+    if any(spec.kind in TOKENIZER_TRANSFORMS for spec in config.model.transforms):
+        base = measure_base(
+            config,
+            model,
+            tokenizer,
+            world,
+            sources=_sources_needed(config),
+            evaluate=latest is None,
+            device=device,
+            autocast_dtype=autocast_dtype,
+            progress=progress,
+        )
+    transformed = _transform_model(config, model, tokenizer, world, latest, quiet=progress == "quiet", base=base)
     model, tokenizer = transformed.model, transformed.tokenizer
     check_context_length(model, train.seq_len, "train.seq_len")
     selective = train.selective_checkpointing
@@ -268,36 +298,52 @@ def _set_up_model(
         freezes=any(stage.methods.freeze or stage.methods.train_only for stage in config.stages),
         mixed_precision=train.mixed_precision,
     )
-    return model, tokenizer, transformed
+    return model, tokenizer, transformed, base
 
 
-def _set_up_data(config: RunConfig, tokenizer: Any, world: World, *, progress: str) -> RunData:
+def _set_up_data(
+    config: RunConfig,
+    tokenizer: Any,
+    world: World,
+    *,
+    progress: str,
+    model: torch.nn.Module,
+    base: BaseTokenizer | None = None,
+) -> RunData:
     """Every source the run reads, tokenized into the cache (by the first process; the others then
-    find it there), with the held-out windows and question sets it evaluates."""
-    if not world.is_main:
-        barrier(world)
-    prepared = prepare_sources(
-        config, tokenizer, sources=_sources_needed(config), progress=progress if world.is_main else "quiet"
+    find it there), with the held-out windows and question sets it evaluates. After a tokenizer
+    change (`base`), the held-out split is the base tokenizer's and the windows cover the documents
+    the base was evaluated on (`forgetless.train.tokenizer_change`)."""
+    prepared = prepare_with(
+        config if base is None else pinned_config(config, base),
+        tokenizer,
+        _sources_needed(config),
+        world,
+        progress=progress,
+        model_rows=model.get_input_embeddings().weight.shape[0],
     )
-    if world.is_main:
-        barrier(world)
     for name in config.eval_sources:
         if prepared[name].heldout.num_documents == 0:
             raise UserError(
                 f"sources.{name}: no held-out documents to evaluate (a source of one document has none); "
                 f"add documents or leave {name} out of eval.sources"
             )
-    eval_sets = {
-        name: heldout_windows(
-            prepared[name].heldout, seq_len=config.train.seq_len, max_tokens=config.eval.max_tokens
-        )
-        for name in config.eval_sources
-    }
+    same_text: dict[str, bool] = {}
+    if base is None:
+        eval_sets = {
+            name: heldout_windows(
+                prepared[name].heldout, seq_len=config.train.seq_len, max_tokens=config.eval.max_tokens
+            )
+            for name in config.eval_sources
+        }
+    else:
+        samples, same_text = eval_samples(config, base, prepared)
+        eval_sets = {name: (sample.windows, sample.num_bytes) for name, sample in samples.items()}
     mcq_sets = {
         question_set_name(ref): load_questions(ref)[: config.eval.mcq_limit] for ref in config.eval.mcq
     }
     contents = data_record({name: (p.train, p.heldout) for name, p in prepared.items()})
-    return RunData({name: p.train for name, p in prepared.items()}, eval_sets, mcq_sets, contents)
+    return RunData({name: p.train for name, p in prepared.items()}, eval_sets, mcq_sets, contents, same_text)
 
 
 def _set_up_run(
@@ -322,6 +368,8 @@ def _set_up_run(
     if world.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(dump_config(config), encoding="utf-8")
+        if any(spec.kind in TOKENIZER_TRANSFORMS for spec in config.model.transforms):
+            tokenizer.save_pretrained(run_dir / "tokenizer")  # the extended tokenizer, beside final/'s
     return Run(
         config=config,
         run_dir=run_dir,
@@ -344,6 +392,7 @@ def _set_up_run(
         optimizer_in_backward=OptimizerInBackward(model) if config.train.optimizer_in_backward else None,
         trainable=trainable_names(unwrap(model)),
         added=transformed.added,
+        added_rows=transformed.added_rows,
         transforms=transformed.records(),
         world=world,
         trackers=trackers,
@@ -435,6 +484,7 @@ def _begin_stage(
         key=f"stages.{index}.methods.freeze",
         train_only=stage.methods.train_only,
         added=run.added,
+        added_rows=set(run.added_rows),
     )
     context = _method_context(run, index, _stage_steps(run, sampler), optimizer, position)
     methods = build_methods(stage, model, context)
@@ -469,6 +519,7 @@ def _method_context(
         world=run.world,
         sequences_per_step=config.train.sequences_per_step,
         optimizer=optimizer,
+        added_rows=run.added_rows,
         log=lambda record: run.log.write({**record, "step": position.step, "tokens": position.tokens}),
     )
 
@@ -729,37 +780,16 @@ def _evaluate(
 
 
 def _evaluate_heldout_share(run: Run, windows: np.ndarray, num_bytes: int) -> dict[str, float]:
-    """Held-out metrics with the windows split over ranks and the sums reduced.
-
-    Every rank gets the same number of windows (padding windows predict nothing), so sharded
-    models run the same forward passes on every rank.
-    """
-    world = run.world
-    if world.distributed:
-        per_rank = -(-len(windows) // world.size)
-        padded = np.full((per_rank * world.size, windows.shape[1]), -100, dtype=windows.dtype)
-        padded[: len(windows)] = windows
-        windows = padded[world.rank :: world.size]
-    result = evaluate_heldout(
+    """Held-out metrics with the windows split over ranks and the sums reduced."""
+    return evaluate_heldout_over_ranks(
         run.model,
         windows,
         num_bytes,
+        run.world,
         batch_size=run.config.eval.batch_size,
         device=run.device,
         autocast_dtype=run.autocast_dtype,
     )
-    if not world.distributed:
-        return result
-    nll = result["loss"] * result["tokens"] if result["tokens"] else 0.0
-    nll, tokens = all_reduce_sum([nll, float(result["tokens"])], world)
-    loss = nll / max(tokens, 1.0)
-    return {
-        "loss": loss,
-        "ppl": math.exp(loss),
-        "bpb": nll / math.log(2) / num_bytes,
-        "tokens": tokens,
-        "bytes": num_bytes,
-    }
 
 
 def _save_final(run: Run) -> None:
@@ -906,11 +936,12 @@ def _check_before_writing(
     model: torch.nn.Module,
     latest: Path | None,
     added: frozenset[str] = frozenset(),
+    added_rows: Collection[str] = frozenset(),
 ) -> None:
     """Raise `UserError` for input that would fail later (a stage that cannot be sampled, a
     checkpoint that does not fit the config, LR multipliers or freeze patterns that select nothing)
     before anything in the run directory changes."""
-    run_parameter_groups(model, config, added=added)  # every stage's LR multipliers and freeze patterns
+    run_parameter_groups(model, config, added=added, added_rows=added_rows)  # LR multipliers, freezing
     train = config.train
     for index, stage in enumerate(config.stages):
         sequences = MixtureSampler.for_stage(config, index, stores, warn=False).total_sequences
@@ -1088,7 +1119,7 @@ def _micro_batch_runner(
 
 def _new_optimizer(run: Run) -> torch.optim.Optimizer:
     train = run.config.train
-    groups = run_parameter_groups(unwrap(run.model), run.config, run.trainable, run.added)
+    groups = run_parameter_groups(unwrap(run.model), run.config, run.trainable, run.added, set(run.added_rows))
     for group in groups:
         group.pop("names", None)
     kwargs: dict[str, Any] = {"lr": 0.0, "betas": tuple(train.betas), "eps": train.eps}
@@ -1140,10 +1171,18 @@ def _sources_needed(config: RunConfig) -> list[str]:
 
 
 def _transform_model(
-    config: RunConfig, model: torch.nn.Module, tokenizer: Any, world: World, latest: Path | None, *, quiet: bool
+    config: RunConfig,
+    model: torch.nn.Module,
+    tokenizer: Any,
+    world: World,
+    latest: Path | None,
+    *,
+    quiet: bool,
+    base: BaseTokenizer | None = None,
 ) -> Transformed:
     """`model.transforms` applied to the loaded model (see `forgetless.model.transforms`); on a
-    resume, with the choices the checkpoint recorded, so the model is built exactly as before."""
+    resume, with the choices the checkpoint recorded, so the model is built exactly as before. A
+    transform that learns from text reads the sources as the base tokenizer prepared them (`base`)."""
     recorded = None
     if latest is not None:
         try:
@@ -1156,6 +1195,9 @@ def _transform_model(
         config.model.transforms,
         recorded=recorded,
         probe_batches=lambda source, tokens: _probe_batches(config, tokenizer, world, source, tokens, quiet=quiet),
+        source_texts=None
+        if base is None
+        else lambda source, max_bytes: document_texts(base.tokenizer, base.prepared[source].train, max_bytes),
         agree=lambda value: broadcast_from_main(value, world),
     )
 
@@ -1199,6 +1241,7 @@ def _run_start_record(run: Run) -> dict[str, Any]:
         "kind": "run_start",
         "time": time.time(),
         "transforms": run.transforms,
+        **({"tokenizer": run.tokenizer_change} if run.tokenizer_change is not None else {}),
         "parameters": count_distinct(model),
         "stages": stages,
         "sources": list(run.eval_sets),

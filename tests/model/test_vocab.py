@@ -1,0 +1,173 @@
+"""Vocabulary extension: the tokens learned, the old ids kept, the new rows and what they do to the model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from conftest import sample_texts, tiny_llama
+from forgetless.config import ExtendVocabConfig
+from forgetless.errors import UserError
+from forgetless.evaluate.fertility import fertility
+from forgetless.model.transform_contract import TransformContext
+from forgetless.model.vocab import (
+    NotEnoughText,
+    add_rows,
+    extend_vocab,
+    extended_tokenizer_json,
+    learn_tokens,
+    with_backend,
+)
+
+
+def code_texts() -> list[str]:
+    """Python source of the standard library's json package: the new domain."""
+    from pathlib import Path
+
+    return [path.read_text() for path in sorted(Path(json.__file__).parent.glob("*.py"))]
+
+
+def extended(tokenizer, texts: list[str], count: int):
+    learned = learn_tokens(tokenizer.backend_tokenizer, texts, count)
+    serialized, first = extended_tokenizer_json(tokenizer.backend_tokenizer, learned)
+    return learned, with_backend(tokenizer, serialized), first
+
+
+@pytest.fixture(scope="module")
+def bpe_extension(tiny_tokenizer):
+    return extended(tiny_tokenizer, code_texts()[:4], 48)
+
+
+def test_bpe_extension_gives_the_old_ids_back_and_lowers_fertility(tiny_tokenizer, bpe_extension) -> None:
+    learned, new, first = bpe_extension
+    assert first == len(tiny_tokenizer) and len(new) == first + 48
+    assert len(set(learned.tokens)) == 48 and not set(learned.tokens) & set(tiny_tokenizer.get_vocab())
+    pieces = {first + k: ids for k, ids in enumerate(learned.pieces)}
+    without_new = 0
+    for text in [*code_texts(), *sample_texts()[:40]]:
+        old = tiny_tokenizer(text, add_special_tokens=False)["input_ids"]
+        ids = new(text, add_special_tokens=False)["input_ids"]
+        # Every new id stands for the old ids it joins: together, exactly the old tokenization.
+        assert [i for token in ids for i in pieces.get(token, [token])] == old
+        if not any(token >= first for token in ids):
+            without_new += 1
+            assert ids == old  # text without the new pieces keeps its ids
+        assert new.decode(ids) == tiny_tokenizer.decode(old)
+    assert without_new > 0
+    before, after = fertility(tiny_tokenizer, code_texts()), fertility(new, code_texts())
+    assert after["bytes"] == before["bytes"] and after["words"] == before["words"]
+    assert after["tokens_per_byte"] < 0.95 * before["tokens_per_byte"]  # learned on code: fewer tokens there
+    assert after["tokens_per_word"] < before["tokens_per_word"]
+
+
+def test_the_extended_tokenizer_saves_and_loads_as_it_is(bpe_extension, tmp_path) -> None:
+    from transformers import AutoTokenizer
+
+    _, new, _ = bpe_extension
+    new.save_pretrained(tmp_path)
+    again = AutoTokenizer.from_pretrained(tmp_path)
+    text = code_texts()[0]
+    assert again(text)["input_ids"] == new(text)["input_ids"] and len(again) == len(new)
+
+
+def test_unigram_extension_adds_whole_pieces(tmp_path) -> None:
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    backend = Tokenizer(models.Unigram())
+    backend.normalizer = normalizers.NFKC()
+    backend.pre_tokenizer = pre_tokenizers.Metaspace()
+    trainer = trainers.UnigramTrainer(
+        vocab_size=200, special_tokens=["</s>", "<unk>"], unk_token="<unk>", show_progress=False
+    )
+    backend.train_from_iterator(sample_texts()[:20], trainer=trainer)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="</s>", unk_token="<unk>")
+    learned, new, first = extended(tokenizer, code_texts()[:2], 24)
+    assert first == len(tokenizer) and len(new) == first + 24 and learned.merges == []
+    new_pieces = set(learned.tokens)
+    for text in sample_texts()[20:40]:
+        pieces = backend.pre_tokenizer.pre_tokenize_str(backend.normalizer.normalize_str(text))
+        if not any(piece in word for word, _ in pieces for piece in new_pieces):
+            assert new(text)["input_ids"] == tokenizer(text)["input_ids"]
+    assert fertility(new, code_texts())["tokens_per_byte"] < fertility(tokenizer, code_texts())["tokens_per_byte"]
+    piece = learned.tokens[0]
+    assert [t.id for t in backend.model.tokenize(piece)] == learned.pieces[0]
+
+
+def test_a_source_too_small_for_the_tokens_is_refused(tiny_tokenizer) -> None:
+    with pytest.raises(NotEnoughText):
+        learn_tokens(tiny_tokenizer.backend_tokenizer, ["def f(x):\n    return x\n"], 500)
+    model = tiny_llama(tiny_tokenizer)
+    spec = ExtendVocabConfig(kind="extend_vocab", **{"from": "code"}, new_tokens=500)
+    context = TransformContext(key="model.transforms.0", source_texts=lambda source, limit: ["x = 1\n" * 3])
+    with pytest.raises(UserError, match=r"model\.transforms\.0\.new_tokens: 500 new tokens, but .* supply only"):
+        extend_vocab(model, tiny_tokenizer, spec, context)
+
+
+@pytest.mark.parametrize("tied", [False, True], ids=["untied", "tied"])
+def test_new_rows_leave_old_rows_and_hidden_states_of_old_ids_unchanged(tiny_tokenizer, tied) -> None:
+    model = tiny_llama(tiny_tokenizer, tie_word_embeddings=tied).eval()
+    rows = len(tiny_tokenizer)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    ids = torch.randint(0, rows, (2, 24), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        hidden = model.model(input_ids=ids).last_hidden_state
+    pieces = [[3, 4], [5, 6, 7], [8]]
+    grown = add_rows(model, range(rows, rows + 3), pieces, init="subtoken_mean", lm_head=None)
+    embed = model.get_input_embeddings().weight
+    assert embed.shape[0] == rows + 3 and model.config.vocab_size == rows + 3
+    assert (model.get_output_embeddings().weight is embed) == tied
+    assert set(grown) == ({"model.embed_tokens.weight"} if tied else {"model.embed_tokens.weight", "lm_head.weight"})
+    for name, old in before.items():
+        now = dict(model.named_parameters())[name]
+        if name in grown:
+            assert torch.equal(now[:rows], old) and grown[name] == (rows, rows + 3)
+            for k, p in enumerate(pieces):
+                torch.testing.assert_close(now[rows + k], old[p].mean(0))
+        else:
+            assert torch.equal(now, old), name
+    with torch.no_grad():
+        assert torch.equal(model.model(input_ids=ids).last_hidden_state, hidden)
+
+
+def test_a_zero_head_lowers_old_log_probabilities_by_the_formula(tiny_tokenizer) -> None:
+    model = tiny_llama(tiny_tokenizer, tie_word_embeddings=False).eval()
+    rows, added = len(tiny_tokenizer), 40
+    ids = torch.randint(0, rows, (2, 24), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits.double()
+        add_rows(model, range(rows, rows + added), [[1, 2]] * added, init="subtoken_mean", lm_head="zero")
+        after = model(input_ids=ids).logits.double()
+    assert torch.equal(after[..., rows:], torch.zeros_like(after[..., rows:]))
+    old_lse = torch.logsumexp(logits, -1, keepdim=True)
+    change = after.log_softmax(-1)[..., :rows] - logits.log_softmax(-1)
+    expected = -torch.log1p(added * torch.exp(0.0 - old_lse))  # log p falls by log(1 + n exp(0 - lse))
+    torch.testing.assert_close(change, expected.expand_as(change), rtol=0, atol=1e-5)
+    assert float(expected.abs().max()) > 1e-3  # the change is large enough to tell
+
+
+def test_the_other_initialisers(tiny_tokenizer) -> None:
+    rows = len(tiny_tokenizer)
+    for init in ("mean_noise", "random", "zero"):
+        model = tiny_llama(tiny_tokenizer, tie_word_embeddings=False)
+        old = model.get_input_embeddings().weight.detach().clone()
+        add_rows(model, range(rows, rows + 200), [[1]] * 200, init=init, lm_head="zero", noise_scale=1e-2)
+        new = model.get_input_embeddings().weight[rows:].detach()
+        assert torch.equal(model.get_output_embeddings().weight[rows:], torch.zeros(200, new.shape[1]))
+        if init == "zero":
+            assert torch.equal(new, torch.zeros_like(new))
+        elif init == "random":
+            assert new.std().item() == pytest.approx(model.config.initializer_range, rel=0.1)
+        else:  # a draw around the old rows' mean with 1e-2 of their covariance: std about 0.1 x theirs
+            assert (new.mean(0) - old.mean(0)).abs().max() < 0.1 * old.std()
+            assert new.std(0).mean().item() == pytest.approx(0.1 * old.std(0).mean().item(), rel=0.25)
+
+
+def test_a_tied_head_takes_no_lm_head_setting(tiny_tokenizer) -> None:
+    model = tiny_llama(tiny_tokenizer, tie_word_embeddings=True)
+    spec = ExtendVocabConfig(kind="extend_vocab", **{"from": "code"}, new_tokens=8, lm_head="zero")
+    context = TransformContext(key="model.transforms.0", source_texts=lambda source, limit: code_texts())
+    with pytest.raises(UserError, match=r"model\.transforms\.0\.lm_head: the model ties its output head"):
+        extend_vocab(model, tiny_tokenizer, spec, context)
