@@ -287,6 +287,18 @@ CASES: dict[str, Case] = {
         r"max_position_embeddings = 16",
         fresh=True,
     ),
+    "more new tokens than the source supplies": Case(
+        _set("model.transforms", [{"kind": "extend_vocab", "from": "general", "new_tokens": 100_000}]),
+        r"model\.transforms\.0\.new_tokens: 100,000 new tokens, but [\d,]+ bytes of training text of "
+        r"source 'general' supply only [\d,]+ .*; lower new_tokens",
+        fresh=True,
+    ),
+    "new_rows without a vocabulary extension": Case(
+        _set("stages.0.methods", {"train_only": ["new_rows"]}),
+        r"stages\.0\.methods\.train_only\.0: new_rows selects the embedding and head rows of new tokens, "
+        r"and no transform adds any",
+        fresh=True,
+    ),
     # The output and cache folders
     "--out that is a file": Case(_a_file("out-file"), r"output\.dir: .*out-file is a file; give a folder"),
     "--out under a file": Case(

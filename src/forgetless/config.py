@@ -126,7 +126,10 @@ class ExtendVocabConfig(_Strict):
         None, description="the new rows of an untied output head; default: as init"
     )
     sample_bytes: int = Field(
-        50_000_000, gt=0, description="training text (UTF-8 bytes, whole documents) the tokens are learned from"
+        20_000_000,
+        gt=0,
+        description="the source's first training documents the tokens are learned from (UTF-8 bytes, whole "
+        "documents); learned again, the same, on --resume",
     )
     min_frequency: int = Field(2, ge=1, description="a BPE merge must occur this often in the sample")
     noise_scale: float = Field(1e-5, gt=0, description="mean_noise: the factor of the embeddings' covariance")

@@ -257,3 +257,23 @@ def test_bf16_autocast_is_close_to_fp32(tiny_model, tiny_tokenizer):
     )
     assert bf16["loss"] == pytest.approx(fp32["loss"], rel=2e-2)
     assert bf16["tokens"] == fp32["tokens"]
+
+
+def test_whole_documents_only_and_a_given_selection():
+    """What a tokenizer change evaluates: never a window cut at a token position (other text under
+    another tokenizer); and exactly the documents another tokenization's sample chose."""
+    lengths = [40, 6, 300, 9, 12, 70, 5, 8]
+    store = numbered_store(lengths)
+    sample = sample_heldout(store, seq_len=16, max_tokens=60, whole_only=True)
+    assert sample.cut_windows == 0 and sample.whole_documents == sample.documents >= 2
+    assert sample.tokens == sum(lengths[i] for i in sample.document_indices) <= 60
+    assert sample.num_bytes == 3 * sample.tokens
+    too_long = sample_heldout(numbered_store([300, 200]), seq_len=16, max_tokens=60, whole_only=True)
+    assert too_long.document_indices.tolist() == [1] and too_long.tokens == 200  # the shortest one
+
+    chosen = np.array([2, 5])
+    given = sample_heldout(store, seq_len=16, max_tokens=60, documents=chosen)
+    assert np.array_equal(given.document_indices, chosen) and given.cut_windows == 0
+    assert given.tokens == 370 and given.num_bytes == 3 * 370
+    with pytest.raises(ValueError, match="positions"):
+        sample_heldout(store, seq_len=16, max_tokens=60, documents=np.array([8]))

@@ -103,8 +103,11 @@ def test_the_run_measures_fertility_and_compares_in_bits_per_byte(new_rows_runs,
     assert record["resolved"]["new_ids"] == [len(tiny_tokenizer), len(tiny_tokenizer) + 48]
 
     base_eval = next(r for r in lines if r["kind"] == "eval" and r["point"] == "base")
-    for source in ("general", "code"):  # the same text before and after: the same bytes
-        assert change["base"][source]["bytes"] > 0
+    for source in ("general", "code"):  # the same documents before and after: the same bytes, fewer tokens
+        before, after = change["base"][source], change["evaluated"][source]
+        assert after["bytes"] == before["bytes"] > 0 and after["documents"] == before["documents"]
+        assert after["tokens"] <= before["tokens"]
+    assert change["evaluated"]["code"]["tokens"] < change["base"]["code"]["tokens"]
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["units"] == "bpb"
     assert any("nats per token of the base and the adapted model are not comparable" in w for w in summary["warnings"])
@@ -120,6 +123,8 @@ def test_the_run_measures_fertility_and_compares_in_bits_per_byte(new_rows_runs,
 
     html = render_report(load_runs([run_dir]))
     assert "nats per token before and after are not comparable" in html and "bits/byte" in html
+    card = (run_dir / "final" / "README.md").read_text()
+    assert "base bits/byte (its own tokenizer)" in card and "not comparable" in card
 
 
 def test_a_vocabulary_run_resumes_exactly(new_rows_runs) -> None:

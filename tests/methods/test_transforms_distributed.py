@@ -1,8 +1,9 @@
 """Transforms under torchrun (2 processes, gloo, CPU): the same run as one process.
 
 One representative per kind of transform runs in the default suite with FSDP2: block expansion that
-trains only the new blocks, and LoRA with a trainable head plus an EMA (whose `final_ema/` is
-merged too). The DDP runs are marked slow.
+trains only the new blocks, LoRA with a trainable head plus an EMA (whose `final_ema/` is merged
+too). A vocabulary extension that trains only the new rows (the gradient mask on row shards) and
+the DDP runs are marked slow.
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="to
 CASES = {
     "expand": ([{"kind": "expand_blocks", "layers": [0]}], {"train_only": ["new"]}),
     "lora": ([{"kind": "lora", "r": 4, "alpha": 8, "train_lm_head": True}], {"ema": {"decay": 0.8}}),
+    "vocab": (
+        [{"kind": "extend_vocab", "from": "code", "new_tokens": 48, "lm_head": "zero"}],
+        {"train_only": ["new_rows"]},
+    ),
 }
 
 
@@ -62,8 +67,10 @@ def _assert_same_run(one: Path, two: Path, folders: tuple[str, ...]) -> None:
     [
         ("expand", "fsdp"),
         ("lora", "fsdp"),
+        pytest.param("vocab", "fsdp", marks=pytest.mark.slow),  # about a minute on 2 cores
         pytest.param("expand", "ddp", marks=pytest.mark.slow),
         pytest.param("lora", "ddp", marks=pytest.mark.slow),
+        pytest.param("vocab", "ddp", marks=pytest.mark.slow),
     ],
 )
 def test_two_processes_follow_one(setup, case: str, parallel: str) -> None:
@@ -76,3 +83,10 @@ def test_two_processes_follow_one(setup, case: str, parallel: str) -> None:
         assert (two / "final_ema_adapter" / "adapter_model.safetensors").is_file()
     start = next(r for r in read_lines(two) if r["kind"] == "run_start")
     assert start["transforms"][0]["kind"] == CASES[case][0][0]["kind"]
+    if case == "vocab":  # the old rows of both runs are the initial model's, bit for bit
+        first = start["transforms"][0]["resolved"]["new_ids"][0]
+        wa, wb = weights(one / "final"), weights(two / "final")
+        for name in ("model.embed_tokens.weight", "lm_head.weight"):
+            assert wa[name].shape[0] == first + 48
+            assert torch.equal(wa[name][:first], wb[name][:first]), name
+        assert start["tokenizer"]["vocab_after"] == first + 48

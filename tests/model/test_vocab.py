@@ -102,7 +102,8 @@ def test_a_source_too_small_for_the_tokens_is_refused(tiny_tokenizer) -> None:
     model = tiny_llama(tiny_tokenizer)
     spec = ExtendVocabConfig(kind="extend_vocab", **{"from": "code"}, new_tokens=500)
     context = TransformContext(key="model.transforms.0", source_texts=lambda source, limit: ["x = 1\n" * 3])
-    with pytest.raises(UserError, match=r"model\.transforms\.0\.new_tokens: 500 new tokens, but .* supply only"):
+    expect = r"model\.transforms\.0\.new_tokens: 500 new tokens, but \d+ bytes of training text of source 'code' "
+    with pytest.raises(UserError, match=expect + r"supply only \d+ .*add text to the source"):
         extend_vocab(model, tiny_tokenizer, spec, context)
 
 
@@ -171,3 +172,55 @@ def test_a_tied_head_takes_no_lm_head_setting(tiny_tokenizer) -> None:
     context = TransformContext(key="model.transforms.0", source_texts=lambda source, limit: code_texts())
     with pytest.raises(UserError, match=r"model\.transforms\.0\.lm_head: the model ties its output head"):
         extend_vocab(model, tiny_tokenizer, spec, context)
+
+
+def test_new_rows_keep_old_rows_fixed_after_a_stage_that_moved_them(tiny_tokenizer) -> None:
+    """The gradient mask, and the moments an earlier stage left: AdamW would move the old rows on
+    them alone, so the stage zeroes them first."""
+    from pathlib import Path
+
+    from forgetless.config import StageConfig
+    from forgetless.methods.base import MethodContext
+    from forgetless.methods.new_rows import NewRowsOnly
+
+    model = tiny_llama(tiny_tokenizer, tie_word_embeddings=True)
+    rows = len(tiny_tokenizer)
+    add_rows(model, range(rows, rows + 8), [[5, 6]] * 8, init="subtoken_mean", lm_head=None)
+    embed = model.get_input_embeddings().weight
+    optimizer = torch.optim.AdamW([embed], lr=1e-2, weight_decay=0.0)
+    ids = torch.randint(0, rows + 8, (2, 16), generator=torch.Generator().manual_seed(3))
+
+    def step(mask: NewRowsOnly | None) -> None:
+        optimizer.zero_grad()
+        model(input_ids=ids, labels=ids).loss.backward()
+        if mask is not None:
+            mask.before_optimizer_step()
+        optimizer.step()
+
+    for _ in range(3):  # an earlier stage trains the whole embedding
+        step(None)
+    before = embed.detach().clone()
+    context = MethodContext(
+        stage=StageConfig(name="s", tokens=1, mix={"a": 1.0}),
+        stage_index=1,
+        total_steps=3,
+        last_stage=True,
+        run_dir=Path("."),
+        device=torch.device("cpu"),
+        autocast_dtype=None,
+        tokenizer=None,
+        train_stores={},
+        seq_len=16,
+        micro_batch=2,
+        seed=0,
+        optimizer=optimizer,
+        added_rows={"model.embed_tokens.weight": [(rows, rows + 8)]},
+    )
+    for p in model.parameters():
+        p.requires_grad_(p is embed)
+    mask = NewRowsOnly(None, model, context)
+    mask.start()
+    for _ in range(3):
+        step(mask)
+    assert torch.equal(embed[:rows], before[:rows])  # bit for bit
+    assert not torch.equal(embed[rows:], before[rows:])

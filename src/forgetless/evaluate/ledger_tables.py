@@ -8,15 +8,34 @@ from typing import Any
 
 def source_table(summary: dict[str, Any]) -> str:
     """Per evaluated source: its role, base and final held-out loss (nats/token), and what was
-    learned (targets: base - final) or forgotten (retained sources: final - base)."""
-    rows = [
-        "| source | role | base loss | final loss | learned (base − final) | forgotten (final − base) |",
-        "|---|---|---:|---:|---:|---:|",
-    ]
+    learned (targets: base - final) or forgotten (retained sources: final - base). After a tokenizer
+    change (`units: bpb`) every column is in bits per byte, the base with its own tokenizer, and the
+    fertility of both tokenizers is added."""
+    bpb = summary.get("units") == "bpb"
+    fertility = (summary.get("tokenizer") or {}).get("fertility") or {}
+    if bpb:
+        rows = [
+            "| source | role | base bits/byte (its own tokenizer) | final bits/byte | learned (base − final) | "
+            "forgotten (final − base) | tokens/byte before → after |",
+            "|---|---|---:|---:|---:|---:|---:|",
+        ]
+    else:
+        rows = [
+            "| source | role | base loss | final loss | learned (base − final) | forgotten (final − base) |",
+            "|---|---|---:|---:|---:|---:|",
+        ]
     for name, stats in (summary.get("sources") or {}).items():
         role = stats.get("role", "")
         learned = summary.get("learning", {}).get(name) if role == "target" else None
         forgotten = summary.get("forgetting", {}).get(name) if role != "target" else None
+        if bpb:
+            per_byte = {k: (fertility.get(name) or {}).get(k, {}).get("tokens_per_byte") for k in ("before", "after")}
+            rows.append(
+                f"| {name} | {role} | {_num(stats.get('tokenizer_base_bpb'))} | {_num(stats.get('final_bpb'))} | "
+                f"{_num(learned, signed=True)} | {_num(forgotten, signed=True)} | "
+                f"{_num(per_byte['before'])} → {_num(per_byte['after'])} |"
+            )
+            continue
         rows.append(
             f"| {name} | {role} | {_num(stats.get('base_loss'))} | {_num(stats.get('final_loss'))} | "
             f"{_num(learned, signed=True)} | {_num(forgotten, signed=True)} |"

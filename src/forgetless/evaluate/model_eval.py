@@ -25,6 +25,7 @@ from forgetless.device import resolve_device
 from forgetless.errors import UserError
 from forgetless.evaluate.heldout import evaluate_heldout, heldout_windows
 from forgetless.evaluate.mcq import load_questions, mcq_batch_size, question_set_name, score_mcq
+from forgetless.model.load import embedding_rows
 from forgetless.model.positions import check_context_length
 
 DEFAULT_SEQ_LEN = 1024
@@ -148,9 +149,8 @@ def evaluate_model(
     stores: dict[str, tuple[TokenStore, int | None]] = {}
     if config_sources:
         assert config is not None
-        rows = model.get_input_embeddings().weight.shape[0]
         prepared = prepare_sources(
-            config, tokenizer, sources=config_sources, progress=options.progress, model_rows=rows
+            config, tokenizer, sources=config_sources, progress=options.progress, model_rows=embedding_rows(model)
         )
         limit = max_tokens if max_tokens is not None else config.eval.max_tokens
         stores.update({name: (prepared[name].heldout, limit) for name in config_sources})

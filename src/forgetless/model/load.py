@@ -16,6 +16,7 @@ import re
 import shutil
 import uuid
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
@@ -117,6 +118,11 @@ def build_model(
         embeddings.padding_idx = None
     model.train()
     return model
+
+
+def embedding_rows(model: Any) -> int:
+    """The rows of `model`'s input embedding: the token ids it can read."""
+    return int(model.get_input_embeddings().weight.shape[0])
 
 
 def check_vocabulary(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:

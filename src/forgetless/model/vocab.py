@@ -50,7 +50,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import nn
 
 from forgetless.config import ExtendVocabConfig
 from forgetless.errors import UserError
@@ -104,7 +103,7 @@ class LearnedTokens:
 # The transform
 
 
-def extend_vocab(model: nn.Module, tokenizer: Any, spec: ExtendVocabConfig, context: TransformContext) -> Outcome:
+def extend_vocab(model: Any, tokenizer: Any, spec: ExtendVocabConfig, context: TransformContext) -> Outcome:
     """Learn `spec.new_tokens` tokens on the source `spec.from_`, extend `tokenizer` (a HF fast
     tokenizer) and the model's embedding and head; return the transform's `Outcome` with the
     extended tokenizer and the new rows of each grown parameter.
@@ -126,27 +125,30 @@ def extend_vocab(model: nn.Module, tokenizer: Any, spec: ExtendVocabConfig, cont
             f"{key}.lm_head: the model ties its output head to the input embedding, so the head's new rows "
             "are the embedding's (set by init); leave lm_head out"
         )
-    if context.source_texts is None:
+    source_texts = context.source_texts
+    if source_texts is None:
         raise UserError(f"{key}.from: no training text in this context")
 
     def learn() -> dict[str, Any]:
-        texts = context.source_texts(spec.from_, spec.sample_bytes)
+        texts = source_texts(spec.from_, spec.sample_bytes)
+        read = sum(len(t.encode("utf-8")) for t in texts)
         try:
             learned = learn_tokens(backend, texts, spec.new_tokens, min_frequency=spec.min_frequency)
         except NotEnoughText as err:
-            return {"error": err.found}
+            return {"error": err.found, "bytes": read}
         except UnsupportedTokenizer as err:
             return {"unsupported": str(err)}
-        return {"learned": learned.to_json(), "bytes": sum(len(t.encode("utf-8")) for t in texts)}
+        return {"learned": learned.to_json(), "bytes": read}
 
     outcome = context.agree(learn())  # rank 0's tokens on every rank
     if "unsupported" in outcome:
         raise UserError(f"{key}: {outcome['unsupported']}")
     if "error" in outcome:
+        more = "raise sample_bytes" if outcome["bytes"] >= spec.sample_bytes else "add text to the source"
         raise UserError(
-            f"{key}.new_tokens: {spec.new_tokens} new tokens, but the first {spec.sample_bytes:,} bytes of "
-            f"source {spec.from_!r} supply only {outcome['error']} (merges that occur at least "
-            f"min_frequency={spec.min_frequency} times); lower new_tokens or raise sample_bytes"
+            f"{key}.new_tokens: {spec.new_tokens:,} new tokens, but {outcome['bytes']:,} bytes of training text "
+            f"of source {spec.from_!r} supply only {outcome['error']:,} (that occur at least "
+            f"min_frequency = {spec.min_frequency} times); lower new_tokens, or {more}"
         )
     learned = LearnedTokens.from_json(outcome["learned"])
     extended_json, first_id = extended_tokenizer_json(backend, learned)
@@ -391,7 +393,7 @@ def with_backend(tokenizer: Any, serialized: str) -> Any:
 
 @torch.no_grad()
 def add_rows(
-    model: nn.Module,
+    model: Any,
     new_ids: range,
     pieces: list[list[int]],
     *,

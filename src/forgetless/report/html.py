@@ -112,7 +112,7 @@ def _overview(runs: list[Run], run_colors: dict[str, str]) -> str:
     unit = "bits/byte" if bpb else LOSS_UNIT
     x_key, y_key = ("forgetting_bpb_mean", "learning_bpb_mean") if bpb else ("forgetting_mean", "learning_mean")
     placed = [
-        (run, run.ledger.get(x_key), run.ledger.get(y_key))
+        (run, float(run.ledger[x_key]), float(run.ledger[y_key]))
         for run in runs
         if run.ledger.get(x_key) is not None and run.ledger.get(y_key) is not None
     ]

@@ -155,7 +155,11 @@ def _body(run_dir: Path, config: dict[str, Any], summary: dict[str, Any], run_st
     parts += [
         "## What it learned and what it forgot",
         "Held-out loss in nats/token of the base model and of this model, per source "
-        "(target sources are those a stage trains on; the others are retained).",
+        "(target sources are those a stage trains on; the others are retained)."
+        if summary.get("units") != "bpb"
+        else "Held-out bits per byte of the base model (with its own tokenizer) and of this model, per "
+        "source (target sources are those a stage trains on; the others are retained). The vocabulary "
+        "changed, so nats per token of the two models are not comparable; bits per byte are.",
         source_table(summary),
     ]
     if mcq := mcq_table(summary):

@@ -70,7 +70,13 @@ from forgetless.methods.base import (
     start_or_resume,
     training_loss,
 )
-from forgetless.model.load import build_model, check_finite_weights, is_model_dir, load_tokenizer
+from forgetless.model.load import (
+    build_model,
+    check_finite_weights,
+    embedding_rows,
+    is_model_dir,
+    load_tokenizer,
+)
 from forgetless.model.loss import EXTERNAL_KERNELS, check_external_kernel
 from forgetless.model.positions import check_context_length
 from forgetless.model.transforms import TOKENIZER_TRANSFORMS, Transformed, apply_transforms, count_distinct
@@ -133,7 +139,8 @@ class RunData:
     eval_sets: dict[str, tuple[np.ndarray, int]]
     mcq_sets: dict[str, list[dict]]
     contents: dict[str, dict[str, str | None]] = field(default_factory=dict)  # resume_policy.data_record
-    same_text: dict[str, bool] = field(default_factory=dict)  # after a tokenizer change: the base's text
+    # after a tokenizer change: per source the evaluated text and whether it is the base's (tokenizer_change)
+    same_text: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -320,7 +327,7 @@ def _set_up_data(
         _sources_needed(config),
         world,
         progress=progress,
-        model_rows=model.get_input_embeddings().weight.shape[0],
+        model_rows=embedding_rows(model),
     )
     for name in config.eval_sources:
         if prepared[name].heldout.num_documents == 0:
@@ -328,7 +335,7 @@ def _set_up_data(
                 f"sources.{name}: no held-out documents to evaluate (a source of one document has none); "
                 f"add documents or leave {name} out of eval.sources"
             )
-    same_text: dict[str, bool] = {}
+    same_text: dict[str, dict[str, Any]] = {}
     if base is None:
         eval_sets = {
             name: heldout_windows(
@@ -1086,6 +1093,8 @@ def _check_speed_settings(config: RunConfig, world: World, *, bf16: bool) -> Non
             for name in ("l2sp", "ewc"):
                 if getattr(stage.methods, name) is not None:
                     why = f"stages.{index}.methods.{name} adds its gradient after the backward"
+            if "new_rows" in stage.methods.train_only:
+                why = f"stages.{index}.methods.train_only: new_rows masks the gradient after the backward"
     if why is not None:
         raise UserError(f"train.optimizer_in_backward: {why}")
 

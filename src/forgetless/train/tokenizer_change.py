@@ -122,27 +122,28 @@ def pinned_config(config: RunConfig, base: BaseTokenizer) -> RunConfig:
 
 def eval_samples(
     config: RunConfig, base: BaseTokenizer, prepared: dict[str, PreparedSource]
-) -> tuple[dict[str, HeldoutSample], dict[str, bool]]:
+) -> tuple[dict[str, HeldoutSample], dict[str, dict[str, Any]]]:
     """The evaluated text of every evaluated source under the new tokenization (`prepared`): the
-    base's documents, whole; and per source whether it is the base's text (the same held-out
-    documents, byte for byte). A source whose split differs is sampled afresh, whole documents only."""
+    base's documents, whole; and per source its documents, bytes and tokens, and `same`: whether
+    it is the base's text (the same held-out documents, byte for byte). A source whose split
+    differs is sampled afresh, whole documents only."""
     samples: dict[str, HeldoutSample] = {}
-    same: dict[str, bool] = {}
+    same: dict[str, dict[str, Any]] = {}
     for name in config.eval_sources:
         new = prepared[name].heldout
         if new.num_documents == 0:
             continue
         old = base.prepared[name].heldout
-        same[name] = name in base.documents and np.array_equal(
-            np.asarray(old.doc_bytes), np.asarray(new.doc_bytes)
-        )
-        samples[name] = sample_heldout(
+        text = name in base.documents and np.array_equal(np.asarray(old.doc_bytes), np.asarray(new.doc_bytes))
+        sample = sample_heldout(
             new,
             seq_len=config.train.seq_len,
             max_tokens=config.eval.max_tokens,
             whole_only=True,
-            documents=base.documents[name] if same[name] else None,
+            documents=base.documents[name] if text else None,
         )
+        samples[name] = sample
+        same[name] = {**sample.sizes(), "same": bool(text)}
     return samples, same
 
 
@@ -164,11 +165,12 @@ def document_texts(tokenizer: Any, store: Any, max_bytes: int) -> list[str]:
 
 
 def tokenizer_record(
-    base: BaseTokenizer, tokenizer: Any, same_text: dict[str, bool], *, max_bytes: int = 1 << 20
+    base: BaseTokenizer, tokenizer: Any, evaluated: dict[str, dict[str, Any]], *, max_bytes: int = 1 << 20
 ) -> dict[str, Any]:
     """`run_start`'s `tokenizer` entry: the vocabulary sizes, the base's held-out results with its
-    own tokenizer, whether the run evaluates the same text, and each source's fertility before and
-    after on (up to `max_bytes` of) its held-out text (its training text when it holds none out)."""
+    own tokenizer, the text the run evaluates (`evaluated`, from `eval_samples`) and whether it is
+    the base's, and each source's fertility before and after on (up to `max_bytes` of) its held-out
+    text (its training text when it holds none out)."""
     fertilities = {}
     for name, prepared in base.prepared.items():
         store = prepared.heldout if prepared.heldout.num_documents else prepared.train
@@ -179,6 +181,7 @@ def tokenizer_record(
         "vocab_before": len(base.tokenizer),
         "vocab_after": len(tokenizer),
         "base": base.evaluation,
-        "same_text": same_text,
+        "same_text": {name: bool(entry["same"]) for name, entry in evaluated.items()},
+        "evaluated": {name: {k: v for k, v in entry.items() if k != "same"} for name, entry in evaluated.items()},
         "fertility": fertilities,
     }
