@@ -39,7 +39,7 @@ def test_slow_learner_recipe_lowers_the_blocks_lr(tmp_path: Path) -> None:
     assert config.stages[0].methods.lr_multipliers == {"layers": 0.1}
 
 
-@pytest.mark.parametrize("name", ["llama-pro", "adept", "lora"])
+@pytest.mark.parametrize("name", ["llama-pro", "adept", "lora", "vocab"])
 def test_transform_recipes_run_on_the_demo_base(name: str, tmp_path: Path, monkeypatch) -> None:
     import forgetless.demo as demo
 

@@ -154,7 +154,7 @@ class ModelConfig(_Strict):
     trust_remote_code: bool = False
     transforms: list[TransformConfig] = Field(
         default_factory=list,
-        description="applied in order after loading, re-applied on resume (see docs/methods.md)",
+        description="applied in order after loading, re-applied on resume (see docs/transforms.md)",
     )
 
     @model_validator(mode="after")

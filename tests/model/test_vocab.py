@@ -224,3 +224,28 @@ def test_new_rows_keep_old_rows_fixed_after_a_stage_that_moved_them(tiny_tokeniz
         step(mask)
     assert torch.equal(embed[:rows], before[:rows])  # bit for bit
     assert not torch.equal(embed[rows:], before[rows:])
+
+
+def test_new_rows_in_every_family_keep_old_logits_and_save_as_a_plain_model(tmp_path) -> None:
+    """Over the families of tests/model/families.py (tied and untied heads, a head bias in phi): the
+    logits of old tokens for old-id inputs are the base's, and final/ reloads with the new size."""
+    from families import FAMILIES, VOCAB, tiny_family
+    from transformers import AutoModelForCausalLM
+
+    ids = torch.randint(3, VOCAB, (2, 12), generator=torch.Generator().manual_seed(5))
+    for family in sorted(FAMILIES):
+        model = tiny_family(family)
+        with torch.no_grad():
+            before = model(input_ids=ids, use_cache=False).logits
+        add_rows(model, range(VOCAB, VOCAB + 5), [[3, 4]] * 5, init="mean_noise", lm_head=None, noise_scale=1e-2)
+        with torch.no_grad():
+            after = model(input_ids=ids, use_cache=False).logits
+        assert after.shape[-1] == VOCAB + 5 and model.config.vocab_size == VOCAB + 5, family
+        torch.testing.assert_close(after[..., :VOCAB], before, rtol=0, atol=1e-5, msg=family)
+        if family not in ("gpt2", "llama", "phi"):  # a tied head, an untied one, a head with a bias
+            continue
+        model.save_pretrained(tmp_path / family)
+        reloaded = AutoModelForCausalLM.from_pretrained(tmp_path / family).eval()
+        with torch.no_grad():
+            again = reloaded(input_ids=ids, use_cache=False).logits
+        torch.testing.assert_close(again, after, rtol=0, atol=1e-5, msg=family)

@@ -328,7 +328,8 @@ def build_ledger(records: list[dict]) -> dict:
         if tokenizer is None:
             entry["change"] = change_label(entry["delta"], entry["role"])
         else:  # in bits per byte: the floor of CHANGE_FLOOR_NATS per token, at this text's tokens per byte
-            per_byte = size["tokens"] / size["bytes"] if size is not None and size["bytes"] else 1.0
+            text = (change.get("evaluated") or {}).get(source) or size or {}
+            per_byte = text["tokens"] / text["bytes"] if text.get("bytes") else 1.0  # at most 1 (byte-level)
             floor = CHANGE_FLOOR_NATS * per_byte / math.log(2)
             entry["change"] = change_label(entry["delta_bpb_reference"], entry["role"], floor)
         if size is not None and (
@@ -351,6 +352,12 @@ def build_ledger(records: list[dict]) -> dict:
             "the tokenizer changed: nats per token of the base and the adapted model are not comparable; "
             "learning and forgetting are in bits per byte against the base with its own tokenizer"
         )
+        warnings += [
+            f"{name}: the held-out text differs from the one the base was measured on (its split changed); "
+            "its bits per byte against the base compare different documents"
+            for name, same in tokenizer["same_text"].items()
+            if not same
+        ]
     else:
         learning = {
             s: _neg(v["delta"])
@@ -480,6 +487,7 @@ def _tokenizer_change(change: dict, source_table: dict[str, dict]) -> dict:
         "vocab_before": change.get("vocab_before"),
         "vocab_after": change.get("vocab_after"),
         "same_text": change.get("same_text") or {},
+        "evaluated": change.get("evaluated") or {},
         "fertility": {
             name: {
                 "before": {k: v["before"].get(k) for k in ("tokens_per_byte", "tokens_per_word")},

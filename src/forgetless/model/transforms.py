@@ -8,17 +8,21 @@ tokenizer), before compiling, sharding or loading a checkpoint:
       transforms:
         - {kind: expand_blocks, every: 4}     # forgetless.model.expand
         - {kind: lora, r: 16}                 # forgetless.model.lora
+        - {kind: extend_vocab, from: code, new_tokens: 4096}   # forgetless.model.vocab
 
 Each transform is a plain function `fn(model, tokenizer, spec, context) -> Outcome` in a module of
 its own (`TransformContext` and `Outcome`: `forgetless.model.transform_contract`). It changes the model in place (or returns a replacement model and tokenizer) and returns
 the names of the parameters it added, so that a stage can train only those
 (`methods.train_only: [new]`), and `resolved`: the choices it made that the spec alone does not
-fix (the blocks a probe selected). `Transformed.records()` lists every transform as applied; the run
+fix (the blocks a probe selected). A transform that grows existing tensors (new tokens' embedding
+and head rows) returns them as `Outcome.added_rows`, which `methods.train_only: [new_rows]` trains
+alone; one that replaces the tokenizer is listed in `TOKENIZER_TRANSFORMS`, and the run then measures
+the base with its own tokenizer first (`forgetless.train.tokenizer_change`). `Transformed.records()` lists every transform as applied; the run
 writes them in `run_start` and in every checkpoint. On `--resume` the run applies the same specs
 again with each record's `resolved` as `context.resolved` (nothing is probed twice, and a transform
 whose spec changed since the checkpoint is refused) and only then loads the checkpoint's weights.
 
-**Adding a transform** (vocabulary extension, RoPE scaling, depth up-scaling, MoE upcycling, ...):
+**Adding a transform** (RoPE scaling, depth up-scaling, MoE upcycling, ...):
 1. a config class in `forgetless.config` with `kind: Literal["<kind>"]`, added to the
    `TransformConfig` union there (then regenerate docs/config.md: scripts/config_reference.py);
 2. a module `forgetless/model/<kind>.py` with the function; it may change the config (say
