@@ -271,11 +271,16 @@ def _print_run_result(run_dir: Path, *, as_json: bool = False) -> None:
         return
     typer.echo(f"run directory: {run_dir}")
     floor = summary.get("change_floor")
+    in_bpb = summary.get("units") == "bpb"  # the tokenizer changed: bits per byte against the base's own
     for name, source in (summary.get("sources") or {}).items():
-        if source.get("delta") is None or source.get("change") is None:
+        delta = source.get("delta_bpb_reference") if in_bpb else source.get("delta")
+        if delta is None or source.get("change") is None:
+            continue
+        if in_bpb:
+            typer.echo(f"  {source['change']:<9} {name}: {delta:+.4f} bits/byte vs the base with its own tokenizer")
             continue
         note = f" (under the {floor:g}-nat floor)" if source["change"] == "unchanged" and floor else ""
-        typer.echo(f"  {source['change']:<9} {name}: held-out loss {source['delta']:+.4f} vs base{note}")
+        typer.echo(f"  {source['change']:<9} {name}: held-out loss {delta:+.4f} vs base{note}")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -127,6 +127,17 @@ def test_the_run_measures_fertility_and_compares_in_bits_per_byte(new_rows_runs,
     assert "base bits/byte (its own tokenizer)" in card and "not comparable" in card
 
 
+def test_the_result_lines_are_in_bits_per_byte(new_rows_runs, capsys) -> None:
+    from forgetless.cli import _print_run_result
+
+    run_dir = new_rows_runs[0]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    _print_run_result(run_dir)
+    out = capsys.readouterr().out
+    delta = summary["sources"]["code"]["delta_bpb_reference"]
+    assert f"code: {delta:+.4f} bits/byte vs the base with its own tokenizer" in out
+
+
 def test_a_vocabulary_run_resumes_exactly(new_rows_runs) -> None:
     whole, resumed = new_rows_runs
     a, b = weights(whole / "final"), weights(resumed / "final")

@@ -249,3 +249,29 @@ def test_new_rows_in_every_family_keep_old_logits_and_save_as_a_plain_model(tmp_
         with torch.no_grad():
             again = reloaded(input_ids=ids, use_cache=False).logits
         torch.testing.assert_close(again, after, rtol=0, atol=1e-5, msg=family)
+
+
+def test_a_resume_learns_the_same_tokens_or_refuses(tiny_tokenizer) -> None:
+    spec = ExtendVocabConfig(kind="extend_vocab", **{"from": "code"}, new_tokens=16)
+    first = extend_vocab(
+        tiny_llama(tiny_tokenizer),
+        tiny_tokenizer,
+        spec,
+        TransformContext(key="model.transforms.0", source_texts=lambda source, limit: code_texts()[:3]),
+    )
+    model = tiny_llama(tiny_tokenizer)
+    again = extend_vocab(
+        model,
+        tiny_tokenizer,
+        spec,
+        TransformContext(
+            key="model.transforms.0", resolved=first.resolved, source_texts=lambda source, limit: code_texts()[:3]
+        ),
+    )
+    assert again.resolved == first.resolved and len(again.tokenizer) == len(tiny_tokenizer) + 16
+    assert model.get_input_embeddings().weight.shape[0] == len(tiny_tokenizer) + 16  # grown once
+    other = TransformContext(
+        key="model.transforms.0", resolved=first.resolved, source_texts=lambda source, limit: code_texts()[3:6]
+    )
+    with pytest.raises(UserError, match=r"model\.transforms\.0: the tokens learned again from source 'code' differ"):
+        extend_vocab(tiny_llama(tiny_tokenizer), tiny_tokenizer, spec, other)

@@ -108,6 +108,7 @@ from forgetless.train.tokenizer_change import (
     pinned_config,
     prepare_with,
     tokenizer_record,
+    tokenizer_summary,
 )
 from forgetless.train.trackers import TrackerSet
 
@@ -234,6 +235,7 @@ def _run_training(config: RunConfig, *, resume: bool, progress: str) -> Path:
         run = _set_up_run(config, world, device, autocast_dtype, model, tokenizer, data, transformed, progress=progress)
         if base is not None and latest is None:
             run.tokenizer_change = tokenizer_record(base, tokenizer, data.same_text)
+            run.display.message(tokenizer_summary(run.tokenizer_change))
         if world.is_main and resume and latest is None and (run_dir / "metrics.jsonl").stat().st_size > 0:
             run.log.write({"kind": "resume", "step": 0, "tokens": 0})  # no checkpoint: start over
         try:

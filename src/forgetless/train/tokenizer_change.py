@@ -185,3 +185,15 @@ def tokenizer_record(
         "evaluated": {name: {k: v for k, v in entry.items() if k != "same"} for name, entry in evaluated.items()},
         "fertility": fertilities,
     }
+
+
+def tokenizer_summary(record: dict[str, Any]) -> str:
+    """One line for the terminal from `tokenizer_record`'s entry: the sizes, each source's tokens
+    per byte before and after, and the base's bits per byte with its own tokenizer."""
+    parts = [f"tokenizer: {record['vocab_before']:,} -> {record['vocab_after']:,} tokens"]
+    for name, fert in record["fertility"].items():
+        before, after = fert["before"]["tokens_per_byte"], fert["after"]["tokens_per_byte"]
+        base = (record["base"].get(name) or {}).get("bpb")
+        text = f"{name} {before:.3f} -> {after:.3f} tokens/byte"
+        parts.append(text + (f", base {base:.4f} bits/byte with its own tokenizer" if base is not None else ""))
+    return "; ".join(parts)
