@@ -13,6 +13,9 @@
   their length (the first at their start) rather than stopping the selection at the first document
   that does not fit.
 
+A run whose transforms replace the tokenizer evaluates whole documents only (`whole_only`), so that
+the base model with its own tokenizer and the adapted model read the same text.
+
 The evaluated text is laid out as fixed windows that never change between evaluations, so every
 number in a run is measured on exactly the same tokens, and the same split, budget, `seq_len` and
 seed always select the same text. Bits per byte divide the summed negative log-likelihood by the
