@@ -582,9 +582,10 @@ def prepare(
 
     from forgetless.config import load_config
     from forgetless.data.prepare import default_cache_dir, prepare_sources
+    from forgetless.demo import resolve_demo_base
     from forgetless.model.load import load_tokenizer
 
-    run_config = load_config(config, list(set_ or []))
+    run_config = resolve_demo_base(load_config(config, list(set_ or [])), quiet=quiet)
     tokenizer = load_tokenizer(
         run_config.tokenizer or run_config.model.path, trust_remote_code=run_config.model.trust_remote_code
     )
