@@ -20,8 +20,23 @@ Parts (`--part`, default: all of them); each writes its own results files:
     python benchmarks/reshape.py --part vocab --sizes 1024 --inits subtoken_mean   # a subset
     python benchmarks/reshape.py --part vocab --render    # rewrite the .md from the .json
 
-A part's functions are named after it (`vocab_*`); a new part adds its functions and an entry in
-`PARTS`.
+- `context`: a longer context (`{kind: rope}` and stages of their own `seq_len`, docs/transforms.md).
+  The quick demo's base model (a 2-block Llama pretrained on the bundled general corpus at 128
+  tokens, `max_position_embeddings` 128) follows a length curriculum on the bundled general corpus,
+  its own domain, so that only the length changes: `CONTEXT_STAGES` (256 tokens, then 1024 with a
+  quarter of the steps cut back to 256), once with RoPE's base frequency raised from 10,000 to
+  `CONTEXT_THETA` (adjusted base frequency) and once with it kept (the same curriculum, only
+  `max_position_embeddings` raised). Every evaluation scores the same held-out windows of 1024
+  tokens, and reports the loss by position in the document (0-128, 128-256, 256-512 and 512-1024
+  tokens of the document before the predicted token). Measured: that table for the base, the base
+  with theta raised (before training), and each run after each stage. Writes
+  `benchmarks/results/reshape_context.json` and `.md`.
+
+    python benchmarks/reshape.py [--part context] [--keep DIR]
+    python benchmarks/reshape.py --part context --render    # rewrite the .md from the .json
+
+A part's functions are named after it (`vocab_*`, `context_*`); a new part adds its functions and an
+entry in `PARTS`.
 """
 
 from __future__ import annotations
@@ -359,9 +374,183 @@ def vocab_render(args: argparse.Namespace) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# Long context
+
+CONTEXT_THETA = 500_000.0  # Xiong et al. 2023's value for Llama 2 Long (from 10,000)
+CONTEXT_BATCH_TOKENS = 4096
+CONTEXT_STAGES = (  # (name, seq_len, tokens, short_share)
+    ("seq256", 256, 65_536, 0.0),
+    ("seq1024", 1024, 131_072, 0.25),
+)
+CONTEXT_SCHEDULE = {"kind": "cosine", "peak_lr": 1e-3, "warmup": 0.05, "final_lr_ratio": 0.1}
+CONTEXT_EVAL_TOKENS = 32_768  # held-out tokens of general, in windows of the longest stage
+CONTEXT_RUNS = {  # name -> the RoPE transform
+    "theta raised": {"kind": "rope", "theta": CONTEXT_THETA},
+    "theta kept": {"kind": "rope", "theta": 10_000.0, "max_position_embeddings": 1024},
+}
+
+
+def context_config(base: Path, out: Path, rope: dict[str, Any]) -> dict[str, Any]:
+    """The curriculum on general: the demo base's batch, evaluated at the base and each stage's end."""
+    stages = [
+        {
+            "name": name,
+            "tokens": tokens,
+            "mix": {"general": 1.0},
+            "schedule": dict(CONTEXT_SCHEDULE),
+            "seq_len": seq_len,
+            "short_share": short_share,
+        }
+        for name, seq_len, tokens, short_share in CONTEXT_STAGES
+    ]
+    return {
+        "model": {"path": str(base), "transforms": [rope]},
+        "tokenizer": str(base),
+        "sources": {"general": "bundled:general"},
+        "stages": stages,
+        "train": {"seq_len": 128, "batch_tokens": CONTEXT_BATCH_TOKENS, "micro_batch": 16, "seed": 0},
+        "eval": {"sources": ["general"], "max_tokens": CONTEXT_EVAL_TOKENS, "dense_start": []},
+        "output": {"dir": str(out)},
+    }
+
+
+def context_points(run_dir: Path) -> list[dict[str, Any]]:
+    """The run's evaluations: where (base, or a stage's end), the loss, and the loss and tokens by position."""
+    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [
+        {
+            "point": "base" if r["point"] == "base" else f"after {r['stage']}",
+            "tokens": r["tokens"],
+            "loss": r["eval/general/loss"],
+            "loss_by_position": r["eval/general/loss_by_position"],
+            "tokens_by_position": r["eval/general/tokens_by_position"],
+        }
+        for r in lines
+        if r.get("kind") == "eval"
+    ]
+
+
+def context_main(args: argparse.Namespace) -> None:
+    from machine import cpu_model, versions
+
+    from forgetless.config import config_from_dict
+    from forgetless.demo import QUICK, build_base
+    from forgetless.train.run import run_training
+
+    started = time.monotonic()
+    load = os.getloadavg()
+    base = build_base(QUICK, quiet=True)
+    root = args.keep or Path(tempfile.mkdtemp(prefix="forgetless-reshape-context-"))
+    root.mkdir(parents=True, exist_ok=True)
+    runs = {}
+    for name, rope in CONTEXT_RUNS.items():
+        run_started = time.monotonic()
+        run = run_training(
+            config_from_dict(context_config(base, root / name.replace(" ", "-"), rope)), quiet=True
+        )
+        runs[name] = {"rope": rope, "points": context_points(run), "wall_s": time.monotonic() - run_started}
+        last = runs[name]["points"][-1]
+        print(
+            f"{name}: final loss {last['loss']:.4f} by position {last['loss_by_position']} "
+            f"({runs[name]['wall_s']:.0f}s)",
+            flush=True,
+        )
+    result = {
+        "kind": "reshape_context_benchmark",
+        "machine": {
+            "cpu": cpu_model(),
+            "cores": os.cpu_count(),
+            "date": time.strftime("%Y-%m-%d"),
+            **versions("torch", "transformers", "forgetless"),
+        },
+        "load_average_at_start": load,
+        "load_average_at_end": os.getloadavg(),
+        "settings": {
+            "base": f"quick demo base ({QUICK.num_layers} layers, hidden {QUICK.hidden_size}, trained at "
+            f"{QUICK.seq_len} tokens)",
+            "stages": [
+                {"name": n, "seq_len": s, "tokens": t, "short_share": sh} for n, s, t, sh in CONTEXT_STAGES
+            ],
+            "batch_tokens": CONTEXT_BATCH_TOKENS,
+            "schedule": CONTEXT_SCHEDULE,
+            "eval_tokens": CONTEXT_EVAL_TOKENS,
+            "theta": CONTEXT_THETA,
+        },
+        "runs": runs,
+        "wall_s": time.monotonic() - started,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "reshape_context.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    (RESULTS / "reshape_context.md").write_text(context_markdown(result), encoding="utf-8")
+    print(f"wall time {result['wall_s']:.0f}s; wrote {RESULTS / 'reshape_context.json'} and .md")
+
+
+def context_table(result: dict[str, Any]) -> str:
+    """The results table (Markdown), as docs and the README quote it: held-out loss (nats per token)
+    by position in the document, at the base and after each stage of each run."""
+    raised, kept = result["runs"]["theta raised"]["points"], result["runs"]["theta kept"]["points"]
+    columns = [("base", kept[0]), ("base, theta raised", raised[0])]
+    for point in raised[1:]:
+        columns.append((f"theta raised, {point['point']}", point))
+    columns.append((f"theta kept, {kept[-1]['point']}", kept[-1]))
+    buckets = list(kept[0]["loss_by_position"])
+    lines = [
+        "| tokens into the document | tokens | " + " | ".join(name for name, _ in columns) + " |",
+        "|---|---:|" + "---:|" * len(columns),
+    ]
+    for bucket in buckets:
+        cells = [_f(point["loss_by_position"][bucket], 3) for _, point in columns]
+        lines.append(f"| {bucket} | {kept[0]['tokens_by_position'][bucket]:,} | " + " | ".join(cells) + " |")
+    lines.append(
+        "| all | "
+        + f"{sum(kept[0]['tokens_by_position'].values()):,} | "
+        + " | ".join(_f(point["loss"], 3) for _, point in columns)
+        + " |"
+    )
+    return "\n".join(lines)
+
+
+def context_markdown(result: dict[str, Any]) -> str:
+    machine, settings = result["machine"], result["settings"]
+    load = ", ".join(f"{x:.1f}" for x in result["load_average_at_start"])
+    stages = ", then ".join(
+        f"{s['tokens']:,} tokens at {s['seq_len']}"
+        + (f" ({s['short_share']:.0%} of the steps at the previous length)" if s["short_share"] else "")
+        for s in settings["stages"]
+    )
+    return "\n".join(
+        [
+            "# A length curriculum with RoPE's base frequency raised, on the demo setting",
+            "",
+            f"Written by `benchmarks/reshape.py --part context` on {machine['date']}: {machine['cpu']}, "
+            f"{machine['cores']} cores (shared; load average {load} at the start), torch {machine['torch']}, "
+            f"transformers {machine['transformers']}, forgetless {machine['forgetless']}; "
+            f"{result['wall_s'] / 60:.1f} minutes in all.",
+            "",
+            f"The {settings['base']} continues on the bundled general corpus, its own domain: {stages}; "
+            f"batches of {settings['batch_tokens']:,} tokens, each stage a cosine schedule to "
+            f'{settings["schedule"]["peak_lr"]:g}. "theta raised": RoPE\'s base frequency 10,000 -> '
+            f'{settings["theta"]:,.0f} first; "theta kept": the same curriculum with 10,000. Held-out loss '
+            f"(nats per token) on the same {settings['eval_tokens']:,} held-out tokens of general in windows "
+            "of 1024, by the number of tokens of its document before the predicted token in its window "
+            "(positions the base never saw in training lie past 128). One seed.",
+            "",
+            context_table(result),
+            "",
+        ]
+    )
+
+
+def context_render(args: argparse.Namespace) -> None:
+    result = json.loads((RESULTS / "reshape_context.json").read_text())
+    (RESULTS / "reshape_context.md").write_text(context_markdown(result), encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------------------------
 
 PARTS: dict[str, tuple[Callable[[argparse.Namespace], None], Callable[[argparse.Namespace], None]]] = {
     "vocab": (vocab_main, vocab_render),
+    "context": (context_main, context_render),
 }
 
 

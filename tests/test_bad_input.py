@@ -218,6 +218,25 @@ def _missing_config(s: Setup) -> list[str]:
     return ["--missing-config"]
 
 
+def _long_stage_without_rope(s: Setup) -> None:
+    s.config["model"]["init"]["max_position_embeddings"] = 32
+    s.config["stages"][1].update(seq_len=64)
+
+
+def _phi3_with_yarn(s: Setup) -> None:
+    s.config["model"] = {
+        "init": {**s.config["model"]["init"], "architecture": "phi3"},
+        "transforms": [{"kind": "rope_scaling", "type": "yarn", "factor": 2}],
+    }
+
+
+def _gpt2_upcycled(s: Setup) -> None:
+    s.config["model"] = {
+        "init": {**s.config["model"]["init"], "architecture": "gpt2"},
+        "transforms": [{"kind": "upcycle_moe", "experts": 4, "top_k": 2}],
+    }
+
+
 def _jsonl(*records: Any) -> str:
     return "".join(json.dumps(r) + "\n" for r in records)
 
@@ -297,6 +316,21 @@ CASES: dict[str, Case] = {
         _set("stages.0.methods", {"train_only": ["new_rows"]}),
         r"stages\.0\.methods\.train_only\.0: new_rows selects the embedding and head rows of new tokens, "
         r"and no transform adds any",
+        fresh=True,
+    ),
+    "a stage longer than the model's positions without a RoPE change": Case(
+        _long_stage_without_rope,
+        r"stages\.1\.seq_len: 64 tokens, beyond the model's max_position_embeddings = 32; change its RoPE first",
+        fresh=True,
+    ),
+    "a RoPE scaling the model family does not support": Case(
+        _phi3_with_yarn,
+        r"model\.transforms\.0\.type: model type 'phi3' does not support the RoPE scaling yarn",
+        fresh=True,
+    ),
+    "upcycling a model without a gated MLP": Case(
+        _gpt2_upcycled,
+        r"model\.transforms\.0: model type 'gpt2' has no gated MLP \(gate_proj, up_proj, down_proj\)",
         fresh=True,
     ),
     # The output and cache folders

@@ -170,6 +170,24 @@ def transforms_config(tmp: Path, tokenizer_dir: Path) -> dict:
     return data
 
 
+def reshape_config(tmp: Path, tokenizer_dir: Path) -> dict:
+    """One stage of its own length on a model that every reshaping transform changed: a new RoPE
+    theta and a llama3 scaling, blocks stacked, MLPs upcycled into experts."""
+    data = every_branch_config(tmp / "reshape", tokenizer_dir)
+    data["model"]["transforms"] = [
+        {"kind": "rope", "theta": 20000.0, "max_position_embeddings": 64},
+        {"kind": "rope_scaling", "type": "llama3", "factor": 2.0, "original_max_position_embeddings": 64,
+         "low_freq_factor": 1.0, "high_freq_factor": 4.0},
+        {"kind": "depth_upscale", "layers": "0,1,1"},
+        {"kind": "upcycle_moe", "experts": 2, "top_k": 1, "noise": 0.1, "balance_loss": 0.01},
+    ]
+    stage = data["stages"][0]
+    stage.update(seq_len=64, short_share=0.5, methods={})
+    data["stages"] = [stage]
+    data["output"].update(dir=str(tmp / "reshape" / "run"))
+    return data
+
+
 def test_every_config_field_is_read(tmp_path: Path, tiny_tokenizer_dir: Path, monkeypatch) -> None:
     config = config_from_dict(every_branch_config(tmp_path, tiny_tokenizer_dir))
     tokenizer = load_tokenizer(str(tiny_tokenizer_dir))
@@ -184,10 +202,14 @@ def test_every_config_field_is_read(tmp_path: Path, tiny_tokenizer_dir: Path, mo
     assert any("source 'general'" in m and "max_epochs_warning = 0.001" in m for m in repeated), repeated
     assert not any("source 'code'" in m for m in repeated)
 
-    # The model transforms, ADEPT's per-unit LR and a tracker, in a second small run.
+    # The model transforms, ADEPT's per-unit LR and a tracker, in a second small run; the reshaping
+    # transforms and a stage of its own length in a third.
     with reads_recorded(monkeypatch) as transform_reads:
         run_training(config_from_dict(transforms_config(tmp_path, tiny_tokenizer_dir)), quiet=True)
     reads |= transform_reads
+    with reads_recorded(monkeypatch) as reshape_reads:
+        run_training(config_from_dict(reshape_config(tmp_path, tiny_tokenizer_dir)), quiet=True)
+    reads |= reshape_reads
 
     unread = sorted(config_fields() - reads - set(EXEMPT))
     assert unread == [], (

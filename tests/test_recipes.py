@@ -39,7 +39,10 @@ def test_slow_learner_recipe_lowers_the_blocks_lr(tmp_path: Path) -> None:
     assert config.stages[0].methods.lr_multipliers == {"layers": 0.1}
 
 
-@pytest.mark.parametrize("name", ["llama-pro", "adept", "lora", "vocab"])
+@pytest.mark.parametrize(
+    "name",
+    ["llama-pro", "adept", "lora", "vocab", "long-context", "long-context-yarn", "depth-upscale", "upcycle-moe"],
+)
 def test_transform_recipes_run_on_the_demo_base(name: str, tmp_path: Path, monkeypatch) -> None:
     import forgetless.demo as demo
 
@@ -49,4 +52,4 @@ def test_transform_recipes_run_on_the_demo_base(name: str, tmp_path: Path, monke
     monkeypatch.setattr(demo, "build_base", lambda size, quiet=False: built.append(size) or tmp_path)
     resolved = demo.resolve_demo_base(config, quiet=True)
     assert built == [demo.QUICK] and resolved.model.path == str(tmp_path)
-    assert any(stage.methods.train_only for stage in config.stages) == (name != "lora")
+    assert any(stage.methods.train_only for stage in config.stages) == (name in ("llama-pro", "adept"))

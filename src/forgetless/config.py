@@ -135,8 +135,103 @@ class ExtendVocabConfig(_Strict):
     noise_scale: float = Field(1e-5, gt=0, description="mean_noise: the factor of the embeddings' covariance")
 
 
+class RopeConfig(_Strict):
+    """A new RoPE base frequency (adjusted base frequency, Xiong et al. 2023: 10,000 -> 500,000),
+    written into the model config; the rotary frequencies are recomputed (forgetless.model.rope)."""
+
+    kind: Literal["rope"]
+    theta: float = Field(gt=0, description="the new rope_theta")
+    max_position_embeddings: int | None = Field(
+        None,
+        gt=1,
+        description="the context length written into the config; default: the longest seq_len of the run "
+        "when that is longer than the model's",
+    )
+
+
+class RopeScalingConfig(_Strict):
+    """A RoPE scaling of transformers (`rope_parameters` in config.json): positions stretched by `factor`."""
+
+    kind: Literal["rope_scaling"]
+    type: Literal["linear", "dynamic", "yarn", "llama3"]
+    factor: float = Field(gt=1, description="the stretch: the new context is about factor x the original")
+    original_max_position_embeddings: int | None = Field(
+        None, gt=1, description="the length the model was trained at; default: its max_position_embeddings"
+    )
+    low_freq_factor: float = Field(1.0, gt=0, description="llama3 only")
+    high_freq_factor: float = Field(4.0, gt=0, description="llama3 only")
+
+
+class DepthUpscaleConfig(_Strict):
+    """A deeper model from copies of the base's decoder blocks in a given order (depth up-scaling,
+    SOLAR: 32 blocks -> "0-23,8-31", 48 blocks)."""
+
+    kind: Literal["depth_upscale"]
+    layers: str = Field(
+        description='0-based blocks of the base in their new order: ranges and single blocks, e.g. "0-23,8-31"'
+    )
+
+    @field_validator("layers", mode="before")
+    @classmethod
+    def _list_as_text(cls, value: Any) -> Any:
+        if isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            return ",".join(str(v) for v in value)
+        return value
+
+    @field_validator("layers")
+    @classmethod
+    def _ranges(cls, value: str) -> str:
+        parse_block_ranges(value)
+        return value
+
+
+def parse_block_ranges(text: str) -> list[int]:
+    """`"0-3,2,5-4"` -> `[0, 1, 2, 3, 2, 5, 4]`: ranges inclusive of both ends (a descending range
+    runs backwards). Raises ValueError for anything else."""
+    out: list[int] = []
+    for part in str(text).split(","):
+        part = part.strip()
+        first, dash, last = part.partition("-")
+        if not first.strip().isdigit() or (dash and not last.strip().isdigit()):
+            raise ValueError(f'expected block indices and ranges such as "0-23,8-31", got {part!r}')
+        a, b = int(first), int(last) if dash else int(first)
+        out.extend(range(a, b + 1) if a <= b else range(a, b - 1, -1))
+    return out
+
+
+class UpcycleMoeConfig(_Strict):
+    """Dense-to-MoE upcycling: every gated MLP becomes `experts` copies behind a router, saved as the
+    matching transformers MoE family (forgetless.model.moe)."""
+
+    kind: Literal["upcycle_moe"]
+    experts: int = Field(8, ge=2, description="experts per MLP, each starting as a copy of it")
+    top_k: int = Field(2, ge=1, description="experts each token is sent to")
+    noise: float = Field(
+        0.0,
+        ge=0,
+        description="standard deviation of the router's initial weights (0: uniform routing); the function "
+        "is unchanged at init either way",
+    )
+    balance_loss: float = Field(
+        0.01, ge=0, description="weight of the router's load-balancing loss in the training loss"
+    )
+
+    @model_validator(mode="after")
+    def _top_k_fits(self) -> UpcycleMoeConfig:
+        if self.top_k > self.experts:
+            raise ValueError(f"top_k = {self.top_k} is more than experts = {self.experts}")
+        return self
+
+
 TransformConfig = Annotated[
-    ExpandBlocksConfig | LoraTransformConfig | ExtendVocabConfig, Field(discriminator="kind")
+    ExpandBlocksConfig
+    | LoraTransformConfig
+    | ExtendVocabConfig
+    | RopeConfig
+    | RopeScalingConfig
+    | DepthUpscaleConfig
+    | UpcycleMoeConfig,
+    Field(discriminator="kind"),
 ]
 
 
@@ -346,6 +441,19 @@ class StageConfig(_Strict):
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     reset_optimizer: bool = True
     methods: MethodsConfig = Field(default_factory=MethodsConfig)
+    seq_len: int | None = Field(
+        None,
+        gt=1,
+        description="this stage's sequence length (default train.seq_len); a micro-batch keeps "
+        "train.micro_batch x train.seq_len tokens",
+    )
+    short_share: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="share of the stage's optimizer steps whose sequences are cut to the previous stage's "
+        "length (train.seq_len for the first)",
+    )
 
     @field_validator("mix")
     @classmethod
@@ -553,11 +661,42 @@ class RunConfig(_Strict):
                 f"batch_tokens / seq_len = {steps} sequences per step is not a multiple of "
                 f"micro_batch = {self.train.micro_batch}",
             )
+        for i in range(len(self.stages)):
+            _check_stage_length(self, i)
         return self
 
     @property
     def eval_sources(self) -> list[str]:
         return list(self.eval.sources) if self.eval.sources is not None else list(self.sources)
+
+    # A stage may have its own sequence length (a length curriculum): these give each stage's.
+
+    def seq_len_of(self, index: int) -> int:
+        """The sequence length of stage `index` (its `seq_len`, else `train.seq_len`)."""
+        return self.stages[index].seq_len or self.train.seq_len
+
+    def micro_batch_of(self, index: int) -> int:
+        """Sequences per forward pass in stage `index`: `train.micro_batch`, or as many of the stage's
+        length as hold the same tokens (at least one)."""
+        return max(1, self.train.micro_batch * self.train.seq_len // self.seq_len_of(index))
+
+    def sequences_per_step_of(self, index: int) -> int:
+        return max(1, self.train.batch_tokens // self.seq_len_of(index))
+
+    def tokens_per_step_of(self, index: int) -> int:
+        return self.sequences_per_step_of(index) * self.seq_len_of(index)
+
+    def short_seq_len_of(self, index: int) -> int | None:
+        """The shorter length that `short_share` of stage `index`'s micro-batches are cut into (the
+        previous stage's length), or None without `short_share`."""
+        if self.stages[index].short_share <= 0:
+            return None
+        return self.seq_len_of(index - 1) if index > 0 else self.train.seq_len
+
+    @property
+    def eval_seq_len(self) -> int:
+        """The length of the held-out windows: the longest sequence length of the run."""
+        return max([self.train.seq_len, *(self.seq_len_of(i) for i in range(len(self.stages)))])
 
 
 class _KeyError(ValueError):
@@ -566,6 +705,29 @@ class _KeyError(ValueError):
     def __init__(self, key: str, message: str) -> None:
         super().__init__(message)
         self.key = key
+
+
+def _check_stage_length(config: RunConfig, i: int) -> None:
+    stage = config.stages[i]
+    if stage.seq_len is not None:
+        steps, micro = config.sequences_per_step_of(i), config.micro_batch_of(i)
+        if steps % micro:
+            raise _KeyError(
+                f"stages.{i}.seq_len",
+                f"{stage.seq_len} tokens give train.batch_tokens / seq_len = {steps} sequences per step, not a "
+                f"multiple of the stage's micro-batch of {micro} sequences (train.micro_batch x train.seq_len "
+                "/ seq_len); change train.batch_tokens or train.micro_batch",
+            )
+    short = config.short_seq_len_of(i)
+    if short is not None:
+        length = config.seq_len_of(i)
+        before = f"stages.{i - 1}.seq_len" if i > 0 else "train.seq_len"
+        if short >= length or length % short:
+            raise _KeyError(
+                f"stages.{i}.short_share",
+                f"short sequences have the previous length ({before} = {short}), which must be shorter than "
+                f"this stage's {length} and divide it; set stages.{i}.seq_len or drop short_share",
+            )
 
 
 def _check_methods(stage: StageConfig, i: int, known: list[str]) -> None:

@@ -277,3 +277,53 @@ def test_whole_documents_only_and_a_given_selection():
     assert given.tokens == 370 and given.num_bytes == 3 * 370
     with pytest.raises(ValueError, match="positions"):
         sample_heldout(store, seq_len=16, max_tokens=60, documents=np.array([8]))
+
+
+def test_position_buckets_double_from_an_eighth_of_the_window_up_to_1k():
+    from forgetless.evaluate.heldout import position_buckets
+
+    assert position_buckets(1024) == [(0, 128), (128, 256), (256, 512), (512, 1024)]
+    assert position_buckets(32768) == [
+        (0, 1024), (1024, 2048), (2048, 4096), (4096, 8192), (8192, 16384), (16384, 32768)
+    ]
+    assert position_buckets(1000) == [(0, 125), (125, 250), (250, 500), (500, 1000)]
+    assert position_buckets(4) == [(0, 1), (1, 2), (2, 4)]
+
+
+def test_document_positions_count_the_tokens_of_the_same_document_before_each_target():
+    from forgetless.evaluate.heldout import document_positions, position_bucket_index
+
+    # Whole documents of 5, 9, 4 and 7 tokens (EOS included) in windows of 8: the stream starts
+    # with an EOS, so a target's position is its offset in its document (capped by the window).
+    store = numbered_store([5, 9, 4, 7])
+    windows, _ = heldout_windows(store, seq_len=8, max_tokens=1000)
+    positions = document_positions(windows, EOS_ID)
+    offsets = np.concatenate([np.arange(n) for n in (5, 9, 4, 7)])  # each token's offset in its document
+    window_start = np.repeat(np.arange(len(windows)) * 8, 8)[: len(offsets)]  # stream index of x[1]
+    # The model sees at most the window: x[0] plus the targets before this one.
+    stream_index = np.arange(len(offsets))
+    expected = np.minimum(offsets, stream_index - window_start + 1)
+    got = positions.ravel()[: len(offsets)]
+    assert np.array_equal(got, expected)
+    assert (positions.ravel()[len(offsets) :] == -1).all()  # padding
+    buckets = position_bucket_index(windows, EOS_ID)  # buckets 0-1, 1-2, 2-4, 4-8
+    assert np.array_equal(buckets.ravel()[: len(offsets)], np.searchsorted([1, 2, 4], expected, side="right"))
+    # A window cut from inside a long document: every target has its whole window before it.
+    cut = np.array([[7, 8, 9, 10, 11]])
+    assert document_positions(cut, EOS_ID).tolist() == [[1, 2, 3, 4]]
+
+
+def test_losses_by_position_add_up_to_the_loss(tiny_model, tiny_tokenizer):
+    from forgetless.evaluate.heldout import losses_by_position, position_bucket_index
+
+    store = make_store(tiny_tokenizer, TEXTS * 3)
+    windows, num_bytes = heldout_windows(store, seq_len=32, max_tokens=10_000)
+    buckets = position_bucket_index(windows, EOS_ID)
+    plain = evaluate_heldout(tiny_model, windows, num_bytes, batch_size=3, device="cpu")
+    result = evaluate_heldout(tiny_model, windows, num_bytes, batch_size=3, device="cpu", buckets=buckets)
+    assert result["loss"] == plain["loss"]  # the buckets change nothing else
+    by_position = losses_by_position(result["bucket_nll"], result["bucket_tokens"], 32)
+    assert list(by_position["loss"]) == ["0-4", "4-8", "8-16", "16-32"]
+    assert sum(by_position["tokens"].values()) == result["tokens"]
+    mean = sum(by_position["loss"][k] * by_position["tokens"][k] for k in by_position["loss"]) / result["tokens"]
+    assert mean == pytest.approx(result["loss"], rel=1e-9)

@@ -260,8 +260,12 @@ def test_the_comparison_names_the_transforms_and_what_trained(llama_pro, lora_ru
     assert [by_run["pro"]["trainable"], by_run["lora"]["trainable"]] == [s["trainable_parameters"] for s in starts]
 
 
+# Every expert chosen (top_k = experts): no routing decision for rounding to flip between the runs.
+UPCYCLE_ALL = [{"kind": "upcycle_moe", "experts": 2, "top_k": 2, "noise": 0.02}]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("transforms", [LORA, LLAMA_PRO], ids=["lora", "llama-pro"])
+@pytest.mark.parametrize("transforms", [LORA, LLAMA_PRO, UPCYCLE_ALL], ids=["lora", "llama-pro", "moe"])
 def test_compiled_blocks_train_the_transformed_model_as_eager_does(runner, transforms) -> None:
     methods = {"train_only": ["new"]} if transforms is LLAMA_PRO else None
     kind = transforms[0]["kind"]
@@ -271,3 +275,53 @@ def test_compiled_blocks_train_the_transformed_model_as_eager_does(runner, trans
     assert a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(b[key], a[key], atol=1e-4, rtol=1e-3, msg=key)
+    if transforms is UPCYCLE_ALL:  # the routers' hooks run inside the compiled blocks
+        for line in (r for r in read_lines(compiled) if r["kind"] == "train"):
+            assert line["loss/router_balance"] > 0 and sum(map(sum, line["expert_tokens"])) == 4 * 2 * 2 * 256
+
+
+def test_depth_upscaling_trains_the_copies_resumes_exactly_and_final_loads(runner, base_dir) -> None:
+    from transformers import AutoModelForCausalLM
+
+    whole, resumed = whole_and_resumed(
+        runner, "depth", [{"kind": "depth_upscale", "layers": "0-2,1-3"}], {"train_only": ["new"]}
+    )
+    assert_same_weights(whole / "final", resumed / "final")
+    assert AutoModelForCausalLM.from_pretrained(whole / "final").config.num_hidden_layers == 6
+    base, final = weights(base_dir), weights(whole / "final")
+    origin = {0: 0, 1: 1, 2: 2, 3: 1, 4: 2, 5: 3}  # blocks 3 and 4 are the new copies of 1 and 2
+    for name, value in final.items():
+        if name.startswith("model.layers."):
+            index = int(name.split(".")[2])
+            source = base[name.replace(f"layers.{index}.", f"layers.{origin[index]}.", 1)]
+            assert torch.equal(value, source) != (index in (3, 4)), name  # only the copies trained
+    [record] = next(r for r in read_lines(whole) if r["kind"] == "run_start")["transforms"]
+    assert record["resolved"]["layers"] == [0, 1, 2, 1, 2, 3]
+
+
+def test_an_upcycled_moe_trains_with_the_balance_loss_resumes_exactly_and_loads_as_mixtral(runner) -> None:
+    from transformers import AutoModelForCausalLM, MixtralForCausalLM
+
+    upcycle = [{"kind": "upcycle_moe", "experts": 4, "top_k": 2, "noise": 0.02}]
+    whole, resumed = whole_and_resumed(runner, "moe", upcycle)
+    assert_same_weights(whole / "final", resumed / "final")
+    loaded = AutoModelForCausalLM.from_pretrained(whole / "final")
+    assert isinstance(loaded, MixtralForCausalLM)
+    assert loaded.config.num_local_experts == 4 and loaded.config.num_experts_per_tok == 2
+    lines = read_lines(whole)
+    start = next(r for r in lines if r["kind"] == "run_start")
+    evals = [r for r in lines if r["kind"] == "eval"]
+    summary = json.loads((whole / "summary.json").read_text())
+    assert start["transforms"][0]["kind"] == "upcycle_moe"
+    trains = [r for r in lines if r["kind"] == "train"]
+    tokens_per_window = 2 * 256  # log_every_steps 2, 256 tokens a step, each routed to 2 experts of 4 layers
+    for record in trains:
+        assert record["loss/router_balance"] > 0
+        counts = record["expert_tokens"]
+        assert len(counts) == 4 and all(len(row) == 4 for row in counts)
+        assert all(sum(row) == 2 * tokens_per_window for row in counts)
+    # The function was unchanged at init: the base evaluation is the dense base's.
+    dense = runner("moe-dense-base", [])
+    dense_base = next(r for r in read_lines(dense) if r["kind"] == "eval")
+    assert evals[0]["eval/general/loss"] == pytest.approx(dense_base["eval/general/loss"], abs=1e-5)
+    assert summary["sources"]["code"]["delta"] < 0

@@ -2,8 +2,9 @@
 
 One representative per kind of transform runs in the default suite with FSDP2: block expansion that
 trains only the new blocks, LoRA with a trainable head plus an EMA (whose `final_ema/` is merged
-too). A vocabulary extension that trains only the new rows (the gradient mask on row shards) and
-the DDP runs are marked slow.
+too). A vocabulary extension that trains only the new rows (the gradient mask on row shards), depth
+up-scaling, MoE upcycling (its balance loss and expert counts reduced over ranks), a RoPE change with
+a longer stage, and the DDP runs are marked slow.
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ CASES = {
         [{"kind": "extend_vocab", "from": "code", "new_tokens": 48, "lm_head": "zero"}],
         {"train_only": ["new_rows"]},
     ),
+    "depth": ([{"kind": "depth_upscale", "layers": "0,1,1"}], {"train_only": ["new"]}),
+    # every expert chosen (top_k = experts): no routing decision for rounding to flip between the runs
+    "moe": ([{"kind": "upcycle_moe", "experts": 2, "top_k": 2, "noise": 0.02}], {}),
+    # RoPE and a stage of its own length, half its steps cut to train.seq_len (stage keys, not methods)
+    "rope": ([{"kind": "rope", "theta": 100000}], {"seq_len": 64, "short_share": 0.5}),
 }
 
 
@@ -37,8 +43,10 @@ def setup(tmp_path_factory, tiny_tokenizer_dir):
 
 def _run(setup, case: str, ranks: int, parallel: str) -> Path:
     tmp, corpora, tokenizer_dir = setup
-    transforms, methods = CASES[case]
-    data = tiny_config(tmp / case, tokenizer_dir, corpora, methods=methods)
+    transforms, stage = CASES[case]
+    if "seq_len" not in stage:
+        stage = {"methods": stage}
+    data = tiny_config(tmp / case, tokenizer_dir, corpora, **stage)
     data["model"]["init"]["tie_word_embeddings"] = False
     data["model"]["transforms"] = transforms
     config = tmp / f"{case}.yaml"
@@ -55,6 +63,13 @@ def _assert_same_run(one: Path, two: Path, folders: tuple[str, ...]) -> None:
     assert [r["step"] for r in double] == [r["step"] for r in single] == [2, 4, 6, 8]
     for a, b in zip(single, double, strict=True):
         assert b["loss"] == pytest.approx(a["loss"], abs=1e-4)
+    last_one = [r for r in read_lines(one) if r["kind"] == "eval"][-1]
+    last_two = [r for r in read_lines(two) if r["kind"] == "eval"][-1]
+    for source in ("general", "code"):  # the loss by position, its sums reduced over the processes
+        key = f"eval/{source}/loss_by_position"
+        assert last_two[f"eval/{source}/tokens_by_position"] == last_one[f"eval/{source}/tokens_by_position"]
+        for bucket, loss in last_one[key].items():
+            assert last_two[key][bucket] == pytest.approx(loss, abs=1e-4), (source, bucket)
     for folder in folders:
         wa, wb = weights(one / folder), weights(two / folder)
         assert wa.keys() == wb.keys()
@@ -71,6 +86,9 @@ def _assert_same_run(one: Path, two: Path, folders: tuple[str, ...]) -> None:
         pytest.param("expand", "ddp", marks=pytest.mark.slow),
         pytest.param("lora", "ddp", marks=pytest.mark.slow),
         pytest.param("vocab", "ddp", marks=pytest.mark.slow),
+        pytest.param("depth", "fsdp", marks=pytest.mark.slow),
+        pytest.param("moe", "fsdp", marks=pytest.mark.slow),
+        pytest.param("rope", "fsdp", marks=pytest.mark.slow),
     ],
 )
 def test_two_processes_follow_one(setup, case: str, parallel: str) -> None:

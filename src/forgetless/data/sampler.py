@@ -267,7 +267,7 @@ class MixtureSampler:
         *,
         warn: bool = True,
     ) -> MixtureSampler:
-        """The sampler of `config.stages[stage_index]` as a run trains it: the run's seq_len, the
+        """The sampler of `config.stages[stage_index]` as a run trains it: the stage's seq_len, the
         seed `train.seed + stage_index`, and a `RepetitionWarning` for each source read more times
         than its `sources.<name>.max_epochs_warning` (none with `warn=False`)."""
         limits = None
@@ -280,7 +280,7 @@ class MixtureSampler:
         return cls(
             config.stages[stage_index],
             stores,
-            config.train.seq_len,
+            config.seq_len_of(stage_index),
             config.train.seed + stage_index,
             rank,
             world_size,

@@ -217,6 +217,49 @@ def sample_heldout(
     )
 
 
+def position_buckets(seq_len: int) -> list[tuple[int, int]]:
+    """Ranges `[low, high)` of positions in the document for windows of `seq_len` predicted tokens:
+    0-b, b-2b, 2b-4b, ... with b = min(1024, seq_len // 8) (the last range ends at `seq_len` and
+    holds it too). 32k windows give 0-1k, 1k-2k, 2k-4k, ..., 16k-32k; 1024-token windows 0-128,
+    128-256, 256-512, 512-1024."""
+    base = max(1, min(1024, seq_len // 8))
+    edges = [0, base]
+    while edges[-1] * 2 < seq_len:
+        edges.append(edges[-1] * 2)
+    edges.append(seq_len)
+    return list(zip(edges[:-1], edges[1:], strict=True))
+
+
+def bucket_label(bucket: tuple[int, int]) -> str:
+    return f"{bucket[0]}-{bucket[1]}"
+
+
+def document_positions(windows: np.ndarray, eos: int) -> np.ndarray:
+    """int64 `[n, seq_len]`: for each predicted token of `windows` (as `sample_heldout` lays them
+    out), how many tokens of its own document precede it in its window, the context the model has of
+    that document; -1 where the target is padding. A document starts after an EOS token."""
+    windows = np.asarray(windows, dtype=np.int64)
+    inputs = windows[:, :-1]
+    index = np.broadcast_to(np.arange(inputs.shape[1], dtype=np.int64), inputs.shape)
+    last_eos = np.maximum.accumulate(np.where(inputs == eos, index, -1), axis=1)
+    positions = np.where(last_eos >= 0, index - last_eos, index + 1)
+    return np.where(windows[:, 1:] == IGNORE_INDEX, -1, positions)
+
+
+def position_bucket_index(windows: np.ndarray, eos: int) -> np.ndarray:
+    """int64 `[n, seq_len]`: the `position_buckets(seq_len)` index of each predicted token of
+    `windows` (its `document_positions`), -1 for padding."""
+    seq_len = windows.shape[1] - 1
+    positions = document_positions(windows, eos)
+    inner = np.array([low for low, _ in position_buckets(seq_len)[1:]], dtype=np.int64)
+    return np.where(positions < 0, -1, np.searchsorted(inner, positions, side="right"))
+
+
+def document_end_token(store: Documents) -> int:
+    """The token that ends every document of a store (EOS)."""
+    return int(store.tokens[int(np.asarray(store.doc_offsets)[1]) - 1])
+
+
 def heldout_windows(store: Documents, *, seq_len: int, max_tokens: int) -> tuple[np.ndarray, int]:
     """`(windows, bytes)` of `sample_heldout(store, seq_len=..., max_tokens=...)` with seed 0."""
     sample = sample_heldout(store, seq_len=seq_len, max_tokens=max_tokens)
@@ -340,11 +383,15 @@ def evaluate_heldout(
     batch_size: int,
     device: Any,
     autocast_dtype: torch.dtype | None = None,
-) -> dict[str, float]:
+    buckets: np.ndarray | None = None,
+) -> dict[str, Any]:
     """Score `model` on `windows` from `heldout_windows`.
 
     Returns `loss` (mean negative log-likelihood per predicted token, nats), `ppl` (exp of loss),
     `bpb` (summed NLL in bits over `num_bytes` UTF-8 bytes), `tokens` (predicted tokens) and `bytes`.
+    With `buckets` (int64 `[n, seq_len]`, the `position_buckets(seq_len)` index of each target, -1
+    for none: `position_bucket_index`), also `bucket_nll` and `bucket_tokens`: the summed NLL and the
+    count of the targets in each of those buckets, as lists.
     The model runs in eval mode without gradients, `batch_size` windows per forward pass, under
     `autocast_dtype` autocast when given (bf16 on GPU); its train/eval mode is restored afterwards.
     Per-token NLLs are computed from float32 logits and summed in float64, in a fixed order, so the
@@ -356,6 +403,9 @@ def evaluate_heldout(
     device = torch.device(device)
     total_nll = torch.zeros((), dtype=torch.float64, device=device)
     total_tokens = 0
+    count = len(position_buckets(windows.shape[1] - 1)) if buckets is not None else 0
+    bucket_nll = torch.zeros(count, dtype=torch.float64, device=device)
+    bucket_tokens = torch.zeros(count, dtype=torch.float64, device=device)
     was_training = model.training
     model.eval()
     try:
@@ -367,27 +417,55 @@ def evaluate_heldout(
                 # predictions do not see it; any valid id will do as its input.
                 inputs = batch[:, :-1].clamp(min=0)
                 logits = model(input_ids=inputs, use_cache=False).logits
-                total_nll += _summed_nll(logits, targets)
+                if buckets is not None and count:
+                    index = torch.from_numpy(buckets[first : first + batch_size]).to(device).flatten()
+                    summed, per_bucket, counted = _summed_nll(logits, targets, index, count)
+                    bucket_nll += per_bucket
+                    bucket_tokens += counted
+                else:
+                    summed = _summed_nll(logits, targets)[0]
+                total_nll += summed
                 total_tokens += int((targets != IGNORE_INDEX).sum())
     finally:
         model.train(was_training)
     nll = float(total_nll)
     loss = nll / total_tokens if total_tokens else float("nan")
-    return {
+    result: dict[str, Any] = {
         "loss": loss,
         "ppl": math.exp(loss) if loss < 700 else float("inf"),
         "bpb": nll / math.log(2) / num_bytes if num_bytes else float("nan"),
         "tokens": total_tokens,
         "bytes": int(num_bytes),
     }
+    if buckets is not None:
+        result["bucket_nll"] = bucket_nll.tolist()
+        result["bucket_tokens"] = [int(n) for n in bucket_tokens.tolist()]
+    return result
 
 
-def _summed_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Sum over non-ignored targets of -log p(target), float32 per token, float64 in the sum."""
+def losses_by_position(bucket_nll: list[float], bucket_tokens: list[float], seq_len: int) -> dict[str, Any]:
+    """`{"loss": {"0-128": nats, ...}, "tokens": {"0-128": n, ...}}` from the bucket sums of
+    `evaluate_heldout` for windows of `seq_len` (a bucket without tokens has no loss)."""
+    labels = [bucket_label(b) for b in position_buckets(seq_len)]
+    nll = list(bucket_nll) + [0.0] * (len(labels) - len(bucket_nll))
+    tokens = list(bucket_tokens) + [0] * (len(labels) - len(bucket_tokens))
+    return {
+        "loss": {label: (n / t if t else None) for label, n, t in zip(labels, nll, tokens, strict=True)},
+        "tokens": {label: int(t) for label, t in zip(labels, tokens, strict=True)},
+    }
+
+
+def _summed_nll(
+    logits: torch.Tensor, targets: torch.Tensor, buckets: torch.Tensor | None = None, count: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Sum over non-ignored targets of -log p(target), float32 per token, float64 in the sum; with
+    `buckets` (an index per target, -1 for none), also the sums and counts of each of `count` buckets."""
     logits = logits.flatten(0, 1)
     targets = targets.flatten()
     rows = max(1, _FLOAT32_LOGITS_PER_CHUNK // logits.shape[-1])
     total = torch.zeros((), dtype=torch.float64, device=logits.device)
+    per_bucket = torch.zeros(count, dtype=torch.float64, device=logits.device)
+    counted = torch.zeros(count, dtype=torch.float64, device=logits.device)
     for first in range(0, len(targets), rows):
         nll = F.cross_entropy(
             logits[first : first + rows].float(),
@@ -396,31 +474,52 @@ def _summed_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
             reduction="none",
         )
         total += nll.double().sum()
-    return total
+        if buckets is not None:
+            index = buckets[first : first + rows]
+            keep = index >= 0
+            per_bucket.index_add_(0, index[keep], nll.double()[keep])
+            counted.index_add_(0, index[keep], torch.ones_like(nll, dtype=torch.float64)[keep])
+    return total, per_bucket, counted
 
 
 def evaluate_heldout_over_ranks(
-    model: torch.nn.Module, windows: np.ndarray, num_bytes: int, world: World, **options: Any
-) -> dict[str, float]:
+    model: torch.nn.Module,
+    windows: np.ndarray,
+    num_bytes: int,
+    world: World,
+    buckets: np.ndarray | None = None,
+    **options: Any,
+) -> dict[str, Any]:
     """`evaluate_heldout` with the windows split over the ranks of `world` and the sums reduced
-    (`options` go to `evaluate_heldout`); every rank calls it and gets the same result.
+    (`options` go to `evaluate_heldout`; with `buckets`, the sums by position bucket too); every rank
+    calls it and gets the same result.
 
     Every rank gets the same number of windows (padding windows predict nothing), so sharded
     models run the same forward passes on every rank.
     """
     if not world.distributed:
-        return evaluate_heldout(model, windows, num_bytes, **options)
+        return evaluate_heldout(model, windows, num_bytes, buckets=buckets, **options)
     per_rank = -(-len(windows) // world.size)
     padded = np.full((per_rank * world.size, windows.shape[1]), IGNORE_INDEX, dtype=windows.dtype)
     padded[: len(windows)] = windows
-    result = evaluate_heldout(model, padded[world.rank :: world.size], num_bytes, **options)
+    mine = None
+    if buckets is not None:
+        padded_buckets = np.full((per_rank * world.size, buckets.shape[1]), -1, dtype=buckets.dtype)
+        padded_buckets[: len(buckets)] = buckets
+        mine = padded_buckets[world.rank :: world.size]
+    result = evaluate_heldout(model, padded[world.rank :: world.size], num_bytes, buckets=mine, **options)
     nll = result["loss"] * result["tokens"] if result["tokens"] else 0.0
-    nll, tokens = all_reduce_sum([nll, float(result["tokens"])], world)
+    by_bucket = [*result.get("bucket_nll", []), *map(float, result.get("bucket_tokens", []))]
+    nll, tokens, *by_bucket = all_reduce_sum([nll, float(result["tokens"]), *by_bucket], world)
     loss = nll / max(tokens, 1.0)
-    return {
+    reduced: dict[str, Any] = {
         "loss": loss,
         "ppl": math.exp(loss) if loss < 700 else float("inf"),
         "bpb": nll / math.log(2) / num_bytes if num_bytes else float("nan"),
         "tokens": tokens,
         "bytes": num_bytes,
     }
+    if "bucket_nll" in result:
+        half = len(by_bucket) // 2
+        reduced["bucket_nll"], reduced["bucket_tokens"] = by_bucket[:half], by_bucket[half:]
+    return reduced

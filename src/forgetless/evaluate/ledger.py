@@ -531,7 +531,29 @@ def _source_stats(evals: list[dict], base: dict | None, source: str) -> dict:
             )
             stats["evals"] = len(points)
     stats["eval_size"] = _eval_size(evals, source)
+    stats["loss_by_position"] = _loss_by_position(evals, base, source)
     return stats
+
+
+def _loss_by_position(evals: list[dict], base: dict | None, source: str) -> dict | None:
+    """Per position bucket (tokens into the document): the loss at the base and at the last
+    evaluation that recorded it, their difference and the bucket's tokens; None without such records."""
+    key = f"eval/{source}/loss_by_position"
+    final = next((r for r in reversed(evals) if isinstance(r.get(key), dict)), None)
+    if final is None:
+        return None
+    before: dict = base[key] if base is not None and isinstance(base.get(key), dict) else {}
+    tokens = final.get(f"eval/{source}/tokens_by_position") or {}
+    table = {}
+    for label, value in final[key].items():
+        base_value = _num(before.get(label))
+        table[label] = {
+            "base": base_value,
+            "final": _num(value),
+            "delta": _minus(_num(value), base_value),
+            "tokens": tokens.get(label),
+        }
+    return table
 
 
 def _eval_size(evals: list[dict], source: str) -> dict | None:

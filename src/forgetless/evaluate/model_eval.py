@@ -1,7 +1,7 @@
 """`forgetless eval`: evaluate any Hugging Face model directory on held-out text and question sets.
 
 With a run config, the sources named in `eval.sources` are evaluated on their held-out splits with
-the run's `train.seq_len`, `eval.max_tokens`, `eval.batch_size`, device and precision, through the
+the run's sequence length (its longest stage's, as the run evaluated), `eval.max_tokens`, `eval.batch_size`, device and precision, through the
 same windows and scoring as training, so the final model of a run gives back the run's final
 held-out losses. A file given with `--source NAME=PATH` is evaluated on all of its documents: the
 split the data pipeline holds out first, then the rest, up to `--max-tokens` (default: all).
@@ -23,7 +23,13 @@ from forgetless.config import ModelConfig, RunConfig, SourceConfig
 from forgetless.data.shards import TokenStore
 from forgetless.device import resolve_device
 from forgetless.errors import UserError
-from forgetless.evaluate.heldout import evaluate_heldout, heldout_windows
+from forgetless.evaluate.heldout import (
+    document_end_token,
+    evaluate_heldout,
+    heldout_windows,
+    losses_by_position,
+    position_bucket_index,
+)
 from forgetless.evaluate.mcq import load_questions, mcq_batch_size, question_set_name, score_mcq
 from forgetless.model.load import embedding_rows
 from forgetless.model.positions import check_context_length
@@ -141,7 +147,7 @@ def evaluate_model(
         model = build_model(model_config, tokenizer).to(dev)
     model.eval()
     if seq_len is None:
-        seq_len = train.seq_len if train is not None else _default_seq_len(model)
+        seq_len = config.eval_seq_len if config is not None else _default_seq_len(model)
     if seq_len < 2:
         raise UserError(f"--seq-len must be at least 2, got {seq_len}")
     check_context_length(model, seq_len, "--seq-len" if options.seq_len is not None else "train.seq_len")
@@ -165,9 +171,12 @@ def evaluate_model(
         if store.num_documents == 0:
             raise UserError(f"source {name}: no documents to evaluate")
         windows, num_bytes = heldout_windows(store, seq_len=seq_len, max_tokens=limit or store.num_tokens)
-        heldout[name] = evaluate_heldout(
-            model, windows, num_bytes, batch_size=batch_size, device=dev, autocast_dtype=autocast_dtype
+        buckets = position_bucket_index(windows, document_end_token(store))
+        result = evaluate_heldout(
+            model, windows, num_bytes, batch_size=batch_size, device=dev, autocast_dtype=autocast_dtype, buckets=buckets
         )
+        by_position = losses_by_position(result.pop("bucket_nll"), result.pop("bucket_tokens"), seq_len)
+        heldout[name] = {**result, "loss_by_position": by_position["loss"], "tokens_by_position": by_position["tokens"]}
 
     mcq_results = {
         name: score_mcq(

@@ -14,6 +14,7 @@ others as no-ops:
     state_dict(), load_state_dict  exact resume; `state["tensors"]` goes to a safetensors file
     weights_for_eval()             (EMA) a context manager that swaps other weights into the model,
                                    evaluated beside the live weights under the suffix `@<name>`
+    log_fields(world)              more fields of a train line (every rank calls it at log intervals)
 
 A penalty on the weights alone (L2-SP, EWC) adds its gradient once per optimizer step rather than
 a loss term per micro-batch: the same gradient as adding it to the loss, without a pass over the
@@ -137,6 +138,9 @@ class Method:
 
     def weights_for_eval(self) -> contextlib.AbstractContextManager[Any] | None:
         return None
+
+    def log_fields(self, world: World) -> dict[str, Any]:
+        return {}
 
 
 # ---------------------------------------------------------------------------------------------

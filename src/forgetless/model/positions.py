@@ -4,7 +4,9 @@ A model with learned position embeddings (GPT-2, OPT, ...) has one row per posit
 `max_position_embeddings`: a longer sequence has no embedding to look up, so it is refused. A
 rotary model (Llama, Qwen, Mistral, GPT-NeoX, ...) computes positions, so a longer sequence runs,
 but at positions the model never saw in training: that earns a warning that names the RoPE
-scalings transformers provides to stretch them first.
+scalings transformers provides to stretch them first. A stage of its own `seq_len` (a length
+curriculum) is held to more: beyond the model's context it is refused, unless a RoPE transform
+(`forgetless.model.rope`) set up that context first (`check_stage_length`).
 """
 
 from __future__ import annotations
@@ -40,6 +42,43 @@ def check_context_length(model: nn.Module, seq_len: int, key: str) -> None:
             ContextLengthWarning,
             stacklevel=2,
         )
+
+
+def check_stage_length(model: nn.Module, seq_len: int, key: str, *, rope_changed: bool) -> None:
+    """Refuse (`UserError` naming `key`, a stage's `seq_len`) a length beyond the context the model's
+    config sets up (`context_length`): without a RoPE transform, beyond `max_position_embeddings`;
+    with one, beyond what it set up."""
+    config = getattr(model, "config", None)
+    limit = context_length(config)
+    if limit is None or seq_len <= limit:
+        return
+    if has_learned_positions(model):
+        check_context_length(model, seq_len, key)
+    if rope_changed:
+        raise UserError(
+            f"{key}: {seq_len} tokens, beyond the {limit} the RoPE transforms of model.transforms set up; "
+            "raise the rope transform's max_position_embeddings or the rope_scaling factor"
+        )
+    raise UserError(
+        f"{key}: {seq_len} tokens, beyond the model's max_position_embeddings = {limit}; change its RoPE "
+        "first: model.transforms: [{kind: rope, theta: ...}] or [{kind: rope_scaling, type: yarn, factor: ...}]"
+    )
+
+
+def context_length(config: object) -> int | None:
+    """The longest sequence a model config is set up for: `max_position_embeddings`, times the factor
+    for dynamic RoPE scaling (which stretches positions beyond it on the fly). None when unknown."""
+    limit = getattr(config, "max_position_embeddings", None)
+    if not isinstance(limit, int):
+        return None
+    sets = [getattr(config, "rope_scaling", None), getattr(config, "rope_parameters", None)]
+    sets += [v for params in sets if isinstance(params, dict) for v in params.values() if isinstance(v, dict)]
+    factors = [
+        float(params.get("factor") or 1.0)
+        for params in sets
+        if isinstance(params, dict) and params.get("rope_type", params.get("type")) == "dynamic"
+    ]
+    return int(limit * max(factors)) if factors else limit
 
 
 def has_learned_positions(model: nn.Module) -> bool:

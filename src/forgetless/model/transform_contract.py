@@ -25,6 +25,7 @@ class TransformContext:
     # documents, at least one, about `max_bytes` UTF-8 bytes), or None; never held-out documents
     source_texts: Callable[[str, int], list[str]] | None = None
     agree: Callable[[Any], Any] = field(default=lambda value: value)  # rank 0's value on every rank
+    seq_len: int | None = None  # the longest sequence length the run trains at (None: unknown)
 
 
 @dataclass

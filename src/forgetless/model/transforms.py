@@ -48,8 +48,11 @@ import torch
 from torch import nn
 
 from forgetless.errors import UserError
+from forgetless.model.depth import depth_upscale
 from forgetless.model.expand import expand_blocks
 from forgetless.model.lora import add_lora
+from forgetless.model.moe import upcycle_moe
+from forgetless.model.rope import set_rope_scaling, set_rope_theta
 from forgetless.model.transform_contract import Outcome, TransformContext
 from forgetless.model.vocab import extend_vocab
 
@@ -57,6 +60,10 @@ TRANSFORMS: dict[str, Callable[[nn.Module, Any, Any, TransformContext], Outcome]
     "expand_blocks": expand_blocks,
     "lora": add_lora,  # imports peft only when applied
     "extend_vocab": extend_vocab,
+    "rope": set_rope_theta,
+    "rope_scaling": set_rope_scaling,
+    "depth_upscale": depth_upscale,
+    "upcycle_moe": upcycle_moe,
 }
 
 # Transforms that replace the tokenizer: the run measures the model before them in bits per byte.
@@ -108,11 +115,13 @@ def apply_transforms(
     source_texts: Callable[[str, int], list[str]] | None = None,
     agree: Callable[[Any], Any] | None = None,
     where: str = "model.transforms",
+    seq_len: int | None = None,
 ) -> Transformed:
     """Apply `specs` (config models of `model.transforms`) in order.
 
     `recorded`: the records of the first application (from a checkpoint): their specs must equal
-    `specs`, and their `resolved` choices are reused. Raises `UserError` naming `where.<i>` for a
+    `specs`, and their `resolved` choices are reused. `seq_len`: the longest sequence length the
+    run trains at (a RoPE transform sizes the context by it). Raises `UserError` naming `where.<i>` for a
     transform that does not fit the model, or for specs that differ from `recorded`.
     """
     if recorded is not None:
@@ -127,6 +136,7 @@ def apply_transforms(
             resolved=recorded[i]["resolved"] if recorded is not None else None,
             probe_batches=probe_batches,
             source_texts=source_texts,
+            seq_len=seq_len,
         )
         if agree is not None:
             context.agree = agree

@@ -110,7 +110,7 @@ def plan_setup(
             raise UserError(f"--ratios: {ratio:g} is not a replay ratio in [0, 1)")
     if tokens <= 0:
         raise UserError(f"--tokens: the proxy budget must be positive, got {tokens}")
-    per_step = config.train.sequences_per_step * config.train.seq_len
+    per_step = config.tokens_per_step_of(index)
     if tokens < 3 * per_step:
         raise UserError(
             f"--tokens {tokens:,}: fewer than three optimizer steps of {per_step:,} tokens (train.batch_tokens); "
@@ -157,7 +157,7 @@ def proxy_config(config: RunConfig, setup: PlanSetup, ratio: float, run_dir: Pat
     else:
         stage.replay = None
     data.stages = [stage]
-    per_step = data.train.sequences_per_step * data.train.seq_len
+    per_step = data.tokens_per_step_of(0)
     data.eval.every_tokens = max(per_step, setup.tokens // setup.evals)
     data.eval.mcq = []
     data.eval.sources = list(dict.fromkeys([*setup.targets, *setup.retained]))

@@ -272,6 +272,8 @@ def _run_section(run: Run, index: int, source_colors: dict[str, str]) -> str:
             ]
     if ledger["mcq"]:
         parts += ["<h3>Multiple-choice accuracy</h3>", _mcq_table(ledger)]
+    if _changes_context(run):
+        parts += [f"<h3>Held-out loss by position in the document ({LOSS_UNIT})</h3>", _positions_table(ledger)]
     parts.append("</section>")
     return "\n".join(parts)
 
@@ -389,6 +391,39 @@ def _sources_table(ledger: dict) -> str:
             + "</tr>"
         )
     return f'<table data-table="sources"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def _changes_context(run: Run) -> bool:
+    """Whether the run changed its RoPE or its sequence length between stages (a long-context run)."""
+    start = next((r for r in run.records if r.get("kind") == "run_start"), {})
+    kinds = {t.get("kind") for t in start.get("transforms") or []}
+    lengths = {stage.get("seq_len") for stage in start.get("stages") or []}
+    has_table = any(s.get("loss_by_position") for s in run.ledger["sources"].values())
+    return has_table and (bool(kinds & {"rope", "rope_scaling"}) or len(lengths) > 1)
+
+
+def _positions_table(ledger: dict) -> str:
+    """Per position bucket (rows), each source's base and final loss, their difference and tokens."""
+    sources = {name: s["loss_by_position"] for name, s in ledger["sources"].items() if s.get("loss_by_position")}
+    head = "<tr><th>tokens into the document</th>" + "".join(
+        f"<th>{escape(name)} base</th><th>{escape(name)} final</th><th>Δ</th><th>tokens</th>" for name in sources
+    ) + "</tr>"
+    labels = _union([list(table) for table in sources.values()])
+    rows = []
+    for label in labels:
+        cells = _td(label, "", True)
+        for table in sources.values():
+            entry = table.get(label) or {}
+            delta = entry.get("delta")
+            tone = "" if delta is None else ("good" if delta < 0 else "bad")
+            cells += (
+                _td(_f(entry.get("base")))
+                + _td(_f(entry.get("final")))
+                + _td(_f(delta, signed=True), tone)
+                + _td(_count(entry.get("tokens")))
+            )
+        rows.append(f"<tr>{cells}</tr>")
+    return f'<table data-table="positions"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
 
 
 def _stages_table(ledger: dict) -> str:

@@ -193,8 +193,8 @@ def _parent_config(parent: Path) -> RunConfig:
 
 def _stage_steps(config: RunConfig, index: int) -> int:
     stage = config.stages[index]
-    sequences = math.ceil(stage.tokens / config.train.seq_len)
-    return max(1, math.ceil(sequences / config.train.sequences_per_step))
+    sequences = math.ceil(stage.tokens / config.seq_len_of(index))
+    return max(1, math.ceil(sequences / config.sequences_per_step_of(index)))
 
 
 def _branch_point(

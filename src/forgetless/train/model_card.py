@@ -248,10 +248,14 @@ def _transforms_text(transforms: list[Any]) -> str:
 
 def _training_text(config: dict[str, Any], summary: dict[str, Any]) -> str:
     train = config.get("train") or {}
+    lengths = [stage.get("seq_len") or train.get("seq_len") for stage in config.get("stages") or []]
+    length = _count(train.get("seq_len"))
+    if len(set(lengths)) > 1:  # a length curriculum: each stage's
+        length = " -> ".join(_count(n) or "–" for n in lengths)
     facts = [
         ("training tokens", _count(summary.get("tokens"))),
         ("optimizer steps", _count(summary.get("steps"))),
-        ("sequence length", _count(train.get("seq_len"))),
+        ("sequence length", length),
         ("tokens per step", _count(train.get("batch_tokens"))),
         ("precision", train.get("precision")),
         ("wall time", _duration(summary.get("wall_s"))),

@@ -48,7 +48,13 @@ from forgetless.distributed import (
 )
 from forgetless.distributed import setup as setup_world
 from forgetless.errors import Preempted, RunFailed, RunStopped, UserError, is_disk_full
-from forgetless.evaluate.heldout import evaluate_heldout_over_ranks, heldout_windows
+from forgetless.evaluate.heldout import (
+    document_end_token,
+    evaluate_heldout_over_ranks,
+    heldout_windows,
+    losses_by_position,
+    position_bucket_index,
+)
 from forgetless.evaluate.ledger import write_summary
 from forgetless.evaluate.mcq import (
     load_questions,
@@ -70,6 +76,7 @@ from forgetless.methods.base import (
     start_or_resume,
     training_loss,
 )
+from forgetless.methods.router_balance import RouterBalance
 from forgetless.model.load import (
     build_model,
     check_finite_weights,
@@ -78,7 +85,9 @@ from forgetless.model.load import (
     load_tokenizer,
 )
 from forgetless.model.loss import EXTERNAL_KERNELS, check_external_kernel
-from forgetless.model.positions import check_context_length
+from forgetless.model.moe import RouterStats, has_known_routers
+from forgetless.model.positions import check_context_length, check_stage_length
+from forgetless.model.rope import ROPE_KINDS
 from forgetless.model.transforms import TOKENIZER_TRANSFORMS, Transformed, apply_transforms, count_distinct
 from forgetless.train import checkpoint as ckpt
 from forgetless.train.eval_budget import EvalCosts, mcq_sample, within_budget
@@ -100,6 +109,7 @@ from forgetless.train.progress import ProgressDisplay
 from forgetless.train.resume_policy import check_resumed_config, check_resumed_data, data_record
 from forgetless.train.run_lock import hold_run_dir
 from forgetless.train.schedules import learning_rate
+from forgetless.train.short_sequences import ShortSequences
 from forgetless.train.tokenizer_change import (
     BaseTokenizer,
     document_texts,
@@ -142,6 +152,7 @@ class RunData:
     contents: dict[str, dict[str, str | None]] = field(default_factory=dict)  # resume_policy.data_record
     # after a tokenizer change: per source the evaluated text and whether it is the base's (tokenizer_change)
     same_text: dict[str, dict[str, Any]] = field(default_factory=dict)
+    eval_buckets: dict[str, np.ndarray] = field(default_factory=dict)  # heldout.position_bucket_index
 
 
 @dataclass
@@ -176,10 +187,12 @@ class Run:
     started: float = field(default_factory=time.monotonic)
     trackers: TrackerSet | None = None  # output.trackers, on the main process (fed by `log`)
     eval_costs: EvalCosts = field(default_factory=EvalCosts)  # for eval.budget
+    eval_buckets: dict[str, np.ndarray] = field(default_factory=dict)  # RunData.eval_buckets
+    router_stats: RouterStats | None = None  # the routers of an MoE model (forgetless.model.moe)
 
-    @property
-    def tokens_per_step(self) -> int:
-        return self.config.train.sequences_per_step * self.config.train.seq_len
+    def tokens_per_step(self, stage_index: int) -> int:
+        """Training tokens of one optimizer step of stage `stage_index` (all ranks)."""
+        return self.config.tokens_per_step_of(stage_index)
 
 
 def run_training(
@@ -272,6 +285,13 @@ def _set_up_model(
             f"train.batch_tokens: {train.sequences_per_step} sequences per step do not split into micro-batches "
             f"of {train.micro_batch} on {world.size} processes"
         )
+    for index in range(len(config.stages)):
+        steps, micro = config.sequences_per_step_of(index), config.micro_batch_of(index)
+        if steps % (micro * world.size):
+            raise UserError(
+                f"stages.{index}.seq_len: {steps} sequences per step do not split into micro-batches of {micro} "
+                f"on {world.size} processes"
+            )
     _check_speed_settings(config, world, bf16=autocast_dtype is not None)
     tokenizer = load_tokenizer(
         config.tokenizer or config.model.path, trust_remote_code=config.model.trust_remote_code
@@ -294,6 +314,10 @@ def _set_up_model(
     transformed = _transform_model(config, model, tokenizer, world, latest, quiet=progress == "quiet", base=base)
     model, tokenizer = transformed.model, transformed.tokenizer
     check_context_length(model, train.seq_len, "train.seq_len")
+    rope_changed = any(spec.kind in ROPE_KINDS for spec in config.model.transforms)
+    for index, stage in enumerate(config.stages):
+        if stage.seq_len is not None:
+            check_stage_length(model, stage.seq_len, f"stages.{index}.seq_len", rope_changed=rope_changed)
     selective = train.selective_checkpointing
     checkpoint_activations(model, train.activation_checkpointing, selective.every, selective.part)
     if train.compile:
@@ -341,7 +365,7 @@ def _set_up_data(
     if base is None:
         eval_sets = {
             name: heldout_windows(
-                prepared[name].heldout, seq_len=config.train.seq_len, max_tokens=config.eval.max_tokens
+                prepared[name].heldout, seq_len=config.eval_seq_len, max_tokens=config.eval.max_tokens
             )
             for name in config.eval_sources
         }
@@ -352,7 +376,18 @@ def _set_up_data(
         question_set_name(ref): load_questions(ref)[: config.eval.mcq_limit] for ref in config.eval.mcq
     }
     contents = data_record({name: (p.train, p.heldout) for name, p in prepared.items()})
-    return RunData({name: p.train for name, p in prepared.items()}, eval_sets, mcq_sets, contents, same_text)
+    buckets = {
+        name: position_bucket_index(windows, document_end_token(prepared[name].heldout))
+        for name, (windows, _) in eval_sets.items()
+    }
+    return RunData(
+        {name: p.train for name, p in prepared.items()},
+        eval_sets,
+        mcq_sets,
+        contents,
+        same_text=same_text,
+        eval_buckets=buckets,
+    )
 
 
 def _set_up_run(
@@ -396,6 +431,7 @@ def _set_up_run(
         fused_loss=fused_loss,
         fused_loss_why=fused_loss_why,
         contents=data.contents,
+        eval_buckets=data.eval_buckets,
         loss_kernel=loss_kernel or "forgetless",
         micro_batches=micro_batches,
         optimizer_in_backward=OptimizerInBackward(model) if config.train.optimizer_in_backward else None,
@@ -405,6 +441,7 @@ def _set_up_run(
         transforms=transformed.records(),
         world=world,
         trackers=trackers,
+        router_stats=RouterStats(unwrap(model)) if has_known_routers(unwrap(model)) else None,
     )
 
 
@@ -495,8 +532,10 @@ def _begin_stage(
         added=run.added,
         added_rows=set(run.added_rows),
     )
-    context = _method_context(run, index, _stage_steps(run, sampler), optimizer, position)
+    context = _method_context(run, index, _stage_steps(run, sampler, index), optimizer, position)
     methods = build_methods(stage, model, context)
+    if run.router_stats is not None:  # an MoE model: its routers' balance loss in every stage
+        methods.append(RouterBalance(run.router_stats, getattr(model.config, "router_aux_loss_coef", 0.0)))
     if position.stage_step == 0:
         start_or_resume(methods, None, None)
     else:
@@ -522,20 +561,20 @@ def _method_context(
         autocast_dtype=run.autocast_dtype,
         tokenizer=run.tokenizer,
         train_stores=run.train_stores,
-        seq_len=config.train.seq_len,
-        micro_batch=config.train.micro_batch,
+        seq_len=config.seq_len_of(stage_index),
+        micro_batch=config.micro_batch_of(stage_index),
         seed=config.train.seed,
         world=run.world,
-        sequences_per_step=config.train.sequences_per_step,
+        sequences_per_step=config.sequences_per_step_of(stage_index),
         optimizer=optimizer,
         added_rows=run.added_rows,
         log=lambda record: run.log.write({**record, "step": position.step, "tokens": position.tokens}),
     )
 
 
-def _stage_steps(run: Run, sampler: MixtureSampler) -> int:
-    """Optimizer steps of the stage `sampler` serves (at least one)."""
-    return max(1, math.ceil(sampler.total_sequences / run.config.train.sequences_per_step))
+def _stage_steps(run: Run, sampler: MixtureSampler, stage_index: int) -> int:
+    """Optimizer steps of stage `stage_index`, which `sampler` serves (at least one)."""
+    return max(1, math.ceil(sampler.total_sequences / run.config.sequences_per_step_of(stage_index)))
 
 
 @dataclass
@@ -563,9 +602,12 @@ def _train_stage(
     """The training loop of one stage: explicit, with no host sync per step except at log intervals."""
     config, model = run.config, run.model
     train = config.train
-    micro_batch = train.micro_batch
-    accumulation = train.sequences_per_step // (micro_batch * run.world.size)
-    total_steps = _stage_steps(run, sampler)
+    index = position.stage_index
+    micro_batch = config.micro_batch_of(index)
+    accumulation = config.sequences_per_step_of(index) // (micro_batch * run.world.size)
+    total_steps = _stage_steps(run, sampler, index)
+    tokens_per_step = run.tokens_per_step(index)
+    short = ShortSequences.of(config, index)
     if position.stage_step == 0:
         trainable = sum(p.numel() for p in unwrap(model).parameters() if p.requires_grad)
         run.log.write({**_stage_record("stage_start", stage, position), "trainable_parameters": trainable})
@@ -573,15 +615,15 @@ def _train_stage(
         stage.name,
         position.stage_index,
         len(config.stages),
-        total_steps * run.tokens_per_step,
-        position.stage_step * run.tokens_per_step,
+        total_steps * tokens_per_step,
+        position.stage_step * tokens_per_step,
     )
     model.train()
     loop = _StageLoop(
         stage=stage,
         total_steps=total_steps,
-        eval_steps=_eval_steps(run, stage, total_steps),
-        checkpoint_every=_checkpoint_every_steps(run),
+        eval_steps=_eval_steps(run, index, total_steps),
+        checkpoint_every=_checkpoint_every_steps(run, index),
         health=StepHealth(config.reliability, run.log, stage.name, run.display),
         terms=LossTerms([m.name for m in run.methods], run.device),
     )
@@ -608,7 +650,7 @@ def _train_stage(
         for _ in range(accumulation):
             batch = _to_device(sampler.next_batch(micro_batch), run.device)
             replay = sampler.last_plan.replay if sampler.last_plan is not None else None
-            batches.append(MicroBatch(batch[:, :-1], batch[:, 1:], replay, step=position.stage_step))
+            batches.append(short.cut(MicroBatch(batch[:, :-1], batch[:, 1:], replay, step=position.stage_step)))
         in_backward = run.optimizer_in_backward  # when set, the backward itself updates the weights
         if in_backward is not None:
             in_backward.begin(optimizer)
@@ -630,7 +672,7 @@ def _train_stage(
 
         position.step += 1
         position.stage_step += 1
-        position.tokens += run.tokens_per_step
+        position.tokens += tokens_per_step
         after_optimizer_step(run.methods, position.stage_step)
         loop.health.record(position.step, loss_sum / accumulation, grad_norm)
         _after_step(run, loop, position, optimizer, sampler, lr=lr, grad_norm=grad_norm)
@@ -656,7 +698,7 @@ def _after_step(
     now = time.perf_counter()
     position.train_s += now - loop.tick
     loop.window_s += now - loop.tick
-    loop.window_tokens += run.tokens_per_step
+    loop.window_tokens += run.tokens_per_step(position.stage_index)
     if log_now:
         _log_train(run, loop, position, lr, grad_norm)
 
@@ -666,7 +708,7 @@ def _after_step(
             position,
             point="stage_end" if last else loop.eval_steps[position.stage_step],
             stage=loop.stage,
-            stage_tokens=position.stage_step * run.tokens_per_step,
+            stage_tokens=position.stage_step * run.tokens_per_step(position.stage_index),
             with_mcq=last,
         )
         run.model.train()
@@ -694,7 +736,7 @@ def _eval_fits_budget(run: Run, loop: _StageLoop, position: Position) -> bool:
         steps_done=position.step,
         steps_left=loop.total_steps
         - position.stage_step
-        + sum(math.ceil(stages[i].tokens / run.tokens_per_step) for i in later),
+        + sum(math.ceil(stages[i].tokens / run.tokens_per_step(i)) for i in later),
         stage_ends_left=1 + len(later),
     )
     if not fits:
@@ -721,9 +763,11 @@ def _log_train(run: Run, loop: _StageLoop, position: Position, lr: float, grad_n
     if (peak := peak_memory_gib(run.device)) is not None:
         record["peak_mem_gib"] = peak
     record.update(loop.terms.means(run.world))
+    for method in run.methods:
+        record.update(method.log_fields(run.world))
     run.log.write(record)
     run.display.update(
-        position.stage_step * run.tokens_per_step,
+        position.stage_step * run.tokens_per_step(position.stage_index),
         loss=mean_loss,
         tokens_per_s=record["tokens_per_s"],
         lr=lr,
@@ -747,10 +791,14 @@ def _evaluate(
     }
     heldout_start = time.perf_counter()
     for name, (windows, num_bytes) in run.eval_sets.items():
-        result = _evaluate_heldout_share(run, windows, num_bytes)
+        result = _evaluate_heldout_share(run, windows, num_bytes, run.eval_buckets.get(name))
         record[f"eval/{name}/loss"] = result["loss"]
         record[f"eval/{name}/bpb"] = result["bpb"]
         record[f"eval/{name}/ppl"] = result["ppl"]
+        if "bucket_nll" in result:  # the loss by position in the document
+            by_position = losses_by_position(result["bucket_nll"], result["bucket_tokens"], windows.shape[1] - 1)
+            record[f"eval/{name}/loss_by_position"] = by_position["loss"]
+            record[f"eval/{name}/tokens_by_position"] = by_position["tokens"]
     run.eval_costs.heldout_s = time.perf_counter() - heldout_start
     reshard(run.model)  # weights swapped in below are then gathered afresh by the next forward
     for suffix, weights in eval_weights(run.methods):  # e.g. the EMA of the weights, as loss@ema
@@ -788,8 +836,11 @@ def _evaluate(
     run.display.set_eval(record)
 
 
-def _evaluate_heldout_share(run: Run, windows: np.ndarray, num_bytes: int) -> dict[str, float]:
-    """Held-out metrics with the windows split over ranks and the sums reduced."""
+def _evaluate_heldout_share(
+    run: Run, windows: np.ndarray, num_bytes: int, buckets: np.ndarray | None = None
+) -> dict[str, Any]:
+    """Held-out metrics with the windows split over ranks and the sums reduced (with `buckets`, the
+    position bucket of every target, the sums by bucket too)."""
     return evaluate_heldout_over_ranks(
         run.model,
         windows,
@@ -798,6 +849,7 @@ def _evaluate_heldout_share(run: Run, windows: np.ndarray, num_bytes: int) -> di
         batch_size=run.config.eval.batch_size,
         device=run.device,
         autocast_dtype=run.autocast_dtype,
+        buckets=buckets,
     )
 
 
@@ -873,7 +925,7 @@ def _roll_back(
                 "rollbacks": position.rollbacks,
             }
         )
-        every = _checkpoint_every_steps(run)
+        every = _checkpoint_every_steps(run, position.stage_index)
         if latest is None and every is None:
             why = "and there is no checkpoint to roll back to (set output.checkpoint_every_tokens)"
         elif latest is None:
@@ -954,10 +1006,10 @@ def _check_before_writing(
     train = config.train
     for index, stage in enumerate(config.stages):
         sequences = MixtureSampler.for_stage(config, index, stores, warn=False).total_sequences
-        if sequences < train.sequences_per_step:
+        if sequences < config.sequences_per_step_of(index):
             raise UserError(
-                f"stages.{index}.tokens: stage {stage.name!r} is {sequences} sequences of {train.seq_len} "
-                f"tokens, less than one optimizer step of {train.sequences_per_step} (train.batch_tokens = "
+                f"stages.{index}.tokens: stage {stage.name!r} is {sequences} sequences of {config.seq_len_of(index)} "
+                f"tokens, less than one optimizer step of {config.sequences_per_step_of(index)} (train.batch_tokens = "
                 f"{train.batch_tokens:,}); raise its tokens or lower train.batch_tokens"
             )
     if latest is None:
@@ -1124,7 +1176,10 @@ def _micro_batch_runner(
         distributed=world.distributed or sharded,
         compiled=train.compile,
         fused_loss=fused_loss,
-        accumulation=train.sequences_per_step // (train.micro_batch * world.size),
+        accumulation=max(
+            config.sequences_per_step_of(i) // (config.micro_batch_of(i) * world.size)
+            for i in range(len(config.stages))
+        ),
     )
 
 
@@ -1149,9 +1204,9 @@ def _clip_gradients(model: torch.nn.Module, max_norm: float | None) -> torch.Ten
     return torch.nn.utils.clip_grad_norm_(params, max_norm)
 
 
-def _eval_steps(run: Run, stage: StageConfig, total_steps: int) -> dict[int, str]:
+def _eval_steps(run: Run, stage_index: int, total_steps: int) -> dict[int, str]:
     """Stage steps (1-based counts of steps done) after which to evaluate, with the kind of point."""
-    per_step = run.tokens_per_step
+    per_step = run.tokens_per_step(stage_index)
     steps: dict[int, str] = {}
     every = run.config.eval.every_tokens
     if every:
@@ -1163,9 +1218,9 @@ def _eval_steps(run: Run, stage: StageConfig, total_steps: int) -> dict[int, str
     return {s: kind for s, kind in steps.items() if 1 <= s <= total_steps}
 
 
-def _checkpoint_every_steps(run: Run) -> int | None:
+def _checkpoint_every_steps(run: Run, stage_index: int) -> int | None:
     every = run.config.output.checkpoint_every_tokens
-    return None if every is None else max(1, every // run.tokens_per_step)
+    return None if every is None else max(1, every // run.tokens_per_step(stage_index))
 
 
 def _sources_needed(config: RunConfig) -> list[str]:
@@ -1210,6 +1265,7 @@ def _transform_model(
         if base is None
         else lambda source, max_bytes: document_texts(base.tokenizer, base.prepared[source].train, max_bytes),
         agree=lambda value: broadcast_from_main(value, world),
+        seq_len=config.eval_seq_len,
     )
 
 
@@ -1235,7 +1291,7 @@ def _probe_batches(
 
 def _run_start_record(run: Run) -> dict[str, Any]:
     config = run.config
-    stages = []
+    stages: list[dict[str, Any]] = []
     for stage in config.stages:
         replay = stage.replay
         stages.append(
@@ -1245,6 +1301,7 @@ def _run_start_record(run: Run) -> dict[str, Any]:
                 "targets": sorted(stage.mix),
                 "replay": list(replay.from_) if replay else [],
                 "replay_ratio": replay.ratio if replay else 0.0,
+                "seq_len": config.seq_len_of(len(stages)),
             }
         )
     model = unwrap(run.model)
@@ -1259,7 +1316,7 @@ def _run_start_record(run: Run) -> dict[str, Any]:
         "mcq": list(run.mcq_sets),
         "eval_budget": config.eval.budget,
         "source_tokens": {name: store.num_tokens for name, store in run.train_stores.items()},
-        "tokens_per_step": run.tokens_per_step,
+        "tokens_per_step": run.tokens_per_step(0),
         "host_memory_reuse": freed_memory_kept(),  # see forgetless.train.host_memory
         "fused_loss": run.fused_loss,
         "fused_loss_why": run.fused_loss_why,

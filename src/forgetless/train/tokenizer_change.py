@@ -87,7 +87,7 @@ def measure_base(
         heldout = prepared[name].heldout
         if heldout.num_documents == 0:
             continue  # reported, as bad input, when the run's own data is set up
-        sample = sample_heldout(heldout, seq_len=config.train.seq_len, max_tokens=config.eval.max_tokens, whole_only=True)
+        sample = sample_heldout(heldout, seq_len=config.eval_seq_len, max_tokens=config.eval.max_tokens, whole_only=True)
         documents[name] = sample.document_indices
         if evaluate:
             result = evaluate_heldout_over_ranks(
@@ -137,7 +137,7 @@ def eval_samples(
         text = name in base.documents and np.array_equal(np.asarray(old.doc_bytes), np.asarray(new.doc_bytes))
         sample = sample_heldout(
             new,
-            seq_len=config.train.seq_len,
+            seq_len=config.eval_seq_len,
             max_tokens=config.eval.max_tokens,
             whole_only=True,
             documents=base.documents[name] if text else None,
