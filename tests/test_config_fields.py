@@ -171,10 +171,13 @@ def transforms_config(tmp: Path, tokenizer_dir: Path) -> dict:
 
 
 def reshape_config(tmp: Path, tokenizer_dir: Path) -> dict:
-    """One stage of its own length on a model that every reshaping transform changed: a new RoPE
-    theta and a llama3 scaling, blocks stacked, MLPs upcycled into experts."""
+    """One stage of its own length on a model that every reshaping transform changed: new tokens, a
+    new RoPE theta and a llama3 scaling, blocks stacked, MLPs upcycled into experts."""
     data = every_branch_config(tmp / "reshape", tokenizer_dir)
+    data["model"]["init"]["tie_word_embeddings"] = False
     data["model"]["transforms"] = [
+        {"kind": "extend_vocab", "from": "code", "new_tokens": 8, "init": "mean_noise", "lm_head": "zero",
+         "sample_bytes": 100_000, "min_frequency": 2, "noise_scale": 1e-5},
         {"kind": "rope", "theta": 20000.0, "max_position_embeddings": 64},
         {"kind": "rope_scaling", "type": "llama3", "factor": 2.0, "original_max_position_embeddings": 64,
          "low_freq_factor": 1.0, "high_freq_factor": 4.0},

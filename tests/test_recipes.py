@@ -52,4 +52,4 @@ def test_transform_recipes_run_on_the_demo_base(name: str, tmp_path: Path, monke
     monkeypatch.setattr(demo, "build_base", lambda size, quiet=False: built.append(size) or tmp_path)
     resolved = demo.resolve_demo_base(config, quiet=True)
     assert built == [demo.QUICK] and resolved.model.path == str(tmp_path)
-    assert any(stage.methods.train_only for stage in config.stages) == (name in ("llama-pro", "adept"))
+    assert any(stage.methods.train_only for stage in config.stages) == (name in ("llama-pro", "adept", "vocab"))
