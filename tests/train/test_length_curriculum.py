@@ -156,3 +156,16 @@ def test_a_stage_longer_than_the_model_without_a_rope_change_is_refused(curricul
     bad = curriculum("short-share", short_share=0.5, seq_len=32)  # no longer than the stage before
     with pytest.raises(UserError, match=r"stages\.1\.short_share: short sequences have the previous length"):
         config_from_dict(bad)
+
+
+def test_a_cooldown_branch_of_the_longer_stage_keeps_its_length(curriculum) -> None:
+    from forgetless.train.branch import cooldown, read_branch
+
+    constant = {"kind": "constant", "peak_lr": 1e-3, "warmup": 0.0}
+    parent = run(curriculum("constant", schedule=constant))
+    branch = cooldown(parent, tokens=512, from_step=10, quiet=True)  # 2 steps of 4 x 64 tokens
+    info = read_branch(branch)
+    assert info["stage"] == "long" and info["decay_steps"] == 2 and info["decay_tokens"] == 512
+    end = next(r for r in read_lines(branch) if r["kind"] == "stage_end" and r["stage"] == "long")
+    assert (end["step"], end["tokens"]) == (12, 3072)
+    assert (branch / "final" / "config.json").is_file()

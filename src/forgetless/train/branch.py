@@ -107,11 +107,11 @@ def cooldown(
 
     parent = Path(parent)
     config = _parent_config(parent)
-    per_step = config.train.sequences_per_step * config.train.seq_len
-    decay_steps = math.ceil(tokens / per_step) if tokens > 0 else 0
-    checkpoint, state = _branch_point(parent, config, from_step, before_end, decay_steps)
+    checkpoint, state = _branch_point(parent, config, from_step, before_end, tokens)
     position = state["position"]
     index, stage_step = position["stage_index"], position["stage_step"]
+    per_step = config.tokens_per_step_of(index)  # a stage of its own seq_len has its own
+    decay_steps = _decay_steps(tokens, per_step)
     stage = config.stages[index]
     if stage.replay is not None and stage.replay.ratio > 0 and stage.replay.accounting == "additive":
         raise UserError(
@@ -197,8 +197,12 @@ def _stage_steps(config: RunConfig, index: int) -> int:
     return max(1, math.ceil(sequences / config.sequences_per_step_of(index)))
 
 
+def _decay_steps(tokens: int, per_step: int) -> int:
+    return math.ceil(tokens / per_step) if tokens > 0 else 0
+
+
 def _branch_point(
-    parent: Path, config: RunConfig, from_step: int | None, before_end: bool, decay_steps: int
+    parent: Path, config: RunConfig, from_step: int | None, before_end: bool, tokens: int
 ) -> tuple[Path, dict[str, Any]]:
     checkpoints = ckpt.list_checkpoints(parent)
     if not checkpoints:
@@ -212,12 +216,13 @@ def _branch_point(
             index = position["stage_index"]
             if (
                 index < len(config.stages)
-                and position["stage_step"] == _stage_steps(config, index) - decay_steps
+                and position["stage_step"]
+                == _stage_steps(config, index) - _decay_steps(tokens, config.tokens_per_step_of(index))
             ):
                 wanted.append(folder)
         if not wanted:
             raise UserError(
-                f"{parent}: no checkpoint {decay_steps} steps before the end of its stage; kept: "
+                f"{parent}: no checkpoint {tokens:,} tokens before the end of its stage; kept: "
                 f"{', '.join(f.name for f in checkpoints)}"
             )
         folder = wanted[-1]
