@@ -352,7 +352,9 @@ def eval_(
     ] = None,
     batch_size: Annotated[
         int | None,
-        typer.Option("--batch-size", min=1, help="Windows per forward pass (default: eval.batch_size or 8)."),
+        typer.Option(
+            "--batch-size", min=1, help="Windows per forward pass (default: eval.batch_size, else sized automatically)."
+        ),
     ] = None,
     mcq_limit: Annotated[
         int | None, typer.Option("--mcq-limit", min=1, help="Score only the first N questions of each set.")

@@ -540,7 +540,11 @@ class EvalConfig(_Strict):
     mcq: list[str] = Field(default_factory=list)
     mcq_limit: int | None = Field(None, gt=0, description="score only the first N items of each set")
     max_tokens: int = Field(65536, gt=0, description="held-out tokens evaluated per source")
-    batch_size: int = Field(8, gt=0)
+    batch_size: Literal["auto"] | Annotated[int, Field(gt=0)] = Field(
+        "auto",
+        description="held-out windows per forward pass (question sets: four (prompt, choice) pairs per window); "
+        "auto: a token budget per pass on a CPU, as many as free memory holds on a GPU",
+    )
     budget: float | None = Field(
         None,
         gt=0,

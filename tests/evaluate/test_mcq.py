@@ -256,3 +256,55 @@ def test_a_model_without_a_cache_is_scored_one_whole_sequence_per_choice(tiny_mo
     prompt = build_prompts(ITEMS, "{question}\nAnswer:", few_shot=1, seed=0)[3]
     expected = [direct_choice_logprob(tiny_model, tiny_tokenizer, prompt, c) for c in ITEMS[3]["choices"]]
     assert np.allclose(whole[3], expected, atol=1e-4, rtol=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Speed: the head at the scored positions only, batches by a token budget, halves on running out
+# of memory, batches at once
+
+
+def test_the_fused_head_gives_the_scores_of_the_full_logits(monkeypatch, tiny_model, tiny_tokenizer):
+    assert mcq.fused_head(tiny_model)
+    fused = choice_logprobs(tiny_model, tiny_tokenizer, ITEMS, few_shot=1)
+    whole_fused = choice_logprobs(NoCacheModel(tiny_model), tiny_tokenizer, ITEMS, few_shot=1)
+    monkeypatch.setattr(mcq, "fused_head", lambda model: False)
+    plain = choice_logprobs(tiny_model, tiny_tokenizer, ITEMS, few_shot=1)
+    assert np.allclose(fused, plain, rtol=1e-5, atol=1e-5)
+    assert np.allclose(whole_fused, plain, rtol=1e-5, atol=1e-4)
+
+
+def test_batches_hold_at_most_the_token_budget_or_the_pair_count():
+    questions = [mcq._Question([1] * n, [[2] * c, [3]]) for n, c in [(9, 1), (3, 5), (7, 2), (2, 2), (8, 1)]]
+    by_tokens = mcq._batches(questions, None, budget=40)
+    for batch in by_tokens:
+        width = max(len(questions[i].context) for i in batch)
+        longest = max(len(c) for i in batch for c in questions[i].continuations)
+        assert len(batch) == 1 or 2 * len(batch) * (width + longest) <= 40
+    assert sorted(i for batch in by_tokens for i in batch) == list(range(5))
+    assert [len(questions[b[0]].context) for b in by_tokens] == sorted(
+        (len(questions[b[0]].context) for b in by_tokens), reverse=True
+    )
+    assert all(sum(len(questions[i].continuations) for i in b) <= 4 for b in mcq._batches(questions, 4))
+    assert len(mcq._batches(questions, None, budget=1)) == 5  # one question each, at least
+
+
+def test_a_batch_that_runs_out_of_memory_is_scored_in_halves(monkeypatch, tiny_model, tiny_tokenizer):
+    expected = choice_logprobs(tiny_model, tiny_tokenizer, ITEMS, batch_size=100)
+    shared = mcq._shared_prompt_logprobs
+
+    def limited(model, questions, device, fused=False):
+        if len(questions) > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        return shared(model, questions, device, fused)
+
+    monkeypatch.setattr(mcq, "_shared_prompt_logprobs", limited)
+    assert np.allclose(
+        choice_logprobs(tiny_model, tiny_tokenizer, ITEMS, batch_size=100), expected, atol=1e-6
+    )
+
+
+def test_batches_at_once_give_the_serial_scores(monkeypatch, tiny_model, tiny_tokenizer):
+    monkeypatch.setattr(mcq, "pass_threads", lambda model, device: 1)
+    serial = choice_logprobs(tiny_model, tiny_tokenizer, ITEMS, batch_size=4)
+    monkeypatch.setattr(mcq, "pass_threads", lambda model, device: 3)
+    assert np.allclose(choice_logprobs(tiny_model, tiny_tokenizer, ITEMS, batch_size=4), serial, atol=1e-6)

@@ -524,8 +524,8 @@ def test_a_bare_torch_save_failure_on_a_nearly_full_disk_counts_as_full(
         ),
         (
             False,
-            "error: out of GPU memory while evaluating with eval.batch_size=8 and train.seq_len=32; "
-            "lower eval.batch_size",
+            "error: out of GPU memory while evaluating with eval.batch_size=8 and train.seq_len=32, "
+            "even one sequence per forward pass; lower train.seq_len",
         ),
     ],
 )

@@ -33,17 +33,21 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from forgetless.data.sampler import permute
 from forgetless.device import autocast
 from forgetless.distributed import World, all_reduce_sum
+from forgetless.evaluate.forward import (
+    fused_head,
+    no_gradient_state,
+    pass_threads,
+    run_in_passes,
+    tokens_per_pass,
+)
 from forgetless.evaluate.ledger import MIN_USEFUL_DOCUMENTS, MIN_USEFUL_TOKENS, small_sample_warning
+from forgetless.model.loss import causal_lm_token_nll
 
 IGNORE_INDEX = -100
-
-# Rows of logits upcast to float32 at a time: bounds the softmax memory whatever the vocabulary.
-_FLOAT32_LOGITS_PER_CHUNK = 1 << 26
 
 
 class Documents(Protocol):
@@ -380,52 +384,72 @@ def evaluate_heldout(
     windows: np.ndarray,
     num_bytes: int,
     *,
-    batch_size: int,
+    batch_size: int | None = None,
     device: Any,
     autocast_dtype: torch.dtype | None = None,
     buckets: np.ndarray | None = None,
+    fused: bool | None = None,
 ) -> dict[str, Any]:
-    """Score `model` on `windows` from `heldout_windows`.
+    """Score `model` on `windows` from `sample_heldout`.
 
     Returns `loss` (mean negative log-likelihood per predicted token, nats), `ppl` (exp of loss),
     `bpb` (summed NLL in bits over `num_bytes` UTF-8 bytes), `tokens` (predicted tokens) and `bytes`.
     With `buckets` (int64 `[n, seq_len]`, the `position_buckets(seq_len)` index of each target, -1
     for none: `position_bucket_index`), also `bucket_nll` and `bucket_tokens`: the summed NLL and the
     count of the targets in each of those buckets, as lists.
-    The model runs in eval mode without gradients, `batch_size` windows per forward pass, under
-    `autocast_dtype` autocast when given (bf16 on GPU); its train/eval mode is restored afterwards.
-    Per-token NLLs are computed from float32 logits and summed in float64, in a fixed order, so the
-    result depends only on the model, the windows and the batch size.
+    The model runs in eval mode with no gradient state, `batch_size` windows per forward pass (None:
+    as many as `forward.tokens_per_pass` allows), under `autocast_dtype` autocast when given (bf16 on
+    GPU); its train/eval mode is restored afterwards. `fused` (default: where `forward.fused_head`)
+    takes the NLL from the final hidden states without storing the logits. Per-token NLLs are
+    float32 (float32 softmax) and summed in float64 in window order, so the result depends only on
+    the model, the windows and, to float rounding, the batch size and the path.
     """
-    if batch_size < 1:
+    if batch_size is not None and batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     windows = np.asarray(windows, dtype=np.int64)
     device = torch.device(device)
-    total_nll = torch.zeros((), dtype=torch.float64, device=device)
-    total_tokens = 0
+    fused = fused_head(model) if fused is None else fused
+    if batch_size is None:
+        seq_len = windows.shape[1] - 1
+        batch_size = max(
+            1,
+            tokens_per_pass(model, device, fused=fused, autocast_dtype=autocast_dtype, seq_len=seq_len)
+            // seq_len,
+        )
+    total_tokens = int((windows[:, 1:] != IGNORE_INDEX).sum())
     count = len(position_buckets(windows.shape[1] - 1)) if buckets is not None else 0
+
+    def summed_nll(first: int, stop: int) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        # Grad mode and autocast are per thread: set here, where the pass runs.
+        with no_gradient_state(model), autocast(device, autocast_dtype):
+            batch = torch.from_numpy(windows[first:stop]).to(device, non_blocking=True)
+            # Padding sits only after the last real token, so a causal model's earlier predictions
+            # do not see it; any valid id will do as its input.
+            inputs, targets = batch[:, :-1].clamp(min=0), batch[:, 1:]
+            nll = causal_lm_token_nll(model, inputs, targets, fused=fused, compute_dtype=autocast_dtype)
+            nll = nll.double()
+            if buckets is None or not count:
+                return nll.sum(), None, None
+            index = torch.from_numpy(buckets[first:stop]).to(device).flatten()
+            keep = index >= 0
+            per_bucket = torch.zeros(count, dtype=torch.float64, device=device)
+            per_bucket.index_add_(0, index[keep], nll.flatten()[keep])
+            counted = torch.zeros(count, dtype=torch.float64, device=device)
+            counted.index_add_(0, index[keep], torch.ones_like(per_bucket[:1]).expand(int(keep.sum())))
+            return nll.sum(), per_bucket, counted
+
+    total_nll = torch.zeros((), dtype=torch.float64, device=device)
     bucket_nll = torch.zeros(count, dtype=torch.float64, device=device)
     bucket_tokens = torch.zeros(count, dtype=torch.float64, device=device)
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad(), autocast(device, autocast_dtype):
-            for first in range(0, len(windows), batch_size):
-                batch = torch.from_numpy(windows[first : first + batch_size]).to(device)
-                targets = batch[:, 1:]
-                # Padding sits only after the last real token, so a causal model's earlier
-                # predictions do not see it; any valid id will do as its input.
-                inputs = batch[:, :-1].clamp(min=0)
-                logits = model(input_ids=inputs, use_cache=False).logits
-                if buckets is not None and count:
-                    index = torch.from_numpy(buckets[first : first + batch_size]).to(device).flatten()
-                    summed, per_bucket, counted = _summed_nll(logits, targets, index, count)
-                    bucket_nll += per_bucket
-                    bucket_tokens += counted
-                else:
-                    summed = _summed_nll(logits, targets)[0]
-                total_nll += summed
-                total_tokens += int((targets != IGNORE_INDEX).sum())
+        threads = pass_threads(model, device)
+        for summed, per_bucket, counted in run_in_passes(len(windows), batch_size, summed_nll, threads=threads):
+            total_nll += summed
+            if per_bucket is not None and counted is not None:
+                bucket_nll += per_bucket
+                bucket_tokens += counted
     finally:
         model.train(was_training)
     nll = float(total_nll)
@@ -453,33 +477,6 @@ def losses_by_position(bucket_nll: list[float], bucket_tokens: list[float], seq_
         "loss": {label: (n / t if t else None) for label, n, t in zip(labels, nll, tokens, strict=True)},
         "tokens": {label: int(t) for label, t in zip(labels, tokens, strict=True)},
     }
-
-
-def _summed_nll(
-    logits: torch.Tensor, targets: torch.Tensor, buckets: torch.Tensor | None = None, count: int = 0
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Sum over non-ignored targets of -log p(target), float32 per token, float64 in the sum; with
-    `buckets` (an index per target, -1 for none), also the sums and counts of each of `count` buckets."""
-    logits = logits.flatten(0, 1)
-    targets = targets.flatten()
-    rows = max(1, _FLOAT32_LOGITS_PER_CHUNK // logits.shape[-1])
-    total = torch.zeros((), dtype=torch.float64, device=logits.device)
-    per_bucket = torch.zeros(count, dtype=torch.float64, device=logits.device)
-    counted = torch.zeros(count, dtype=torch.float64, device=logits.device)
-    for first in range(0, len(targets), rows):
-        nll = F.cross_entropy(
-            logits[first : first + rows].float(),
-            targets[first : first + rows],
-            ignore_index=IGNORE_INDEX,
-            reduction="none",
-        )
-        total += nll.double().sum()
-        if buckets is not None:
-            index = buckets[first : first + rows]
-            keep = index >= 0
-            per_bucket.index_add_(0, index[keep], nll.double()[keep])
-            counted.index_add_(0, index[keep], torch.ones_like(nll, dtype=torch.float64)[keep])
-    return total, per_bucket, counted
 
 
 def evaluate_heldout_over_ranks(

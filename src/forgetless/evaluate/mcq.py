@@ -22,19 +22,29 @@ import torch
 
 from forgetless.device import autocast
 from forgetless.errors import UserError
+from forgetless.evaluate.forward import (
+    fused_head,
+    no_gradient_state,
+    pass_threads,
+    run_in_passes,
+    tokens_per_pass,
+)
 from forgetless.evaluate.mcq_stats import chance_accuracy, pack_outcomes
 
 BUNDLED_PREFIX = "bundled:"
-# Multiple-choice sequences are short (a question and one choice): a forward pass scores this many
-# of them per held-out window of an evaluation batch.
+# Multiple-choice sequences are short (a question and one choice): with a set `eval.batch_size`, a
+# forward pass scores this many of them per held-out window of an evaluation batch.
 SEQUENCES_PER_WINDOW = 4
 TARGET_DELIMITER = " "
 FEWSHOT_DELIMITER = "\n\n"
 
 
-def mcq_batch_size(eval_batch_size: int) -> int:
-    """(prompt, choice) pairs per forward pass for an evaluation batch of `eval_batch_size` windows."""
-    return eval_batch_size * SEQUENCES_PER_WINDOW
+def mcq_batch_size(eval_batch_size: int | str | None) -> int | None:
+    """(prompt, choice) pairs per forward pass for an evaluation batch of `eval_batch_size` windows;
+    None for `auto` (batches by a token budget, see `choice_logprobs`)."""
+    if eval_batch_size is None or eval_batch_size == "auto":
+        return None
+    return int(eval_batch_size) * SEQUENCES_PER_WINDOW
 
 
 # ---------------------------------------------------------------------------------------------
@@ -152,7 +162,7 @@ def score_mcq(
     tokenizer: Any,
     items: list[dict[str, Any]],
     *,
-    batch_size: int = 32,
+    batch_size: int | None = None,
     template: str = "{question}\nAnswer:",
     few_shot: int = 0,
     device: Any = "cpu",
@@ -211,7 +221,7 @@ def choice_logprobs(
     tokenizer: Any,
     items: list[dict[str, Any]],
     *,
-    batch_size: int = 32,
+    batch_size: int | None = None,
     template: str = "{question}\nAnswer:",
     few_shot: int = 0,
     device: Any = "cpu",
@@ -223,11 +233,15 @@ def choice_logprobs(
     The prompt and the continuation are tokenized separately and their ids concatenated, so the
     scored tokens are exactly the continuation's. A prompt longer than the model's context is cut
     from the left so that the longest choice fits. `batch_size` counts (prompt, choice) pairs per
-    batch. The model runs in eval mode without gradients; its mode is restored afterwards.
+    batch; None batches questions up to `forward.tokens_per_pass` padded tokens (prompt width plus
+    longest choice, per pair). The model runs in eval mode with no gradient state, batches on a CPU
+    as many at once as `forward.pass_threads` says, and a batch that runs out of memory is scored
+    in halves; the model's mode is restored afterwards. For a model with a plain LM head
+    (`forward.fused_head`) the head runs only at the scored positions.
     """
     if not items:
         raise UserError("no questions to score")
-    if batch_size < 1:
+    if batch_size is not None and batch_size < 1:
         raise UserError(f"batch_size must be positive, got {batch_size}")
     prompts = build_prompts(items, template, few_shot, seed)
     max_length = _max_length(model)
@@ -237,20 +251,52 @@ def choice_logprobs(
         questions.append(_Question(_fit(context_ids, continuations, max_length), continuations))
 
     device = torch.device(device)
+    fused = fused_head(model)
+    budget = None
+    if batch_size is None:
+        budget = tokens_per_pass(model, device, fused=fused, autocast_dtype=autocast_dtype, with_cache=True)
+    batches = _batches(questions, batch_size, budget)
+
+    def score(first: int, stop: int) -> list[list[float]]:
+        # Grad mode and autocast are per thread: set here, where the batch runs.
+        with no_gradient_state(model), autocast(device, autocast_dtype):
+            return _batch_logprobs(model, [questions[i] for i in batches[first]], device, fused)
+
     was_training = model.training
     model.eval()
     scores: list[list[float]] = [[] for _ in questions]
     try:
-        with torch.no_grad(), autocast(device, autocast_dtype):
-            for batch in _batches(questions, batch_size):
-                batch_scores = _shared_prompt_logprobs(model, [questions[i] for i in batch], device)
-                if batch_scores is None:  # the model keeps no reusable cache: score whole sequences
-                    batch_scores = _whole_sequence_logprobs(model, [questions[i] for i in batch], device)
-                for i, item_scores in zip(batch, batch_scores, strict=True):
-                    scores[i] = item_scores
+        threads = pass_threads(model, device)
+        for batch, batch_scores in zip(
+            batches, run_in_passes(len(batches), 1, score, threads=threads), strict=True
+        ):
+            for i, item_scores in zip(batch, batch_scores, strict=True):
+                scores[i] = item_scores
     finally:
         model.train(was_training)
     return scores
+
+
+def _batch_logprobs(
+    model: torch.nn.Module, questions: list[_Question], device: torch.device, fused: bool
+) -> list[list[float]]:
+    """The choice scores of `questions`, prompts shared when the model keeps a reusable cache; a
+    batch that runs out of memory is scored in two halves (one question that does is an error)."""
+    try:
+        scores = _shared_prompt_logprobs(model, questions, device, fused)
+        if scores is None:  # the model keeps no reusable cache: score whole sequences
+            scores = _whole_sequence_logprobs(model, questions, device, fused)
+        return scores
+    except torch.OutOfMemoryError:
+        if len(questions) == 1:
+            raise
+    # outside the handler: the failed batch's tensors are free by now
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    half = len(questions) // 2
+    return _batch_logprobs(model, questions[:half], device, fused) + _batch_logprobs(
+        model, questions[half:], device, fused
+    )
 
 
 def _stderr(values: list[float]) -> float:
@@ -298,25 +344,34 @@ def _fit(context: list[int], continuations: list[list[int]], max_length: int | N
     return context[-keep:]
 
 
-def _batches(questions: list[_Question], batch_size: int) -> list[list[int]]:
-    """Question indices in batches of at most `batch_size` (prompt, choice) pairs (at least one
-    question each), longest prompts first so that the padding in each batch is small."""
+def _batches(
+    questions: list[_Question], batch_size: int | None, budget: int | None = None
+) -> list[list[int]]:
+    """Question indices in batches, longest prompts first so that the padding in each batch is
+    small: at most `batch_size` (prompt, choice) pairs each, or, without one, at most `budget`
+    padded tokens (pairs x (widest prompt + longest choice)); at least one question each."""
     order = sorted(range(len(questions)), key=lambda i: -len(questions[i].context))
     batches: list[list[int]] = []
-    pairs = 0
+    pairs = width = longest = 0
     for i in order:
-        n = len(questions[i].continuations)
-        if batches and pairs + n <= batch_size:
+        q = questions[i]
+        n, choice = len(q.continuations), max(len(c) for c in q.continuations)
+        if batch_size is not None:
+            fits = pairs + n <= batch_size
+        else:
+            assert budget is not None
+            fits = (pairs + n) * (max(width, len(q.context)) + max(longest, choice)) <= budget
+        if batches and fits:
             batches[-1].append(i)
-            pairs += n
+            pairs, width, longest = pairs + n, max(width, len(q.context)), max(longest, choice)
         else:
             batches.append([i])
-            pairs = n
+            pairs, width, longest = n, len(q.context), choice
     return batches
 
 
 def _shared_prompt_logprobs(
-    model: torch.nn.Module, questions: list[_Question], device: torch.device
+    model: torch.nn.Module, questions: list[_Question], device: torch.device, fused: bool = False
 ) -> list[list[float]] | None:
     """Score every choice of `questions` running each prompt once: one forward pass over the
     prompts keeps their key/value cache, which is copied for every choice of the prompt; a second
@@ -334,22 +389,21 @@ def _shared_prompt_logprobs(
         input_ids[row, width - n :] = torch.tensor(q.context)
         mask[row, width - n :] = 1
         positions[row, width - n :] = torch.arange(n)
-    extra = {"logits_to_keep": 1} if _accepts(model, "logits_to_keep") else {}
-    out = model(
+    last = torch.full((len(questions),), width - 1)
+    first_logits, cache = _logits_at(
+        model,
+        fused,
+        torch.arange(len(questions)),
+        last,
         input_ids=input_ids.to(device),
         attention_mask=mask.to(device),
         position_ids=positions.to(device),
         use_cache=True,
-        **extra,
     )
-    # transformers names the key/value cache `cache` since 5.x, `past_key_values` before.
-    cache = getattr(out, "cache", None)
-    if cache is None:
-        cache = getattr(out, "past_key_values", None)
     if cache is None or not hasattr(cache, "reorder_cache"):
         return None
     # The last prompt position predicts the first token of every choice.
-    first_logprobs = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
+    first_logprobs = torch.log_softmax(first_logits.float(), dim=-1)
 
     owner = [row for row, q in enumerate(questions) for _ in q.continuations]
     choices = [c for q in questions for c in q.continuations]
@@ -366,20 +420,23 @@ def _shared_prompt_logprobs(
             inputs[row, : len(c) - 1] = torch.tensor(c[:-1])
             new_mask[row, : len(c) - 1] = 1
         lengths = torch.tensor([len(questions[r].context) for r in owner])
-        out = model(
-            input_ids=inputs.to(device),
-            attention_mask=torch.cat([mask[owner], new_mask], dim=1).to(device),
-            position_ids=(lengths[:, None] + torch.arange(rest)[None, :]).to(device),
-            use_cache=True,
-            **{"cache" if _accepts(model, "cache") else "past_key_values": cache},
-        )
         rows, cols, targets = [], [], []
         for row, c in enumerate(choices):
             rows.extend([row] * (len(c) - 1))
             cols.extend(range(len(c) - 1))
             targets.extend(c[1:])
         if targets:
-            picked = out.logits[torch.tensor(rows, device=device), torch.tensor(cols, device=device)]
+            picked, _ = _logits_at(
+                model,
+                fused,
+                torch.tensor(rows),
+                torch.tensor(cols),
+                input_ids=inputs.to(device),
+                attention_mask=torch.cat([mask[owner], new_mask], dim=1).to(device),
+                position_ids=(lengths[:, None] + torch.arange(rest)[None, :]).to(device),
+                use_cache=True,
+                cache=cache,
+            )
             logprobs = torch.log_softmax(picked.float(), dim=-1)
             token_logprobs = logprobs.gather(1, torch.tensor(targets, device=device)[:, None])[:, 0]
             totals.index_add_(0, torch.tensor(rows, device=device), token_logprobs.double())
@@ -387,7 +444,7 @@ def _shared_prompt_logprobs(
 
 
 def _whole_sequence_logprobs(
-    model: torch.nn.Module, questions: list[_Question], device: torch.device
+    model: torch.nn.Module, questions: list[_Question], device: torch.device, fused: bool = False
 ) -> list[list[float]]:
     """Score every choice of `questions` as its own sequence, prompt + choice, padded on the right,
     where a causal model's predictions for the real tokens cannot see the padding."""
@@ -407,13 +464,60 @@ def _whole_sequence_logprobs(
             cols.extend(range(start, start + len(c)))
             targets.extend(c)
             row += 1
-    logits = model(input_ids=input_ids.to(device), attention_mask=mask.to(device), use_cache=False).logits
-    picked = logits[torch.tensor(rows, device=device), torch.tensor(cols, device=device)]
+    picked, _ = _logits_at(
+        model,
+        fused,
+        torch.tensor(rows),
+        torch.tensor(cols),
+        input_ids=input_ids.to(device),
+        attention_mask=mask.to(device),
+        use_cache=False,
+    )
     logprobs = torch.log_softmax(picked.float(), dim=-1)
     token_logprobs = logprobs.gather(1, torch.tensor(targets, device=device)[:, None])[:, 0]
     totals = torch.zeros(len(sequences), dtype=torch.float64, device=device)
     totals.index_add_(0, torch.tensor(rows, device=device), token_logprobs.double())
     return _split(totals.tolist(), questions)
+
+
+def _logits_at(
+    model: torch.nn.Module,
+    fused: bool,
+    rows: torch.Tensor,
+    cols: torch.Tensor,
+    *,
+    cache: Any = None,
+    **inputs: Any,
+) -> tuple[torch.Tensor, Any]:
+    """The logits `[len(rows), V]` at positions `(rows, cols)` of one forward pass over `inputs`,
+    and the key/value cache it returns (or None).
+
+    With `fused` (a plain LM head) the decoder runs alone and the head only at those positions;
+    otherwise the model computes its logits (only the last position's when every position asked
+    for is the last one and the model accepts `logits_to_keep`) and those positions are picked.
+    """
+    target: Any = model.base_model if fused else model
+    if cache is not None:
+        # transformers names the key/value cache argument `cache` since 5.x, `past_key_values` before.
+        inputs["cache" if _accepts(target, "cache") else "past_key_values"] = cache
+    width = inputs["input_ids"].shape[1]
+    device = inputs["input_ids"].device
+    if fused:
+        out = target(**inputs)
+        hidden = out.last_hidden_state[rows.to(device), cols.to(device)]
+        head: Any = model.get_output_embeddings()  # type: ignore[operator]
+        logits = head(hidden)
+    elif bool((cols == width - 1).all()) and _accepts(model, "logits_to_keep"):
+        out = model(**inputs, logits_to_keep=1)
+        logits = out.logits[rows.to(device), 0]
+    else:
+        out = model(**inputs)
+        logits = out.logits[rows.to(device), cols.to(device)]
+    # transformers names the returned cache `cache` since 5.x, `past_key_values` before.
+    returned = getattr(out, "cache", None)
+    if returned is None:
+        returned = getattr(out, "past_key_values", None)
+    return logits, returned
 
 
 def _split(flat: list[float], questions: list[_Question]) -> list[list[float]]:

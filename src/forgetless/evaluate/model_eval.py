@@ -23,6 +23,7 @@ from forgetless.config import ModelConfig, RunConfig, SourceConfig
 from forgetless.data.shards import TokenStore
 from forgetless.device import resolve_device
 from forgetless.errors import UserError
+from forgetless.evaluate.forward import windows_per_pass
 from forgetless.evaluate.heldout import (
     document_end_token,
     evaluate_heldout,
@@ -35,7 +36,8 @@ from forgetless.model.load import embedding_rows
 from forgetless.model.positions import check_context_length
 
 DEFAULT_SEQ_LEN = 1024
-DEFAULT_BATCH_SIZE = 8
+# lm-evaluation-harness's batch size when evaluation batches are sized automatically.
+LM_EVAL_BATCH_SIZE = 8
 DEFAULT_MCQ_TEMPLATE = "{question}\nAnswer:"
 
 
@@ -64,7 +66,7 @@ class EvalOptions:
     mcq: list[str] = field(default_factory=list)  # question sets beside the config's eval.mcq
     seq_len: int | None = None  # tokens per evaluation window
     max_tokens: int | None = None  # tokens per source
-    batch_size: int | None = None  # windows per forward pass
+    batch_size: int | None = None  # windows per forward pass (None: eval.batch_size, else automatic)
     mcq_limit: int | None = None  # the first N questions of each set
     mcq_template: str = DEFAULT_MCQ_TEMPLATE
     mcq_few_shot: int = 0
@@ -125,8 +127,9 @@ def evaluate_model(
         options.device or (train.device if train else "auto"),
         options.precision or (train.precision if train else "auto"),
     )
-    batch_size = batch_size or (config.eval.batch_size if config is not None else DEFAULT_BATCH_SIZE)
-    if batch_size < 1:
+    if batch_size is None and config is not None:
+        batch_size = windows_per_pass(config.eval.batch_size)
+    if batch_size is not None and batch_size < 1:
         raise UserError(f"--batch-size must be positive, got {batch_size}")
 
     if is_checkpoint(Path(model_dir)):  # a run's checkpoint folder, of either layout
@@ -202,7 +205,7 @@ def evaluate_model(
             tokenizer,
             options.lm_eval_tasks,
             options.lm_eval_include,
-            batch_size=batch_size,
+            batch_size=batch_size or LM_EVAL_BATCH_SIZE,
             device=dev,
             limit=options.lm_eval_limit,
         )
@@ -214,7 +217,7 @@ def evaluate_model(
         "precision": "bf16" if autocast_dtype == torch.bfloat16 else "fp32",
         "seq_len": seq_len,
         "max_tokens": max_tokens if max_tokens is not None else (config.eval.max_tokens if config else None),
-        "batch_size": batch_size,
+        "batch_size": batch_size if batch_size is not None else "auto",
         "heldout": heldout,
         "mcq": mcq_results,
         "lm_eval": lm_eval_results,

@@ -9,6 +9,9 @@ backward pass only scales the stored gradients. Peak extra memory is one chunk o
 
 The result equals `F.cross_entropy(hidden @ weight.T, targets)` (mean over targets that are not
 -100) up to the rounding of the compute dtype.
+
+`linear_token_nll` is the forward-only counterpart for evaluation: the negative log-likelihood of
+every token, chunk by chunk, with no gradient state.
 """
 
 from __future__ import annotations
@@ -126,3 +129,32 @@ def linear_cross_entropy(
     """
     compute_dtype = compute_dtype or hidden.dtype
     return _LinearCrossEntropy.apply(hidden, weight, targets, chunk_size, compute_dtype, compiled)
+
+
+def linear_token_nll(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    chunk_size: int = 4096,
+    compute_dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    """-log p(target) of every row of logits `hidden @ weight.T`, float32 `[N]`, 0 where the target
+    is -100; forward only (call it without gradients), never storing more than one chunk of logits.
+
+    hidden: [N, H]; weight: [V, H]; targets: [N]. The products run in `compute_dtype` (default:
+    hidden's); the softmax always in float32, as `log(sum(exp(logits - max))) - (logit - max)`
+    over each chunk's float32 logits, in place.
+    """
+    compute_dtype = compute_dtype or hidden.dtype
+    w = weight.to(compute_dtype)
+    out = torch.empty(hidden.shape[0], dtype=torch.float32, device=hidden.device)
+    for start in range(0, hidden.shape[0], chunk_size):
+        logits = (hidden[start : start + chunk_size].to(compute_dtype) @ w.t()).float()
+        t = targets[start : start + chunk_size]
+        valid = t != IGNORE_INDEX
+        logits.sub_(logits.amax(dim=-1, keepdim=True))
+        target_logit = logits.gather(1, torch.where(valid, t, 0).unsqueeze(1)).squeeze(1)
+        nll = logits.exp_().sum(dim=-1).log_().sub_(target_logit)
+        out[start : start + chunk_size] = torch.where(valid, nll, 0.0)
+    return out

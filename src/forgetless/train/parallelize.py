@@ -16,10 +16,7 @@ from torch import nn
 
 from forgetless.errors import UserError
 from forgetless.model.blocks import decoder_blocks
-
-# Families whose logits are exactly `final_hidden @ lm_head.weight.T` (no bias, scaling or
-# soft-capping), so the loss can be computed from the hidden states without materialising logits.
-PLAIN_HEAD_FAMILIES = frozenset({"llama", "mistral", "qwen2", "qwen3", "gpt_neox", "phi3", "gemma", "gpt2"})
+from forgetless.model.loss import PLAIN_HEAD_FAMILIES, supports_fused_loss  # noqa: F401  (callers import them from here too)
 
 
 def compile_blocks(model: nn.Module) -> None:
@@ -86,23 +83,6 @@ def _recompute_in_backward(module: nn.Module) -> None:
         return torch.utils.checkpoint.checkpoint(forward, *args, use_reentrant=False, **kwargs)
 
     module.forward = recomputed
-
-
-def supports_fused_loss(model: nn.Module) -> bool:
-    config = getattr(model, "config", None)
-    head: Any = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    # A head that trains fully under LoRA is peft's wrapper of a trainable copy: `head.weight` is
-    # that copy, and the copy is what the forward uses. A LoRA-adapted head is not a plain product.
-    copies = getattr(head, "modules_to_save", None)
-    if isinstance(copies, nn.ModuleDict):
-        head = copies[head.active_adapter] if isinstance(head.active_adapter, str) else None
-    return (
-        getattr(config, "model_type", None) in PLAIN_HEAD_FAMILIES
-        and isinstance(head, nn.Linear)
-        and head.bias is None
-        and getattr(config, "logit_scale", None) is None
-        and getattr(config, "final_logit_softcapping", None) is None
-    )
 
 
 def peak_memory_gib(device: torch.device) -> float | None:

@@ -48,6 +48,8 @@ from forgetless.distributed import (
 )
 from forgetless.distributed import setup as setup_world
 from forgetless.errors import Preempted, RunFailed, RunStopped, UserError, is_disk_full
+from forgetless.evaluate.base_cache import BaseEvalCache, cache_for_run
+from forgetless.evaluate.forward import windows_per_pass
 from forgetless.evaluate.heldout import (
     document_end_token,
     evaluate_heldout_over_ranks,
@@ -189,6 +191,7 @@ class Run:
     eval_costs: EvalCosts = field(default_factory=EvalCosts)  # for eval.budget
     eval_buckets: dict[str, np.ndarray] = field(default_factory=dict)  # RunData.eval_buckets
     router_stats: RouterStats | None = None  # the routers of an MoE model (forgetless.model.moe)
+    base_cache: BaseEvalCache | None = None  # where the base evaluation is cached (main process)
 
     def tokens_per_step(self, stage_index: int) -> int:
         """Training tokens of one optimizer step of stage `stage_index` (all ranks)."""
@@ -409,6 +412,18 @@ def _set_up_run(
     micro_batches = _micro_batch_runner(config, model, device, world, fused_loss, sharded=sharded)
     run_dir = Path(config.output.dir)
     trackers = TrackerSet(config, run_dir) if world.is_main and config.output.trackers else None
+    cache = None
+    if world.is_main:
+        cache = cache_for_run(
+            config,
+            tokenizer=tokenizer,
+            eval_sets=data.eval_sets,
+            heldout_hashes={name: splits.get("heldout") for name, splits in data.contents.items()},
+            mcq_sets=data.mcq_sets,
+            mcq_scoring=_MCQ_SCORING,
+            device_type=device.type,
+            bf16=autocast_dtype is not None,
+        )
     if world.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(dump_config(config), encoding="utf-8")
@@ -442,6 +457,7 @@ def _set_up_run(
         world=world,
         trackers=trackers,
         router_stats=RouterStats(unwrap(model)) if has_known_routers(unwrap(model)) else None,
+        base_cache=cache,
     )
 
 
@@ -457,7 +473,7 @@ def _run_stages(run: Run, latest: Path | None) -> None:
         run.display.message(f"resumed from {latest} (step {position.step:,}, {position.tokens:,} tokens)")
     else:
         run.log.write(_run_start_record(run))
-        _evaluate(run, position, point="base", stage=config.stages[0], stage_tokens=0, with_mcq=True)
+        _evaluate_base(run, position)
 
     while position.stage_index < len(config.stages):
         stage = config.stages[position.stage_index]
@@ -776,9 +792,54 @@ def _log_train(run: Run, loop: _StageLoop, position: Position, lr: float, grad_n
     loop.window_tokens, loop.window_s = 0, 0.0
 
 
+# How the run scores its question sets (score_mcq's defaults), part of the base-evaluation cache key.
+_MCQ_SCORING = {"template": "{question}\nAnswer:", "few_shot": 0, "outcomes": True}
+
+
+def _evaluate_base(run: Run, position: Position) -> None:
+    """The evaluation before training: read from the base-evaluation cache when a run evaluated
+    the same base model the same way (`forgetless.evaluate.base_cache`), else measured and stored
+    there. A reused one says so in its eval line (`base_cache`) and on the display."""
+    stage = run.config.stages[0]
+    start = time.perf_counter()
+    cached = run.base_cache.read() if run.base_cache is not None else None
+    cached = broadcast_from_main(cached, run.world)  # every process takes the same path
+    if cached is None:
+        record = _evaluate(run, position, point="base", stage=stage, stage_tokens=0, with_mcq=True)
+        if run.base_cache is not None:
+            run.base_cache.write(
+                record,
+                eval_s=record["eval_s"],
+                heldout_s=run.eval_costs.heldout_s or 0.0,
+                run_dir=run.run_dir,
+            )
+        return
+    elapsed = time.perf_counter() - start
+    # eval.budget plans with the cost of an evaluation: the one measured when the entry was made.
+    run.eval_costs.heldout_s, run.eval_costs.full_s = cached.heldout_s, cached.eval_s
+    position.eval_s += elapsed
+    record = {
+        "kind": "eval",
+        "step": position.step,
+        "tokens": position.tokens,
+        "stage": stage.name,
+        "stage_index": position.stage_index,
+        "stage_tokens": 0,
+        "point": "base",
+        **cached.record,
+        "eval_s": elapsed,
+        "base_cache": {"entry": str(cached.path), "computed_by": cached.run_dir, "eval_s": cached.eval_s},
+    }
+    run.log.write(record)
+    run.display.message(
+        f"base evaluation: reused the one computed by {cached.run_dir} in {cached.eval_s:.1f} s ({cached.path})"
+    )
+    run.display.set_eval(record)
+
+
 def _evaluate(
     run: Run, position: Position, *, point: str, stage: StageConfig, stage_tokens: int, with_mcq: bool
-) -> None:
+) -> dict[str, Any]:
     start = time.perf_counter()
     record: dict[str, Any] = {
         "kind": "eval",
@@ -834,6 +895,7 @@ def _evaluate(
     record["eval_s"] = elapsed
     run.log.write(record)
     run.display.set_eval(record)
+    return record
 
 
 def _evaluate_heldout_share(
@@ -846,7 +908,7 @@ def _evaluate_heldout_share(
         windows,
         num_bytes,
         run.world,
-        batch_size=run.config.eval.batch_size,
+        batch_size=windows_per_pass(run.config.eval.batch_size),
         device=run.device,
         autocast_dtype=run.autocast_dtype,
         buckets=buckets,
@@ -1039,7 +1101,7 @@ def _out_of_memory_message(config: RunConfig, err: BaseException) -> str:
     if "_evaluate" in frames:
         return (
             f"out of GPU memory while evaluating with eval.batch_size={config.eval.batch_size} and "
-            f"train.seq_len={train.seq_len}; lower eval.batch_size"
+            f"train.seq_len={train.seq_len}, even one sequence per forward pass; lower train.seq_len"
         )
     advice = "lower train.micro_batch (batch_tokens stays as it is: more micro-batches are accumulated)"
     if not train.activation_checkpointing:

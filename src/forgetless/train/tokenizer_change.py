@@ -32,6 +32,7 @@ from forgetless.config import HeldoutConfig, RunConfig
 from forgetless.data.prepare import PreparedSource, prepare_sources
 from forgetless.distributed import World, barrier
 from forgetless.evaluate.fertility import fertility
+from forgetless.evaluate.forward import windows_per_pass
 from forgetless.evaluate.heldout import HeldoutSample, evaluate_heldout_over_ranks, sample_heldout
 
 
@@ -95,7 +96,7 @@ def measure_base(
                 sample.windows,
                 sample.num_bytes,
                 world,
-                batch_size=config.eval.batch_size,
+                batch_size=windows_per_pass(config.eval.batch_size),
                 device=device,
                 autocast_dtype=autocast_dtype,
             )

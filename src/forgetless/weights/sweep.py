@@ -48,6 +48,7 @@ def sweep(
     import torch
 
     from forgetless.data.prepare import prepare_sources
+    from forgetless.evaluate.forward import windows_per_pass
     from forgetless.evaluate.heldout import evaluate_heldout, heldout_windows
     from forgetless.evaluate.mcq import load_questions, mcq_batch_size, question_set_name, score_mcq
     from forgetless.report.svg import pareto_front
@@ -79,7 +80,12 @@ def sweep(
             load_tensors(model, interpolate(base_tensors, adapted_tensors, alpha))
         losses = {
             name: evaluate_heldout(
-                model, w, n, batch_size=config.eval.batch_size, device=device, autocast_dtype=autocast_dtype
+                model,
+                w,
+                n,
+                batch_size=windows_per_pass(config.eval.batch_size),
+                device=device,
+                autocast_dtype=autocast_dtype,
             )["loss"]
             for name, (w, n) in windows.items()
         }
