@@ -116,12 +116,21 @@ def every_branch_config(tmp: Path, tokenizer_dir: Path) -> dict:
                 "mix": {"code": 1.0},
                 "replay": {"from": "general", "ratio": 0.25, "accounting": "additive"},
                 "schedule": {"kind": "wsd", "decay": 0.5, "decay_shape": "cosine"},
+                "mix_schedule": {"kind": "decay", "mix": {"code": 1.0}},
                 "reset_optimizer": False,
             },
             {
                 "name": "infinite",
                 "tokens": 2 * one_step,
-                "mix": {"general": 1.0},
+                "mix": {"general": 1.0, "code": 1.0},
+                "mix_schedule": {
+                    "kind": "loss_driven",
+                    "every_tokens": one_step,
+                    "eta": 0.5,
+                    "window": 1,
+                    "floor": 0.1,
+                    "graph": {"general": {"general": 1.0}, "code": {"code": 1.0, "general": 0.5}},
+                },
                 "schedule": {
                     "kind": "infinite",
                     "warmup": 0.0,

@@ -837,6 +837,14 @@ def cooldown(
             "--shape", help="linear, cosine, 1-sqrt (constant and wsd stages) or exponential (infinite)."
         ),
     ] = "linear",
+    mix: Annotated[
+        str | None,
+        typer.Option(
+            "--mix",
+            help="Decay on another mixture: source=weight,... of the run's sources (e.g. a high-quality subset); "
+            "replay keeps its share.",
+        ),
+    ] = None,
     out: Annotated[
         Path | None,
         typer.Option(
@@ -851,6 +859,7 @@ def cooldown(
     own ledger against the same base. The run itself is untouched and can go on.
     """
     from forgetless.train.branch import cooldown as run_cooldown
+    from forgetless.train.branch import parse_mix
 
     if from_ is not None and before_end:
         raise UserError("cooldown: give --from or --tokens-before-end, not both")
@@ -861,7 +870,14 @@ def cooldown(
             raise UserError(f"--from {from_}: expected step_N or N")
         step = int(text)
     branch = run_cooldown(
-        run_dir, tokens=tokens, from_step=step, before_end=before_end, shape=shape, out=out, quiet=quiet
+        run_dir,
+        tokens=tokens,
+        from_step=step,
+        before_end=before_end,
+        shape=shape,
+        mix=parse_mix(mix) if mix is not None else None,
+        out=out,
+        quiet=quiet,
     )
     _print_run_result(branch)
 

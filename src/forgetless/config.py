@@ -274,6 +274,26 @@ class HeldoutConfig(_Strict):
         return self
 
 
+class SubsetConfig(_Strict):
+    """A share of a source's training documents, ranked by a score computed once and cached: the base
+    model's mean token loss (`base_loss`, needs the model: scored when a run starts), the length in
+    tokens, or a number in each record's `field`. Small enough, the subset is read for several epochs
+    in one stage (Guo et al. 2024's recipe against the stability gap; see docs/plan.md)."""
+
+    score: Literal["base_loss", "length", "field"]
+    keep: float = Field(gt=0, le=1, description="share of the source's training tokens to keep")
+    order: Literal["lowest", "highest"] = Field(
+        "lowest", description="keep the documents with the lowest or the highest scores"
+    )
+    field: str | None = Field(None, description="score: field: the record field holding each document's number")
+
+    @model_validator(mode="after")
+    def _field_with_field_score(self) -> SubsetConfig:
+        if (self.score == "field") != (self.field is not None):
+            raise ValueError("give field (a record field name) exactly when score is field")
+        return self
+
+
 class SourceConfig(_Strict):
     """One named data source: files, folders, globs, a saved HF dataset, or `bundled:<name>`."""
 
@@ -294,6 +314,9 @@ class SourceConfig(_Strict):
     )
     max_epochs_warning: float | None = Field(
         4.0, gt=0, description="warn when a stage reads this source more times than this"
+    )
+    subset: SubsetConfig | None = Field(
+        None, description="train on a share of the documents, ranked by a score (held-out text unchanged)"
     )
 
     @field_validator("files", mode="before")
@@ -433,10 +456,58 @@ class MethodsConfig(_Strict):
     )
 
 
+def _check_weights(value: dict[str, float]) -> dict[str, float]:
+    if not value:
+        raise ValueError("name at least one source with a weight")
+    if any(w < 0 for w in value.values()) or sum(value.values()) <= 0:
+        raise ValueError("weights must be non-negative and sum to a positive number")
+    return value
+
+
+class LossDrivenMixConfig(_Strict):
+    """Every `every_tokens` training tokens, the shares of the stage's mix sources are set by
+    multiplicative weights of their held-out loss progress (Skill-It's online rule): a source whose
+    loss still falls gains share, one whose loss no longer falls loses it. Replay keeps its share."""
+
+    kind: Literal["loss_driven"]
+    every_tokens: int = Field(gt=0, description="training tokens between updates (rounded up to whole steps)")
+    eta: float = Field(
+        0.2, ge=0, description="step size: shares scale with exp(eta x progress), progress in percent of the loss"
+    )
+    window: int = Field(3, ge=1, description="progress: the held-out loss's fall over the last `window` updates")
+    floor: float = Field(
+        0.02, ge=0, lt=1, description="least share of the new tokens a source keeps (at most its share in mix)"
+    )
+    graph: dict[str, dict[str, float]] | None = Field(
+        None,
+        description="skills graph: mix source -> {evaluated source: weight}, whose progress moves its share "
+        "(default: its own)",
+    )
+
+
+class DecayMixConfig(_Strict):
+    """Another mixture for the schedule's decay (wsd) or anneal (infinite) phase: from its first step,
+    the stage's new tokens follow `mix` (e.g. more high-quality data); replay keeps its share."""
+
+    kind: Literal["decay"]
+    mix: dict[str, float]
+
+    @field_validator("mix")
+    @classmethod
+    def _positive_weights(cls, value: dict[str, float]) -> dict[str, float]:
+        return _check_weights(value)
+
+
+MixScheduleConfig = Annotated[LossDrivenMixConfig | DecayMixConfig, Field(discriminator="kind")]
+
+
 class StageConfig(_Strict):
     name: str
     tokens: int = Field(gt=0, description="new-token budget of the stage")
     mix: dict[str, float]
+    mix_schedule: MixScheduleConfig | None = Field(
+        None, description="how the mix changes along the stage (default: it does not)"
+    )
     replay: ReplayConfig | None = None
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     reset_optimizer: bool = True
@@ -458,11 +529,7 @@ class StageConfig(_Strict):
     @field_validator("mix")
     @classmethod
     def _positive_weights(cls, value: dict[str, float]) -> dict[str, float]:
-        if not value:
-            raise ValueError("name at least one source with a weight")
-        if any(w < 0 for w in value.values()) or sum(value.values()) <= 0:
-            raise ValueError("weights must be non-negative and sum to a positive number")
-        return value
+        return _check_weights(value)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -634,6 +701,7 @@ class RunConfig(_Strict):
                             "stage does not train on (remove it from one of the two)",
                         )
             _check_methods(stage, i, known)
+            _check_mix_schedule(stage, i, known, self.eval_sources)
         for i, name in enumerate(self.eval.sources or []):
             _check_source(name, known, f"eval.sources.{i}")
         for i, transform in enumerate(self.model.transforms):
@@ -746,6 +814,46 @@ def _check_methods(stage: StageConfig, i: int, known: list[str]) -> None:
         raise _KeyError(
             f"stages.{i}.methods.distill.on", "replay needs replay in the stage; use all or add replay"
         )
+
+
+def _check_mix_schedule(stage: StageConfig, i: int, known: list[str], evaluated: list[str]) -> None:
+    schedule = stage.mix_schedule
+    key = f"stages.{i}.mix_schedule"
+    replayed = stage.replay.from_ if stage.replay is not None else []
+    if isinstance(schedule, DecayMixConfig):
+        kind = stage.schedule.kind
+        phase = stage.schedule.decay if kind == "wsd" else stage.schedule.anneal
+        if kind not in ("wsd", "infinite") or phase == 0:
+            raise _KeyError(
+                f"{key}.kind",
+                f"decay follows the schedule's decay (wsd) or anneal (infinite) phase, and this stage's "
+                f"schedule ({kind}) has none",
+            )
+        for name in schedule.mix:
+            _check_source(name, known, f"{key}.mix.{name}")
+            if name in replayed:
+                raise _KeyError(f"{key}.mix.{name}", f"{name!r} is replayed in stages.{i}; mix other sources")
+    elif isinstance(schedule, LossDrivenMixConfig):
+        mixed = [name for name, w in stage.mix.items() if w > 0]
+        if len(mixed) < 2:
+            raise _KeyError(key, "loss_driven re-weights the stage's mix sources, and it mixes only one")
+        if schedule.floor * len(mixed) >= 1:
+            raise _KeyError(
+                f"{key}.floor", f"{len(mixed)} sources cannot each keep {schedule.floor:g} of the tokens"
+            )
+        graph = schedule.graph or {name: {name: 1.0} for name in mixed}
+        for name, row in graph.items():
+            if name not in mixed:
+                raise _KeyError(f"{key}.graph.{name}", f"{name!r} is not one of the stage's mix sources {mixed}")
+            for column in row:
+                _check_source(column, known, f"{key}.graph.{name}.{column}")
+        for name in mixed:
+            for column in graph.get(name, {}):
+                if column not in evaluated:
+                    where = f"{key}.graph.{name}.{column}" if schedule.graph else f"stages.{i}.mix.{name}"
+                    raise _KeyError(
+                        where, f"loss_driven reads {column!r}'s held-out loss; add it to eval.sources"
+                    )
 
 
 def _check_source(name: str, known: list[str], key: str) -> None:

@@ -257,3 +257,20 @@ def test_mcq_change_is_coloured_only_when_its_interval_excludes_zero(tmp_path: P
     cell = re.search(r'<td class="([^"]*)">\+2\.0 ± [0-9.]+ pt, no significant change</td>', page)
     assert cell is not None and "good" not in cell.group(1)
     assert "At chance before and after" in page and ">q<" in page
+
+
+def test_a_loss_driven_mixture_gets_a_plot_of_its_shares(tmp_path):
+    run = write_run(tmp_path / "adaptive", forgetting=0.1, learning=0.8, gap=0.2)
+    updates = [
+        {"kind": "mix", "step": s, "tokens": s * 10_000, "stage": "security", "update": k,
+         "weights": {"security": w, "code": 1 - w}, "changed": k > 0}
+        for k, (s, w) in enumerate([(0, 0.5), (20, 0.6), (40, 0.7), (60, 0.55)])
+    ]
+    with open(run / "metrics.jsonl", "a") as fh:
+        fh.writelines(json.dumps(u) + "\n" for u in updates)
+    plain = write_run(tmp_path / "plain", forgetting=0.1, learning=0.8, gap=0.2)
+    html = write_report([run, plain], tmp_path / "report.html").read_text()
+    assert parse(html).plots.count("mix") == 1  # only the run with mix lines
+    svg = html[html.index('data-plot="mix"') :]
+    svg = svg[: svg.index("</svg>")]
+    assert "share of the new tokens" in svg and "<title>code</title>" in svg

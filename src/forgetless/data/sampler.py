@@ -45,6 +45,17 @@ otherwise replay its first part only); `order: original` reads each one's window
 start (wrapping around after an epoch), `order: uniform` draws windows uniformly at random with
 replacement (seeded). A source both mixed and replayed is read by both roles independently, with
 different shuffles; its counters add up.
+
+**Mixtures that change along the stage** (`stages[].mix_schedule`). The new positions are cut into
+*segments* at global positions where the mix weights change (`set_mix`); a segment splits its new
+positions among its sources by nested accumulators that start afresh at its first position, and
+each source's windows continue where they stopped (its lane-local index carries over), so a source
+keeps reading its shuffled epochs without repeating or skipping a window. The replay positions do
+not depend on the segments: replay keeps its exact share. The segments after the first are part of
+the state (`state_dict`), so a resumed stream is the identical continuation; weights equal to the
+current ones add no segment, so a schedule that never changes the weights gives the static stream
+bit for bit. A `loss_driven` schedule's controller (`forgetless.data.adaptive_mix`) is held here
+and saved with the state too.
 """
 
 from __future__ import annotations
@@ -54,13 +65,15 @@ import hashlib
 import json
 import math
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from forgetless.config import StageConfig
+from forgetless.config import LossDrivenMixConfig, StageConfig
+from forgetless.data.adaptive_mix import LossDrivenMix
 from forgetless.data.shards import TokenStore
 from forgetless.errors import UserError
 
@@ -131,6 +144,22 @@ class _Lane:
             self.orders = {e: o for e, o in self.orders.items() if e == epoch - 1}
             self.orders[epoch] = order
         return order[positions]
+
+
+@dataclass(frozen=True)
+class _Segment:
+    """The mix weights from global position `start` on (until the next segment)."""
+
+    start: int  # global position of its first sequence
+    new_start: int  # how many new (not replayed) positions come before `start`
+    weights: tuple[Fraction, ...]  # per mix lane (`_new_lanes` order); 0: not drawn in this segment
+    lanes: tuple[int, ...]  # the mix lanes with a positive weight, in order
+    splits: tuple[_Share, ...]  # nested shares over `lanes`
+    offsets: tuple[int, ...]  # per mix lane: sequences it served before `start`
+
+    def shares(self) -> list[float]:
+        total = sum(self.weights, Fraction(0))
+        return [float(w / total) for w in self.weights]
 
 
 @dataclass
@@ -225,13 +254,20 @@ class MixtureSampler:
         mix = [(name, w) for name, w in stage.mix.items() if w > 0]
         used = [name for name, _ in mix] + list(replay.from_ if replay else [])
         self.source_names: list[str] = list(dict.fromkeys(used))  # mix sources first, then replayed ones
+        self._all_stores = stores  # a mix schedule may draw on more of them later
         self._stores = {name: self._store(stores, name) for name in self.source_names}
         self._windows = {name: self._window_count(name) for name in self.source_names}
 
         self._replay_share = _Share.of(replay.ratio) if replay else _Share(0, 1)
         self.replay_ratio = self._replay_share.num / self._replay_share.den
         self._new_lanes = [self._lane(name, False, "shuffled") for name, _ in mix]
-        self._new_splits = _nested_shares([Fraction(w) for _, w in mix])
+        weights = tuple(Fraction(w) for _, w in mix)
+        lanes = tuple(range(len(mix)))
+        self._segments = [
+            _Segment(0, 0, weights, lanes, tuple(_nested_shares(list(weights))), (0,) * len(mix))
+        ]
+        schedule = stage.mix_schedule
+        self.adaptive = LossDrivenMix(schedule, dict(mix)) if isinstance(schedule, LossDrivenMixConfig) else None
         if replay:
             self._replay_lanes = [
                 self._lane(name, True, replay.order) for name in dict.fromkeys(replay.from_)
@@ -303,6 +339,19 @@ class MixtureSampler:
             )
         return count
 
+    def _mix_lane(self, name: str) -> int:
+        """The index in `_new_lanes` of `name`'s mix lane, added (with its store) when it has none."""
+        for k, lane in enumerate(self._new_lanes):
+            if lane.source == name:
+                return k
+        if name not in self.source_names:
+            self._stores[name] = self._store(self._all_stores, name)
+            self._windows[name] = self._window_count(name)
+            self.source_names.append(name)
+        self._new_lanes.append(self._lane(name, False, "shuffled"))
+        self._lanes = self._new_lanes + self._replay_lanes
+        return len(self._new_lanes) - 1
+
     def _lane(self, name: str, replay: bool, order: str) -> _Lane:
         tokens = self._stores[name].tokens
         windows = self._windows[name]
@@ -325,6 +374,7 @@ class MixtureSampler:
         data = {
             # Only what decides the stream: other stage settings may change across a resume, the
             # stage's length too (the stream does not depend on where it ends: cooldown branches).
+            # Where the mix changes later is in the state (its segments), checked by `set_mix`.
             "stage": self.stage.model_dump(mode="json", by_alias=True, include={"name", "mix", "replay"}),
             "seq_len": self.seq_len,
             "seed": self.seed,
@@ -352,11 +402,26 @@ class MixtureSampler:
         local = np.empty(p.shape, dtype=np.int64)
         replay_before = self._replay_share.count(p)
         is_replay = self._replay_share.count(p + 1) > replay_before
-        new = ~is_replay
-        self._descend(p[new] - replay_before[new], self._new_splits, 0, lane, local, new)
+        new = np.flatnonzero(~is_replay)
+        j = p[new] - replay_before[new]
+        if len(self._segments) == 1:
+            self._descend_segment(self._segments[0], j, new, lane, local)
+        else:
+            starts = np.array([seg.new_start for seg in self._segments], dtype=np.int64)
+            which = np.searchsorted(starts, j, side="right") - 1
+            for k in np.unique(which).tolist():
+                sel = which == k
+                self._descend_segment(self._segments[k], j[sel], new[sel], lane, local)
         if self._replay_lanes:
+            first = len(self._new_lanes)
             self._descend(
-                replay_before[is_replay], self._replay_splits, len(self._new_lanes), lane, local, is_replay
+                replay_before[is_replay],
+                self._replay_splits,
+                list(range(first, first + len(self._replay_lanes))),
+                [0] * len(self._replay_lanes),
+                lane,
+                local,
+                np.flatnonzero(is_replay),
             )
         window = np.empty(p.shape, dtype=np.int64)
         epoch = np.empty(p.shape, dtype=np.int64)
@@ -371,22 +436,30 @@ class MixtureSampler:
             source[sel] = spec.source_index
         return SequencePlan(p, source, is_replay, window, epoch)
 
+    def _descend_segment(
+        self, segment: _Segment, j: np.ndarray, idx: np.ndarray, lane: np.ndarray, local: np.ndarray
+    ) -> None:
+        """Assign the new-stream indices `j` (of output rows `idx`) inside `segment` to its lanes."""
+        offsets = [segment.offsets[k] if k < len(segment.offsets) else 0 for k in segment.lanes]
+        self._descend(j - segment.new_start, segment.splits, segment.lanes, offsets, lane, local, idx)
+
     @staticmethod
     def _descend(
         j: np.ndarray,
-        splits: list[_Share],
-        first_lane: int,
+        splits: Sequence[_Share],
+        lane_ids: Sequence[int],
+        offsets: Sequence[int],
         lane: np.ndarray,
         local: np.ndarray,
-        where: np.ndarray,
+        idx: np.ndarray,
     ) -> None:
-        """Assign stream indices `j` to lanes through nested shares; write lane and lane-local index."""
-        idx = np.flatnonzero(where)
+        """Assign stream indices `j` (of output rows `idx`) to lanes through nested shares; write the
+        lane and the lane-local index (what the lane served before, `offsets`, plus its count here)."""
         for k, share in enumerate(splits):
             before = share.count(j)
             chosen = share.count(j + 1) > before
-            lane[idx[chosen]] = first_lane + k
-            local[idx[chosen]] = before[chosen]
+            lane[idx[chosen]] = lane_ids[k]
+            local[idx[chosen]] = before[chosen] + offsets[k]
             rest = ~chosen
             idx, j = idx[rest], (j - before)[rest]
         assert idx.size == 0, "the last share is 1, so every index finds a lane"
@@ -426,16 +499,98 @@ class MixtureSampler:
             self._warn_repetition(self.position, planned=False)
         return out
 
+    # -- mixtures that change along the stage ----------------------------------------------------
+
+    def mix_weights(self, position: int | None = None) -> dict[str, float]:
+        """The shares of the new tokens per mix source in effect at `position` (default: now)."""
+        segment = self._segment_at(self.position if position is None else int(position))
+        return {
+            self._new_lanes[k].source: share
+            for k, share in enumerate(segment.shares())
+            if share > 0
+        }
+
+    def set_mix(self, weights: dict[str, float], start: int | None = None) -> bool:
+        """Draw the new positions from global position `start` (default: now) with `weights` (shares
+        of the new tokens per source, any positive scale); return whether the stream changed.
+
+        Weights equal to those in effect there (to 1e-9 of a share) change nothing. A `start` before
+        the current position is accepted only when the stream already changed there to the same
+        weights (a resumed run applying its schedule again); otherwise `UserError`.
+        """
+        start = self.position if start is None else int(start)
+        if start < 0:
+            raise ValueError(f"a mix segment cannot start at {start}")
+        named = {name: Fraction(w) for name, w in weights.items() if w > 0}
+        if not named or any(w < 0 for w in weights.values()):
+            raise ValueError(f"mix weights must be non-negative with a positive sum, got {weights}")
+        total = sum(named.values(), Fraction(0))
+        wanted = {name: float(w / total) for name, w in named.items()}
+        if start < self.position:
+            segment = next((seg for seg in self._segments if seg.start == start), None)
+            if segment is None or not self._same_shares(segment, wanted):
+                raise UserError(
+                    f"stages: the mixture schedule of stage {self.stage.name!r} changed since the checkpoint "
+                    "(its mix would change at a point the run has passed); resume with the config the run "
+                    "was started with"
+                )
+            return False
+        if self._same_shares(self._segment_at(start), wanted):
+            return False
+        self._add_segment(start, named)
+        if self._warn_limits:
+            self._warn_repetition(self.total_sequences, planned=True)
+        return True
+
+    def _same_shares(self, segment: _Segment, wanted: dict[str, float]) -> bool:
+        have = {self._new_lanes[k].source: share for k, share in enumerate(segment.shares()) if share > 0}
+        return set(have) == set(wanted) and all(abs(have[n] - wanted[n]) <= 1e-9 for n in wanted)
+
+    def _segment_at(self, position: int) -> _Segment:
+        return next(seg for seg in reversed(self._segments) if seg.start <= position)
+
+    def _add_segment(self, start: int, weights: dict[str, Fraction]) -> None:
+        """A segment from `start` on (replacing one that starts there); later ones are dropped."""
+        keep = [seg for seg in self._segments if seg.start < start]
+        self._segments = keep or self._segments[:1]
+        for name in weights:
+            self._mix_lane(name)
+        offsets = tuple(self.lane_counts(start)[: len(self._new_lanes)])
+        per_lane = tuple(weights.get(lane.source, Fraction(0)) for lane in self._new_lanes)
+        lanes = tuple(k for k, w in enumerate(per_lane) if w > 0)
+        segment = _Segment(
+            start,
+            start - self._replay_share.count_int(start),
+            per_lane,
+            lanes,
+            tuple(_nested_shares([per_lane[k] for k in lanes])),
+            offsets,
+        )
+        self._segments = [*keep, segment] if keep else [segment]
+
     # -- state and counters ----------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        """The sampler's state: the global position (plain ints and strings)."""
-        return {
+        """The sampler's state: the global position, and where the mix changed (plain JSON data)."""
+        state: dict[str, Any] = {
             "version": STATE_VERSION,
             "position": int(self.position),
             "fingerprint": self._fingerprint,
             "contents": self._contents(),
         }
+        if len(self._segments) > 1 or self._segments[0].start > 0:
+            state["segments"] = [
+                {
+                    "start": seg.start,
+                    "weights": {
+                        self._new_lanes[k].source: float(w) for k, w in enumerate(seg.weights) if w > 0
+                    },
+                }
+                for seg in self._segments
+            ]
+        if self.adaptive is not None:
+            state["adaptive"] = self.adaptive.state_dict()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a state from `state_dict`; the continuation is identical to the uninterrupted stream."""
@@ -457,13 +612,31 @@ class MixtureSampler:
         position = int(state["position"])
         if position < 0:
             raise UserError(f"sampler state: negative position {position}")
+        segments = state.get("segments") or []
+        for segment in segments:
+            unknown = [name for name in segment["weights"] if name not in self._all_stores]
+            if unknown:
+                raise UserError(
+                    f"stages: the checkpoint's stage {self.stage.name!r} drew on {unknown}, which this run "
+                    "does not prepare; resume with the config the run was started with"
+                )
+        self._segments = self._segments[:1]
+        for segment in segments:
+            self._add_segment(int(segment["start"]), {k: Fraction(v) for k, v in segment["weights"].items()})
+        if self.adaptive is not None:
+            self.adaptive.load_state_dict(state.get("adaptive"))
         self.position = position
 
     def lane_counts(self, position: int | None = None) -> list[int]:
         """Sequences each lane served in the global stream before `position` (default: now)."""
         p = self.position if position is None else int(position)
         replayed = self._replay_share.count_int(p)
-        counts = _nested_counts(p - replayed, self._new_splits)
+        segment = self._segment_at(p)
+        counts = [segment.offsets[k] if k < len(segment.offsets) else 0 for k in range(len(self._new_lanes))]
+        for k, count in zip(
+            segment.lanes, _nested_counts(p - replayed - segment.new_start, segment.splits), strict=True
+        ):
+            counts[k] += count
         if self._replay_lanes:
             counts += _nested_counts(replayed, self._replay_splits)
         return counts
@@ -516,7 +689,7 @@ def _nested_shares(weights: list[Fraction]) -> list[_Share]:
     return shares
 
 
-def _nested_counts(j: int, shares: list[_Share]) -> list[int]:
+def _nested_counts(j: int, shares: Sequence[_Share]) -> list[int]:
     counts = []
     for share in shares:
         taken = share.count_int(j)

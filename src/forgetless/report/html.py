@@ -7,7 +7,7 @@ the ledger (`forgetless.evaluate.ledger`), recomputed from each run's metrics.js
 Sections: the learning-vs-forgetting scatter of all runs with the Pareto front and the comparison
 table; held-out loss per source with every run overlaid; MCQ accuracy before and after; then per
 run: loss against tokens per source (base level dashed, stage boundaries dotted), the LR schedule,
-and the ledger tables (sources, stages with stability gaps, stage-by-source matrix, MCQ).
+the shares of a loss-driven mixture, and the ledger tables (sources, stages with stability gaps, stage-by-source matrix, MCQ).
 """
 
 from __future__ import annotations
@@ -257,6 +257,7 @@ def _run_section(run: Run, index: int, source_colors: dict[str, str]) -> str:
         f'<ul class="warnings">{warnings}</ul>' if warnings else "",
         f'<div class="grid">{"".join(_source_plots(run, source_colors))}</div>',
         f'<div class="figure">{_lr_plot(run)}</div>',
+        *([f'<div class="figure">{mix}</div>'] if (mix := _mix_plot(run, source_colors)) else []),
         "<h3>Sources</h3>",
         _sources_table(ledger),
         _tokenizer_table(ledger),
@@ -356,6 +357,41 @@ def _tokenizer_table(ledger: dict) -> str:
         f"<tbody>{''.join(rows)}</tbody></table>"
         '<p class="note">The tokenizer changed, so losses in nats per token before and after are not comparable; '
         "bits per byte are (the same held-out text). Jump at step 0: what the transforms alone changed.</p>"
+    )
+
+
+def _mix_plot(run: Run, source_colors: dict[str, str]) -> str:
+    """The shares of a loss-driven mixture over the run (its `mix` lines), as steps: each share
+    holds from one update to the next. Empty when the run has no such mixture."""
+    updates = [
+        r
+        for r in run.records
+        if r.get("kind") == "mix" and _is_num(r.get("tokens")) and isinstance(r.get("weights"), dict)
+    ]
+    if not updates:
+        return ""
+    end = max([r["tokens"] for r in run.records if _is_num(r.get("tokens"))], default=updates[-1]["tokens"])
+    names = _union([list(r["weights"]) for r in updates])
+    series = []
+    for i, name in enumerate(names):
+        points: list[tuple[float, float]] = []
+        for k, record in enumerate(updates):
+            share = float(record["weights"].get(name, 0.0))
+            until = updates[k + 1]["tokens"] if k + 1 < len(updates) else end
+            points += [(record["tokens"], share), (until, share)]
+        color = source_colors.get(name, PALETTE[i % len(PALETTE)])
+        series.append(Series(name, points, color=color))
+    return line_plot(
+        series,
+        title="loss-driven mixture: share of the new tokens per source",
+        kind="mix",
+        width=PAGE_WIDTH,
+        height=200,
+        x_label="training tokens",
+        y_label="share",
+        vlines=_stage_lines(run),
+        x_format=format_count,
+        y_range=(0.0, 1.0),
     )
 
 

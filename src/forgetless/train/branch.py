@@ -11,6 +11,10 @@ data position, RNG), so it equals, bit for bit on a CPU, a run of that schedule 
     branch_schedule(schedule, total_steps, from_step, decay_steps, shape)  # the pure part
     cooldown(parent_run_dir, tokens=T, from_step=N, shape="linear")        # writes and runs the branch
 
+With `mix`, the decay runs on another mixture (e.g. more high-quality data): the branch's stage gets
+`mix_schedule: {kind: decay, mix: ...}`, whose mixture starts with the decay, at step N, so the
+branch is still a run of its config from the start, bit for bit.
+
 The branch directory (default `PARENT/branches/step_N-<shape>-<d>steps`) is an ordinary run
 directory: its metrics start with the parent's lines up to step N (the base evaluation included),
 so its ledger is against the same base; `branch.json` names the parent and the branch point.
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -95,13 +100,15 @@ def cooldown(
     from_step: int | None = None,
     before_end: bool = False,
     shape: str = "linear",
+    mix: dict[str, float] | None = None,
     out: Path | None = None,
     quiet: bool = False,
 ) -> Path:
     """Branch the run in `parent` at a checkpoint and decay over `tokens` training tokens; return the
     branch's run directory. `from_step` (a global step with a checkpoint; default the latest) or
     `before_end` (the checkpoint `tokens` before the end of its stage, so the branch ends where the
-    stage does). Raise `UserError` before writing anything for bad input."""
+    stage does); `mix` (source -> weight) a mixture for the decay, replay keeping its share. Raise
+    `UserError` before writing anything for bad input."""
     from forgetless.evaluate.ledger import read_metrics
     from forgetless.train.run import run_training
 
@@ -117,9 +124,13 @@ def cooldown(
         raise UserError(
             "cooldown: branches of a stage with additive replay are not supported; use compute_equivalent"
         )
+    if mix is not None:
+        _check_mix(config, stage, mix)
     total_steps = _stage_steps(config, index)
     schedule = branch_schedule(stage.schedule, total_steps, stage_step, decay_steps, shape)
     name = f"step_{position['step']}-{shape}-{decay_steps}steps"
+    if mix is not None:
+        name += "-mix-" + "+".join(re.sub(r"[^A-Za-z0-9_.-]+", "_", source) for source in mix)
     out = Path(out) if out is not None else parent / "branches" / name
     if out.exists() and any(out.iterdir()):
         raise UserError(f"{out}: already exists; choose another --out")
@@ -128,6 +139,8 @@ def cooldown(
     data["stages"] = data["stages"][: index + 1]
     data["stages"][index]["tokens"] = (stage_step + decay_steps) * per_step
     data["stages"][index]["schedule"] = schedule.model_dump(mode="json")
+    if mix is not None:
+        data["stages"][index]["mix_schedule"] = {"kind": "decay", "mix": dict(mix)}
     data["output"]["dir"] = str(out.resolve())
     branch_config = validate_config(data, source=str(parent / "config.yaml"), lines={})
 
@@ -137,6 +150,9 @@ def cooldown(
             record["stages"] = record.get("stages", [])[: index + 1]
             if record["stages"]:
                 record["stages"][index]["tokens"] = data["stages"][index]["tokens"]
+                if mix is not None:  # a source the decay trains on is a target of the branch
+                    targets = record["stages"][index].get("targets", [])
+                    record["stages"][index]["targets"] = sorted({*targets, *mix})
     branch = {
         "kind": "cooldown_branch",
         "parent": str(parent.resolve()),
@@ -148,6 +164,7 @@ def cooldown(
         "decay_steps": decay_steps,
         "decay_tokens": decay_steps * per_step,
         "shape": shape,
+        "mix": dict(mix) if mix is not None else None,
         "loss_at_branch": _losses_at(records, position["step"]),
     }
     records.append(
@@ -189,6 +206,35 @@ def _parent_config(parent: Path) -> RunConfig:
         raise UserError(f"{parent}: not a run directory (no config.yaml)")
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     return validate_config(data, source=str(path), lines={})
+
+
+def parse_mix(text: str) -> dict[str, float]:
+    """`hq=0.5,security=0.5` (a bare name weighs 1) -> {source: weight}; `UserError` naming the bad item."""
+    mix: dict[str, float] = {}
+    for item in text.split(","):
+        name, sep, weight = item.strip().partition("=")
+        try:
+            value = float(weight) if sep else 1.0
+        except ValueError:
+            value = -1.0
+        if not name or not math.isfinite(value) or value < 0 or name in mix:
+            raise UserError(f"--mix {text}: expected source=weight,... with distinct sources, got {item.strip()!r}")
+        mix[name] = value
+    if sum(mix.values()) <= 0:
+        raise UserError(f"--mix {text}: the weights must sum to a positive number")
+    return mix
+
+
+def _check_mix(config: RunConfig, stage: Any, mix: dict[str, float]) -> None:
+    for name in mix:
+        if name not in config.sources:
+            raise UserError(f"--mix {name}: no such source in the run's config; sources: {sorted(config.sources)}")
+        if stage.replay is not None and name in stage.replay.from_:
+            raise UserError(f"--mix {name}: stage {stage.name} replays it; decay on other sources")
+    if stage.mix_schedule is not None and stage.mix_schedule.kind == "loss_driven":
+        raise UserError(
+            f"--mix: stage {stage.name}'s mixture is loss-driven (mix_schedule); branch it on its own mixture"
+        )
 
 
 def _stage_steps(config: RunConfig, index: int) -> int:

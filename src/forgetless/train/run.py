@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from forgetless.config import RunConfig, StageConfig, check_folder, dump_config
+from forgetless.config import DecayMixConfig, RunConfig, StageConfig, check_folder, dump_config
 from forgetless.console import resolve_progress
 from forgetless.data.prepare import prepare_sources
 from forgetless.data.sampler import MixtureSampler
@@ -110,7 +110,7 @@ from forgetless.train.preemption import StopRequest
 from forgetless.train.progress import ProgressDisplay
 from forgetless.train.resume_policy import check_resumed_config, check_resumed_data, data_record
 from forgetless.train.run_lock import hold_run_dir
-from forgetless.train.schedules import learning_rate
+from forgetless.train.schedules import learning_rate, schedule_phases
 from forgetless.train.short_sequences import ShortSequences
 from forgetless.train.tokenizer_change import (
     BaseTokenizer,
@@ -484,6 +484,7 @@ def _run_stages(run: Run, latest: Path | None) -> None:
             sampler.load_state_dict(trainer_state["sampler"])
         elif position.stage_index > 0 and stage.reset_optimizer:
             optimizer = _new_optimizer(run)
+        _schedule_decay_mix(run, position.stage_index, sampler)
         run.methods = _begin_stage(run, optimizer, sampler, position, trainer_state.get("methods"))
         try:
             _train_stage(run, stage, position, optimizer, sampler)
@@ -603,6 +604,7 @@ class _StageLoop:
     checkpoint_every: int | None  # optimizer steps between checkpoints
     health: StepHealth
     terms: LossTerms  # the methods' terms, logged as loss/<name>
+    mix_every: int | None = None  # optimizer steps between updates of a loss-driven mixture
     window_tokens: int = 0  # training tokens and seconds since the last train line
     window_s: float = 0.0
     tick: float = field(default_factory=time.perf_counter)  # since when training time counts
@@ -642,7 +644,10 @@ def _train_stage(
         checkpoint_every=_checkpoint_every_steps(run, index),
         health=StepHealth(config.reliability, run.log, stage.name, run.display),
         terms=LossTerms([m.name for m in run.methods], run.device),
+        mix_every=_mix_every_steps(run, index),
     )
+    if loop.mix_every is not None and position.stage_step == 0:
+        _adapt_mix(run, position, stage, sampler)  # the losses the progress is measured from
 
     def work(micro_step: MicroBatch) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         with autocast(run.device, run.autocast_dtype):
@@ -718,6 +723,8 @@ def _after_step(
     if log_now:
         _log_train(run, loop, position, lr, grad_norm)
 
+    if loop.mix_every is not None and not last and position.stage_step % loop.mix_every == 0:
+        _adapt_mix(run, position, loop.stage, sampler)
     if position.stage_step in loop.eval_steps and (last or _eval_fits_budget(run, loop, position)):
         _evaluate(
             run,
@@ -896,6 +903,54 @@ def _evaluate(
     run.log.write(record)
     run.display.set_eval(record)
     return record
+
+
+def _mix_every_steps(run: Run, stage_index: int) -> int | None:
+    schedule = run.config.stages[stage_index].mix_schedule
+    if schedule is None or schedule.kind != "loss_driven":
+        return None
+    return max(1, math.ceil(schedule.every_tokens / run.tokens_per_step(stage_index)))
+
+
+def _adapt_mix(run: Run, position: Position, stage: StageConfig, sampler: MixtureSampler) -> None:
+    """One observation of the stage's loss-driven mixture: evaluate the held-out losses it reads,
+    set the shares they give from the sampler's position on, and log a `mix` line."""
+    assert sampler.adaptive is not None
+    start = time.perf_counter()
+    losses = {
+        name: _evaluate_heldout_share(run, *run.eval_sets[name])["loss"] for name in sampler.adaptive.columns
+    }
+    reshard(run.model)
+    run.model.train()
+    update = sampler.adaptive.observe(losses)
+    changed = sampler.set_mix(update.weights)
+    elapsed = time.perf_counter() - start
+    position.eval_s += elapsed
+    run.log.write(
+        {
+            "kind": "mix",
+            "step": position.step,
+            "tokens": position.tokens,
+            "stage": stage.name,
+            "stage_index": position.stage_index,
+            "stage_tokens": position.stage_step * run.tokens_per_step(position.stage_index),
+            **update.record(),
+            "changed": changed,
+            "eval_s": elapsed,
+        }
+    )
+
+
+def _schedule_decay_mix(run: Run, stage_index: int, sampler: MixtureSampler) -> None:
+    """`mix_schedule: {kind: decay}`: the stage's mix from the first step of its decay or anneal phase."""
+    stage = run.config.stages[stage_index]
+    schedule = stage.mix_schedule
+    if not isinstance(schedule, DecayMixConfig):
+        return
+    phases = schedule_phases(stage.schedule, _stage_steps(run, sampler, stage_index))
+    decay = next((phase for phase in phases if phase.name in ("decay", "anneal") and len(phase)), None)
+    if decay is not None:
+        sampler.set_mix(schedule.mix, start=decay.start * run.config.sequences_per_step_of(stage_index))
 
 
 def _evaluate_heldout_share(
@@ -1291,6 +1346,8 @@ def _sources_needed(config: RunConfig) -> list[str]:
         needed.update(stage.mix)
         if stage.replay is not None:
             needed.update(stage.replay.from_)
+        if isinstance(stage.mix_schedule, DecayMixConfig):
+            needed.update(stage.mix_schedule.mix)
         if stage.methods.ewc is not None:
             needed.update(stage.methods.ewc.from_)
         if stage.methods.unit_lr is not None:
@@ -1360,7 +1417,7 @@ def _run_start_record(run: Run) -> dict[str, Any]:
             {
                 "name": stage.name,
                 "tokens": stage.tokens,
-                "targets": sorted(stage.mix),
+                "targets": sorted(_trained_sources(stage)),
                 "replay": list(replay.from_) if replay else [],
                 "replay_ratio": replay.ratio if replay else 0.0,
                 "seq_len": config.seq_len_of(len(stages)),
@@ -1384,6 +1441,14 @@ def _run_start_record(run: Run) -> dict[str, Any]:
         "fused_loss_why": run.fused_loss_why,
         "data": run.contents,  # what a resume must find unchanged (forgetless.train.resume_policy)
     }
+
+
+def _trained_sources(stage: StageConfig) -> set[str]:
+    """The sources a stage trains on: its mix, and a decay phase's mix."""
+    trained = set(stage.mix)
+    if isinstance(stage.mix_schedule, DecayMixConfig):
+        trained.update(stage.mix_schedule.mix)
+    return trained
 
 
 def _stage_record(kind: str, stage: StageConfig, position: Position) -> dict[str, Any]:
