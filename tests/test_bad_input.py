@@ -445,6 +445,17 @@ CASES: dict[str, Case] = {
         r"sources\.general\.files: no documents in .*empty\.jsonl",
         command="prepare",
     ),
+    "a subset scored by the base model through prepare": Case(
+        _set("sources.general.subset", {"score": "base_loss", "keep": 0.2}),
+        r"sources\.general\.subset\.score: base_loss scores documents with the base model, which "
+        r"`forgetless prepare` does not load",
+        command="prepare",
+    ),
+    "a loss-driven mixture of one source": Case(
+        _set("stages.0.mix_schedule", {"kind": "loss_driven", "every_tokens": 512}),
+        r"stages\.0\.mix_schedule: loss_driven re-weights the stage's mix sources, and it mixes only one",
+        fresh=True,
+    ),
     # The run directory and its checkpoints
     "existing run without --resume": Case(
         lambda s: None, r"run: already holds a run; pass --resume to continue it", resume=False

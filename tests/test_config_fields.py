@@ -98,6 +98,7 @@ def every_branch_config(tmp: Path, tokenizer_dir: Path) -> dict:
                 "heldout": {"documents": 4},
                 "on_error": "skip",
                 "max_epochs_warning": 1e-3,
+                "subset": {"score": "field", "field": "id", "keep": 0.9, "order": "highest"},
             },
             "code": {"files": [str(corpora["code"])], "heldout": {"tokens": 300}, "max_epochs_warning": None},
         },

@@ -584,10 +584,13 @@ def prepare(
 
     from forgetless.config import load_config
     from forgetless.data.prepare import default_cache_dir, prepare_sources
+    from forgetless.data.subset import apply_subsets, refuse_model_scores
     from forgetless.demo import resolve_demo_base
     from forgetless.model.load import load_tokenizer
 
-    run_config = resolve_demo_base(load_config(config, list(set_ or [])), quiet=quiet)
+    run_config = load_config(config, list(set_ or []))
+    refuse_model_scores(run_config, "forgetless prepare")
+    run_config = resolve_demo_base(run_config, quiet=quiet)
     tokenizer = load_tokenizer(
         run_config.tokenizer or run_config.model.path, trust_remote_code=run_config.model.trust_remote_code
     )
@@ -595,6 +598,7 @@ def prepare(
         prepared = prepare_sources(
             run_config, tokenizer, progress="quiet" if quiet else _progress(json_progress)
         )
+        subsets = apply_subsets(run_config, prepared)  # scored by length or a field: no model needed
     if json_progress:
         from forgetless.console import write_json_line
 
@@ -628,6 +632,9 @@ def prepare(
             for k in ("skipped_records", "empty_documents", "invalid_utf8")
             if read.get(k)
         ]
+        if subsets[name].train is not source.train:
+            kept = subsets[name].train
+            notes.append(f"subset: {kept.num_documents:,} docs, {kept.num_tokens:,} tokens")
         table.add_row(
             name,
             "up to date" if source.cached else "prepared",

@@ -259,8 +259,9 @@ def _hash(data: Any) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode("utf-8")).hexdigest()
 
 
-def _unit_key(unit: SourceUnit, tok: TokenizerInfo) -> str:
-    return _hash({"v": CACHE_FORMAT_VERSION, "unit": unit.identity(), "tokenizer": tok.fingerprint})[:32]
+def _unit_key(unit: SourceUnit, tok: TokenizerInfo | str) -> str:
+    fingerprint = tok if isinstance(tok, str) else tok.fingerprint
+    return _hash({"v": CACHE_FORMAT_VERSION, "unit": unit.identity(), "tokenizer": fingerprint})[:32]
 
 
 def _prepare_source(
@@ -365,7 +366,7 @@ def clear_cache_leftovers(cache: Path) -> list[Path]:
     """Remove temporary folders that killed or failed prepares left in `cache` (call only while
     holding its lock); return what was removed."""
     removed = []
-    for folder in (cache / "documents", cache / "sources"):
+    for folder in (cache / "documents", cache / "sources", cache / "subsets"):
         if folder.is_dir():
             for path in folder.iterdir():
                 if _LEFTOVER.match(path.name):
@@ -735,19 +736,10 @@ def select_heldout(
     return mask
 
 
-def _assemble(
-    name: str,
-    source: SourceConfig,
-    units: list[SourceUnit],
-    unit_dirs: list[Path],
-    tok: TokenizerInfo,
-    entry: Path,
-    fingerprint: str,
-    heldout_setting: dict[str, Any],
-    tokenized: list[str],
-) -> dict[str, Any]:
-    stores = [TokenStore.open(d) for d in unit_dirs]
-    unit_metas = [json.loads((d / "meta.json").read_text(encoding="utf-8")) for d in unit_dirs]
+def heldout_masks(
+    name: str, source: SourceConfig, units: list[SourceUnit], unit_dirs: list[Path], stores: list[TokenStore]
+) -> list[np.ndarray]:
+    """Per file of the source, a boolean mask over its documents: True for held-out ones."""
     splittable = [i for i, u in enumerate(units) if u.fixed_split is None]
     masks: dict[int, np.ndarray] = {}
     if splittable:
@@ -761,6 +753,31 @@ def _assemble(
     for i, unit in enumerate(units):
         if unit.fixed_split is not None:
             masks[i] = np.full(stores[i].num_documents, unit.fixed_split == "heldout")
+    return [masks[i] for i in range(len(units))]
+
+
+def unit_dirs(
+    name: str, source: SourceConfig, tokenizer_fingerprint: str, cache: Path
+) -> tuple[list[SourceUnit], list[Path]]:
+    """The files of a source and the cache folders of their tokenized documents."""
+    units = resolve_units(name, source)
+    return units, [cache / "documents" / _unit_key(unit, tokenizer_fingerprint) for unit in units]
+
+
+def _assemble(
+    name: str,
+    source: SourceConfig,
+    units: list[SourceUnit],
+    unit_dirs: list[Path],
+    tok: TokenizerInfo,
+    entry: Path,
+    fingerprint: str,
+    heldout_setting: dict[str, Any],
+    tokenized: list[str],
+) -> dict[str, Any]:
+    stores = [TokenStore.open(d) for d in unit_dirs]
+    unit_metas = [json.loads((d / "meta.json").read_text(encoding="utf-8")) for d in unit_dirs]
+    masks = heldout_masks(name, source, units, unit_dirs, stores)
 
     read = ReadStats()
     for m in unit_metas:

@@ -1,7 +1,7 @@
 """`metrics.jsonl`: one JSON object per line, appended and flushed as the run goes.
 
 Line kinds (the ledger reads them): `run_start`, `stage_start`, `train`, `eval`, `stage_end`,
-`event`, `resume`, `run_end`. A resumed run first writes `{"kind": "resume", "step": S}`; readers
+`event`, `resume`, `run_end`; and `mix`, an update of a loss-driven mixture (the report draws them). A resumed run first writes `{"kind": "resume", "step": S}`; readers
 drop earlier lines with a step greater than S, so the file always describes one consistent history.
 
 Each line goes to the file in one `write` on an append-only descriptor. A write that fails (a full

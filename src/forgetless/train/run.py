@@ -122,6 +122,7 @@ from forgetless.train.tokenizer_change import (
     tokenizer_record,
     tokenizer_summary,
 )
+from forgetless.train.subsets import with_subsets
 from forgetless.train.trackers import TrackerSet
 
 
@@ -242,7 +243,16 @@ def _run_training(config: RunConfig, *, resume: bool, progress: str) -> Path:
         model, tokenizer, transformed, base = _set_up_model(
             config, world, device, autocast_dtype, latest, progress=progress
         )
-        data = _set_up_data(config, tokenizer, world, progress=progress, model=unwrap(model), base=base)
+        data = _set_up_data(
+            config,
+            tokenizer,
+            world,
+            progress=progress,
+            model=unwrap(model),
+            base=base,
+            device=device,
+            autocast_dtype=autocast_dtype,
+        )
         if latest is not None:
             check_resumed_data(run_dir, data.contents)
         _check_before_writing(
@@ -345,11 +355,14 @@ def _set_up_data(
     progress: str,
     model: torch.nn.Module,
     base: BaseTokenizer | None = None,
+    device: torch.device | None = None,
+    autocast_dtype: torch.dtype | None = None,
 ) -> RunData:
     """Every source the run reads, tokenized into the cache (by the first process; the others then
     find it there), with the held-out windows and question sets it evaluates. After a tokenizer
     change (`base`), the held-out split is the base tokenizer's and the windows cover the documents
-    the base was evaluated on (`forgetless.train.tokenizer_change`)."""
+    the base was evaluated on (`forgetless.train.tokenizer_change`). A source's `subset` is applied
+    (`forgetless.train.subsets`), by the first process, the others then finding it in the cache."""
     prepared = prepare_with(
         config if base is None else pinned_config(config, base),
         tokenizer,
@@ -358,6 +371,22 @@ def _set_up_data(
         progress=progress,
         model_rows=embedding_rows(model),
     )
+    if any(config.sources[name].subset is not None for name in prepared):
+        if not world.is_main:
+            barrier(world)
+        display = ProgressDisplay(progress=progress if world.is_main else "quiet")
+        prepared = with_subsets(
+            config,
+            prepared,
+            tokenizer,
+            device=device or torch.device("cpu"),
+            autocast_dtype=autocast_dtype,
+            is_main=world.is_main,
+            note=display.message,
+        )
+        display.close()
+        if world.is_main:
+            barrier(world)
     for name in config.eval_sources:
         if prepared[name].heldout.num_documents == 0:
             raise UserError(
@@ -737,7 +766,8 @@ def _after_step(
         run.model.train()
     saved = None
     if last:
-        run.log.write(_stage_record("stage_end", loop.stage, position))
+        epochs = {name: counts["epochs"] for name, counts in sampler.counters().items()}
+        run.log.write({**_stage_record("stage_end", loop.stage, position), "epochs": epochs})
     elif loop.checkpoint_every and position.step % loop.checkpoint_every == 0:
         _drain(run, loop.health, position)
         if loop.health.consecutive_bad == 0:  # no checkpoint in the middle of a run of non-finite steps
