@@ -2,17 +2,24 @@
 
 The demo setting (`forgetless.demo`): the quick demo's base model (pretrained on the bundled general
 corpus, cached), one stage on the bundled security corpus of `STAGE_TOKENS` tokens with the demo's
-cosine schedule (re-warm to 3e-3), replay of general (compute-equivalent), `BATCH_TOKENS` per step.
+cosine schedule (re-warm to 3e-3), replay of general (compute-equivalent), `BATCH_TOKENS` per step,
+every evaluation point run (no `eval.budget`).
 
 1. `forgetless plan` runs proxy runs at 1/8 of the stage's tokens for the replay ratios `RATIOS`,
-   fits L(R) = a R^s + b per source, and recommends the least replay that keeps the general loss
-   rise within a budget of 10% of the no-replay proxy's rise (`BUDGET_SHARE`).
-2. A fresh run of the full-length stage at the recommended ratio measures what the stage forgets
+   evaluated after every step (`EVALS`), fits L(R) = a R^s + b per source, and recommends the least
+   replay that keeps the general loss rise within a budget of 10% of the no-replay proxy's rise
+   (`BUDGET_SHARE`) at the proxy's length. It also extends each proxy's increment-vs-tokens curve to
+   the stage's length and recommends from those predictions (`at_stage`).
+2. A fresh run of the full-length stage at the recommended ratio (the one for the stage's length
+   when the curves give it, else the one for the proxy's length) measures what the stage forgets
    (general loss rise) and learns (security loss fall); so does a fresh proxy-length run at that
    ratio, which separates the fit's error from what changes with the stage's length.
+3. A fresh full-length run at every planned ratio measures the extension itself: each proxy's curve
+   extended to the stage's length against what the stage then did at that ratio.
 
-Writes `benchmarks/results/plan.json` (with `predicted_forgetting` and `measured_forgetting`) and
-prints a summary. The target: measured forgetting within 20% of the prediction and within budget.
+Writes `benchmarks/results/plan.json` (with `predicted_forgetting` and `measured_forgetting`, at the
+stage's length) and prints a summary. The target: measured forgetting within 20% of the prediction
+and within budget.
 
     python benchmarks/plan.py [--keep DIR]
 """
@@ -36,7 +43,7 @@ PROXY_SHARE = 8  # proxy runs at 1/8 of the stage
 BATCH_TOKENS = 1024
 EVAL_TOKENS = 4096  # held-out tokens per source
 RATIOS = [0.0, 0.05, 0.1, 0.25, 0.5]
-EVALS = 4  # evaluations along each proxy run
+EVALS = 8  # evaluations along each proxy run: after every one of its 8 steps
 BUDGET_SHARE = 0.10  # of the no-replay proxy's forgetting
 
 
@@ -50,6 +57,7 @@ def stage_config(base: Path, out: Path) -> dict[str, Any]:
     data["eval"]["mcq"] = []
     data["eval"]["max_tokens"] = EVAL_TOKENS
     data["eval"]["every_tokens"] = STAGE_TOKENS // 8
+    data["eval"]["budget"] = None  # every evaluation point: the curves along the runs need them
     return data
 
 
@@ -83,7 +91,7 @@ def main() -> None:
 
     from forgetless.config import load_config
     from forgetless.demo import QUICK, build_base
-    from forgetless.plan.planner import make_plan
+    from forgetless.plan.planner import analyse, write_plan
     from forgetless.plan.proxy import plan_setup, read_proxy, run_proxies
     from forgetless.plan.recommend import Budget
 
@@ -103,16 +111,65 @@ def main() -> None:
     no_replay = read_proxy(proxies[0].run_dir, 0.0)
     no_replay_forgetting = no_replay.final["general"] - no_replay.base["general"]
     budget = Budget(BUDGET_SHARE * no_replay_forgetting)
-    plan = make_plan(config, setup, budget, root / "plan", quiet=True)
+    # As `forgetless plan` does, but a budget no ratio meets is reported (with the closest ratio)
+    # rather than refused, so that the full stage is still run and measured.
+    plan = analyse(proxies, setup, budget, unmeetable="report")
+    write_plan(plan, root / "plan")
     rec = plan["recommendation"]
-    ratio = rec["replay_ratio"]
-    print(f"budget {budget.value:.4f} nats (10% of {no_replay_forgetting:.4f}); recommended replay {ratio:g}")
+    at = plan["at_stage"]
+    base_loss = plan["base_loss"]
+    # The ratio to run: the least replay within budget at the stage's length when the curves give it,
+    # else at the proxy's length, else the closest ratio.
+    if at["recommendation"]:
+        ratio, chosen_by = at["recommendation"]["replay_ratio"], "the curves extended to the stage's length"
+    elif rec:
+        ratio, chosen_by = rec["replay_ratio"], "the law at the proxy's length (no recommendation at the stage's)"
+    else:
+        ratio = (plan.get("closest") or {}).get("replay_ratio", max(RATIOS))
+        chosen_by = "the closest ratio (no ratio within budget)"
+    print(
+        f"budget {budget.value:.4f} nats (10% of {no_replay_forgetting:.4f}); replay {ratio:g} from {chosen_by}; "
+        f"proxy length: {plan['message']}; stage length: {at['message']}",
+        flush=True,
+    )
 
     full = run_at(base, ratio, STAGE_TOKENS, root / f"full-replay-{ratio:g}")
     short = run_at(base, ratio, proxy_tokens, root / f"proxy-length-replay-{ratio:g}")
-    predicted_forgetting = rec["predicted_delta"]["general"]
-    predicted_learning = -rec["predicted_delta"]["security"]
-    error = (full["forgetting"] - predicted_forgetting) / abs(predicted_forgetting)
+    # The extension itself, ratio by ratio: each proxy curve's prediction at the stage's length
+    # against a full-length run at that ratio.
+    per_ratio = {}
+    for r in RATIOS:
+        measured = full if r == ratio else run_at(base, r, STAGE_TOKENS, root / f"full-replay-{r:g}")
+        key = f"{r:g}"
+        curve = {n: at["predicted_loss"][key][n] for n in ("general", "security")}
+        per_ratio[key] = {
+            "proxy_measured": {"forgetting": plan_delta(plan, r, "general"), "learning": -plan_delta(plan, r, "security")},
+            "stage_predicted_by_curve": {
+                "forgetting": None if curve["general"] is None else curve["general"] - base_loss["general"],
+                "learning": None if curve["security"] is None else base_loss["security"] - curve["security"],
+            },
+            "stage_measured": {"forgetting": measured["forgetting"], "learning": measured["learning"]},
+            "curve_fits": {n: plan["curve_fits"][key][n]["message"] for n in ("general", "security")},
+        }
+        print(f"replay {key}: {per_ratio[key]}", flush=True)
+
+    stage_pred = predicted_change(at["fits"], base_loss, ratio)
+    proxy_pred = predicted_change(plan["fits"], base_loss, ratio)
+    if stage_pred["general"] is not None:
+        predicted, predicted_by = stage_pred, "the curves extended to the stage's length"
+    else:
+        predicted, predicted_by = proxy_pred, "the law at the proxy's length (none at the stage's)"
+    predicted_forgetting = predicted["general"]
+    predicted_learning = None if predicted["security"] is None else -predicted["security"]
+    error = None
+    if predicted_forgetting is not None:
+        error = (full["forgetting"] - predicted_forgetting) / abs(predicted_forgetting)
+    checks = [
+        check["error"]
+        for by_source in at["extrapolation_checks"].values()
+        for name, check in by_source.items()
+        if name == "general" and check and check.get("converged")
+    ]
     result = {
         "kind": "plan_benchmark",
         "machine": {
@@ -138,31 +195,68 @@ def main() -> None:
         "no_replay_proxy_forgetting": no_replay_forgetting,
         "budget_nats": budget.value,
         "recommended_replay_ratio": ratio,
+        "ratio_chosen_by": chosen_by,
+        "predicted_by": predicted_by,
         "predicted_forgetting": predicted_forgetting,
         "predicted_learning": predicted_learning,
         "measured_forgetting": full["forgetting"],
         "measured_learning": full["learning"],
         "forgetting_relative_error": error,
-        "within_20_percent": abs(error) <= 0.2,
+        "within_20_percent": error is not None and abs(error) <= 0.2,
         "within_budget": full["forgetting"] <= budget.value,
-        "measured_at_proxy_length": short,
         "full_run": full,
-        "plan": {k: plan[k] for k in ("fits", "acceptable_measured", "feasible_measured", "recommendation")},
-        "proxies": {
-            f"{p['ratio']:g}": {"forgetting": p["delta"]["general"], "learning": -p["delta"]["security"]}
-            for p in plan["proxies"]
+        "proxy_length": {
+            "predicted_forgetting": proxy_pred["general"],
+            "predicted_learning": None if proxy_pred["security"] is None else -proxy_pred["security"],
+            "measured": short,
+            "message": plan["message"],
+        },
+        "at_stage": {
+            "message": at["message"],
+            "extrapolation_factor": at["extrapolation_factor"],
+            "general_check_errors": checks,
+            "predicted_at_recommended_ratio": stage_pred,
+        },
+        "per_ratio": per_ratio,
+        "plan": {
+            k: plan.get(k)
+            for k in ("fits", "acceptable_measured", "feasible_measured", "recommendation", "closest", "at_stage")
         },
         "wall_s": time.monotonic() - started,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "plan.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(
-        f"forgetting: predicted {predicted_forgetting:+.4f}, measured {full['forgetting']:+.4f} "
-        f"({error:+.1%}; at the proxy's length {short['forgetting']:+.4f}); budget {budget.value:.4f}\n"
-        f"learning: predicted {predicted_learning:+.4f}, measured {full['learning']:+.4f} "
-        f"(at the proxy's length {short['learning']:+.4f})\n"
-        f"wall time {result['wall_s']:.0f}s; wrote {RESULTS / 'plan.json'}"
+        f"replay {ratio:g}: forgetting predicted {_f(predicted_forgetting)} ({predicted_by}), measured "
+        f"{full['forgetting']:+.4f} at the stage's length, {short['forgetting']:+.4f} at the proxy's "
+        f"(predicted there {_f(proxy_pred['general'])}); learning predicted {_f(predicted_learning)}, measured "
+        f"{full['learning']:+.4f}\n"
+        f"budget {budget.value:.4f}; wall time {result['wall_s']:.0f}s; wrote {RESULTS / 'plan.json'}"
     )
+
+
+def plan_delta(plan: dict[str, Any], ratio: float, name: str) -> float:
+    proxy = next(p for p in plan["proxies"] if p["ratio"] == ratio)
+    return proxy["delta"][name]
+
+
+def predicted_change(fits: dict[str, Any], base: dict[str, float], ratio: float) -> dict[str, float | None]:
+    """The change of each source that the fitted laws L(R) (`fits` of plan.json, or of its
+    `at_stage`) predict at `ratio`; None where the fit did not converge."""
+    from forgetless.plan.fit import PowerLaw
+
+    out: dict[str, float | None] = {}
+    for name in ("general", "security"):
+        fit = fits.get(name)
+        if not fit or not fit["converged"]:
+            out[name] = None
+            continue
+        out[name] = float(PowerLaw(**fit["params"])(1 - ratio)) - base[name]
+    return out
+
+
+def _f(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.4f}"
 
 
 if __name__ == "__main__":

@@ -814,6 +814,16 @@ def plan(
         typer.echo(
             f"  {name} ({role}): predicted {value:+.4f} nats/token vs base after {result['predicted_at_tokens']:,} tokens"
         )
+    at = result.get("at_stage") or {}
+    if at.get("recommendation"):
+        stage_rec = at["recommendation"]
+        changes = ", ".join(f"{name} {value:+.4f}" for name, value in stage_rec["predicted_delta"].items())
+        typer.echo(
+            f"at the stage's {at['predicted_at_tokens']:,} tokens (the proxies' curves extended "
+            f"{at['extrapolation_factor']:.3g}x): least replay within budget {stage_rec['replay_ratio']:g} ({changes})"
+        )
+    elif at:
+        typer.echo(f"at the stage's {at['predicted_at_tokens']:,} tokens: no prediction ({at['message']})")
     typer.echo(f"plan: {out / 'plan.json'} and {out / 'plan.html'}")
     if result.get("applied_config"):
         typer.echo(f"config with the ratio: {result['applied_config']}")

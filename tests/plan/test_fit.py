@@ -71,3 +71,20 @@ def test_exponent_on_its_bound_is_not_converged() -> None:
 def test_a_flat_curve_is_a_constant_law() -> None:
     fit = fit_power_law(SHARES, np.full(5, 2.5))
     assert fit.converged and fit.law.a == 0 and fit.law(0.7) == pytest.approx(2.5)
+
+
+def test_a_law_more_concave_than_any_positive_power_gets_a_negative_exponent() -> None:
+    # A retained loss that rises ever more slowly as the domain share grows (the demo base's).
+    fit = fit_power_law(SHARES, -0.2 * SHARES**-1.2 + 3.3)
+    assert fit.converged, fit.message
+    assert (fit.law.a, fit.law.s, fit.law.b) == pytest.approx((-0.2, -1.2, 3.3), rel=0.02)
+
+
+def test_two_term_form_with_a_fading_spike_then_a_slow_rise() -> None:
+    # A retained loss right after a re-warm: a spike that fades, then a slow rise.
+    x = np.linspace(0.125, 1.0, 8)
+    y = 0.05 * x**-1.5 + 0.1 * x**0.5 + 0.02
+    fit = fit_two_term(x, y)
+    assert fit.converged, fit.message
+    law = fit.law
+    assert (law.a, law.s, law.a2, law.s2, law.b) == pytest.approx((0.05, -1.5, 0.1, 0.5, 0.02), rel=0.02)

@@ -46,3 +46,49 @@ def test_a_target_fit_that_does_not_converge_is_interpolated_and_said() -> None:
     }
     assert rec["predicted_loss"]["code"] == pytest.approx(np.interp(rec["replay_ratio"], RATIOS, code))
     assert rec["predicted_delta"]["general"] <= 0.2
+
+
+CURVE_RATIOS = (0.0, 0.25, 0.5)
+
+
+def curved_proxies(points: int) -> list[ProxyResult]:
+    """Proxies of 8 units of tokens whose increments follow known laws in x = tokens / 8: general
+    rises, then falls (two terms), code falls (one term), each the more as the replay ratio is low."""
+    out = []
+    for ratio in CURVE_RATIOS:
+        share = 1 - ratio
+
+        def delta(name: str, x: float, share: float = share) -> float:
+            if name == "general":
+                return share**2 * (0.40 * x**0.5 - 0.15 * x**1.2) + 0.01
+            return -0.4 * share * x**0.4
+
+        ts = np.linspace(8 / points, 8, points)
+        curve = [(float(t), {n: BASE[n] + delta(n, t / 8) for n in BASE}) for t in ts]
+        out.append(ProxyResult(ratio, Path(f"replay-{ratio:g}"), dict(BASE), curve[-1][1], curve))
+    return out
+
+
+def test_the_prediction_at_the_stage_extends_the_curves_along_the_runs() -> None:
+    setup = PlanSetup("code", CURVE_RATIOS, 8, 32, ("general",), ("code",), ("general",), evals=8)
+    plan = analyse(curved_proxies(8), setup, Budget(0.2))
+    at = plan["at_stage"]
+    assert at["predicted_at_tokens"] == 32 and at["extrapolation_factor"] == pytest.approx(4.0)
+    for ratio in CURVE_RATIOS:
+        share = 1 - ratio
+        general = BASE["general"] + share**2 * (0.40 * 4**0.5 - 0.15 * 4**1.2) + 0.01
+        code = BASE["code"] - 0.4 * share * 4**0.4
+        assert at["predicted_loss"][f"{ratio:g}"]["general"] == pytest.approx(general, abs=2e-3)
+        assert at["predicted_loss"][f"{ratio:g}"]["code"] == pytest.approx(code, rel=1e-4)
+        check = at["extrapolation_checks"][f"{ratio:g}"]["code"]
+        assert check["evaluations"] == 6 and abs(check["error"]) < 1e-4
+    # At 4x the proxy, general has turned down: even no replay stays within the budget there.
+    assert at["message"] == "converged" and at["recommendation"]["replay_ratio"] == 0.0
+    assert at["recommendation"]["predicted_delta"]["general"] == pytest.approx(0.018, abs=2e-3)
+    assert plan["recommendation"]["replay_ratio"] > 0  # while at the proxy's length it needs replay
+
+
+def test_too_few_evaluations_for_the_curves_give_no_prediction_at_the_stage() -> None:
+    setup = PlanSetup("code", CURVE_RATIOS, 8, 32, ("general",), ("code",), ("general",), evals=4)
+    at = analyse(curved_proxies(4), setup, Budget(0.2))["at_stage"]
+    assert at["recommendation"] is None and "needs at least 6 distinct points" in at["message"]

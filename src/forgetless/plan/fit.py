@@ -26,13 +26,20 @@ import numpy as np
 from forgetless.errors import UserError
 
 EXPONENT_BOUNDS = (0.05, 16.0)
-"""Bounds of every exponent; an exponent that ends on a bound means the form does not fit."""
+"""Bounds of every exponent's magnitude; an exponent that ends on a bound means the form does not fit.
+`fit_power_law` also tries negative exponents in the mirrored range (a law concave beyond any
+positive power, such as a loss that rises ever more slowly as the domain share grows); exponents
+near 0, where the form degenerates into a constant, are outside both."""
 
 STARTS = (0.1, 0.3, 0.6, 1.0, 1.7, 3.0, 5.0, 9.0)
 """Starting exponents: a spread over the bounds, in log scale."""
 
 MAX_EVALUATIONS = 2000
 """Function evaluations per start (the Jacobians are analytic)."""
+
+MAX_EVALUATIONS_TWO_TERM = 500
+"""Per start of the two-term form, whose many starts include ones that cannot fit: a start that
+fits converges in a few hundred evaluations, and one that runs out is simply not the best."""
 
 
 def scipy_optimize() -> Any:
@@ -95,7 +102,8 @@ class Fit:
 def fit_power_law(
     x: Sequence[float], y: Sequence[float], *, bounds: tuple[float, float] = EXPONENT_BOUNDS
 ) -> Fit:
-    """Fit `y = a * x**s + b` (x > 0) with `s` in `bounds`; needs at least three distinct x."""
+    """Fit `y = a * x**s + b` (x > 0) with `s` in `bounds` or in its mirror `-bounds` (whichever
+    leaves the smaller residual); needs at least three distinct x."""
     xs, ys, problem = _points(x, y, minimum=3)
     form = "a*x^s+b"
     if problem:
@@ -114,34 +122,37 @@ def fit_power_law(
         power = xs ** p[1]
         return np.stack([power, p[0] * power * logs, np.ones_like(xs)], axis=1)
 
-    best = None
-    for s0 in STARTS:
-        s0 = min(max(s0, lo * 1.01), hi * 0.99)
-        a0, b0 = _linear(xs**s0, ys)  # a and b are linear given s: start from their best values
-        result = opt.least_squares(
-            residuals,
-            [a0, s0, b0],
-            jac=jacobian,
-            bounds=([-np.inf, lo, -np.inf], [np.inf, hi, np.inf]),
-            x_scale="jac",
-            xtol=1e-12,
-            ftol=1e-12,
-            gtol=1e-12,
-            max_nfev=MAX_EVALUATIONS,
-        )
-        if best is None or result.cost < best.cost:
-            best = result
+    best, best_range = None, bounds
+    for sign in (1.0, -1.0):
+        low, high = (lo, hi) if sign > 0 else (-hi, -lo)
+        for start in STARTS:
+            s0 = sign * min(max(start, lo * 1.01), hi * 0.99)
+            a0, b0 = _linear(xs**s0, ys)  # a and b are linear given s: start from their best values
+            result = opt.least_squares(
+                residuals,
+                [a0, s0, b0],
+                jac=jacobian,
+                bounds=([-np.inf, low, -np.inf], [np.inf, high, np.inf]),
+                x_scale="jac",
+                xtol=1e-12,
+                ftol=1e-12,
+                gtol=1e-12,
+                max_nfev=MAX_EVALUATIONS,
+            )
+            if best is None or result.cost < best.cost * (1 - 1e-9):
+                best, best_range = result, (low, high)
     assert best is not None
     a, s, b = (float(v) for v in best.x)
     law = PowerLaw(a, s, b)
-    return _judge(form, best, law, xs, ys, {"s": (s, bounds)})
+    return _judge(form, best, law, xs, ys, {"s": (s, best_range)})
 
 
 def fit_two_term(
     x: Sequence[float], y: Sequence[float], *, bounds: tuple[float, float] = EXPONENT_BOUNDS
 ) -> Fit:
-    """Fit `y = a1 * x**s1 + a2 * x**s2 + b` (x > 0, s1 < s2); needs at least six distinct x (more
-    points than parameters)."""
+    """Fit `y = a1 * x**s1 + a2 * x**s2 + b` (x > 0, s1 < s2, s2 in `bounds`, s1 in `bounds` or its
+    mirror: a first term that fades, e.g. a spike right after the learning rate re-warms); needs at
+    least six distinct x (more points than parameters)."""
     xs, ys, problem = _points(x, y, minimum=6)
     form = "a*x^s+a2*x^s2+b"
     if problem:
@@ -160,31 +171,36 @@ def fit_two_term(
         u, v = xs ** p[1], xs ** p[3]
         return np.stack([u, p[0] * u * logs, v, p[2] * v * logs, np.ones_like(xs)], axis=1)
 
-    best = None
+    best, best_first = None, bounds
     starts = STARTS[::2] + STARTS[-1:]  # fewer starts: pairs of them
-    for i, s1 in enumerate(starts):
-        for s2 in starts[i + 1 :]:
-            s1c, s2c = min(max(s1, lo * 1.01), hi * 0.99), min(max(s2, lo * 1.01), hi * 0.99)
-            a1, a2, b0 = _linear2(xs**s1c, xs**s2c, ys)
-            result = opt.least_squares(
-                residuals,
-                [a1, s1c, a2, s2c, b0],
-                jac=jacobian,
-                bounds=([-np.inf, lo, -np.inf, lo, -np.inf], [np.inf, hi, np.inf, hi, np.inf]),
-                x_scale="jac",
-                xtol=1e-12,
-                ftol=1e-12,
-                gtol=1e-12,
-                max_nfev=MAX_EVALUATIONS,
-            )
-            if best is None or result.cost < best.cost:
-                best = result
+    pairs = [(s1, s2) for i, s1 in enumerate(starts) for s2 in starts[i + 1 :]]
+    pairs += [(-s1, s2) for s1 in starts[1:3] for s2 in starts[:2]]  # a fading first term
+    for s1, s2 in pairs:
+        first = bounds if s1 > 0 else (-hi, -lo)
+        s1c = min(max(s1, first[0] + 0.01 * abs(first[0])), first[1] - 0.01 * abs(first[1]))
+        s2c = min(max(s2, lo * 1.01), hi * 0.99)
+        a1, a2, b0 = _linear2(xs**s1c, xs**s2c, ys)
+        result = opt.least_squares(
+            residuals,
+            [a1, s1c, a2, s2c, b0],
+            jac=jacobian,
+            bounds=([-np.inf, first[0], -np.inf, lo, -np.inf], [np.inf, first[1], np.inf, hi, np.inf]),
+            x_scale="jac",
+            xtol=1e-12,
+            ftol=1e-12,
+            gtol=1e-12,
+            max_nfev=MAX_EVALUATIONS_TWO_TERM,
+        )
+        if best is None or result.cost < best.cost * (1 - 1e-9):
+            best, best_first = result, first
     assert best is not None
     a1, s1, a2, s2, b = (float(v) for v in best.x)
+    first_range, second_range = best_first, bounds
     if s1 > s2:
         a1, s1, a2, s2 = a2, s2, a1, s1
+        first_range, second_range = second_range, first_range
     law = PowerLaw(a1, s1, b, a2, s2)
-    return _judge(form, best, law, xs, ys, {"s": (s1, bounds), "s2": (s2, bounds)})
+    return _judge(form, best, law, xs, ys, {"s": (s1, first_range), "s2": (s2, second_range)})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -242,7 +258,7 @@ def _judge(
             points=_pairs(xs, ys),
         )
     for name, (value, (lo, hi)) in exponents.items():
-        if value <= lo * (1 + 1e-6) or value >= hi * (1 - 1e-6):
+        if value <= lo + 1e-6 * abs(lo) or value >= hi - 1e-6 * abs(hi):
             return Fit(
                 form,
                 False,

@@ -3,7 +3,8 @@
 Sections: the recommendation; per source, the loss at the end of the proxy runs against the replay
 ratio (measured points, the fitted law, the base level, the budget and the recommended ratio); per
 retained source, its rise along each proxy run against tokens (the stability gap and whether it
-passed its peak); the table of measured and predicted losses per ratio; the fits with their errors.
+passed its peak); the table of measured and predicted losses per ratio; the fits with their errors;
+the prediction at the stage's own length from the curves along the runs.
 Plots come from `forgetless.report.svg`, so the page needs no scripts or files.
 """
 
@@ -33,6 +34,7 @@ def render_plan(plan: dict[str, Any]) -> str:
         _along_runs(plan),
         _points_table(plan),
         _fits_table(plan),
+        _at_stage(plan),
         _definitions(),
     ]
     return (
@@ -201,6 +203,41 @@ def _fits_table(plan: dict[str, Any]) -> str:
         '<section id="fit-table"><h2>Fits</h2><table data-table="plan-fits"><thead><tr><th>source</th><th>form</th>'
         "<th>parameters (x = R)</th><th>RMSE</th><th>R²</th><th>max relative error</th><th>status</th></tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table></section>"
+    )
+
+
+def _at_stage(plan: dict[str, Any]) -> str:
+    at = plan.get("at_stage")
+    if not at:
+        return ""
+    sources = [*plan["retained"], *plan["targets"]]
+    head = "".join(f"<th>{escape(s)} predicted</th><th>{escape(s)} check error</th>" for s in sources)
+    rows = []
+    for ratio, by_source in at["predicted_loss"].items():
+        cells = []
+        for name in sources:
+            check = (at["extrapolation_checks"].get(ratio) or {}).get(name) or {}
+            cells.append(_num(by_source.get(name)))
+            cells.append(_num(check.get("error")))
+        rows.append(f"<tr><th>{escape(ratio)}</th>{''.join(cells)}</tr>")
+    rec = at.get("recommendation")
+    if rec is not None:
+        deltas = ", ".join(f"{n} {_signed(v)}" for n, v in rec["predicted_delta"].items())
+        verdict = f"least replay within budget there: {rec['replay_ratio']:g} ({deltas})"
+    else:
+        verdict = f"no recommendation there: {at.get('message') or ''}"
+    factor = at.get("extrapolation_factor")
+    return (
+        '<section id="at-stage"><h2>At the stage\'s length</h2>'
+        f"<p>Each proxy's increment-vs-tokens curve extended to the stage's {at['predicted_at_tokens']:,} tokens "
+        f"({'' if factor is None else f'{factor:.3g} times the proxy run, '}beyond what the proxies measured); "
+        f"{escape(verdict)}.</p>"
+        f'<table data-table="plan-at-stage"><thead><tr><th>replay ratio</th>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>"
+        '<p class="note">Predicted held-out loss (nats/token) at the stage\'s length. Check error: the curve '
+        "fitted on the first three quarters of a proxy run's evaluations, its prediction at the run's end minus "
+        "the measured value: how well it extrapolates a third further, a far shorter reach than the stage's.</p>"
+        "</section>"
     )
 
 

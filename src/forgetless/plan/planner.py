@@ -23,7 +23,7 @@ from forgetless.config import RunConfig
 from forgetless.errors import RunFailed, UserError
 from forgetless.plan.fit import Fit, fit_power_law, fit_two_term
 from forgetless.plan.proxy import PlanSetup, ProxyResult, run_proxies
-from forgetless.plan.recommend import Budget, recommend
+from forgetless.plan.recommend import Budget, closest_ratio, recommend
 
 
 class NoRecommendation(RunFailed):
@@ -60,10 +60,14 @@ def make_plan(
     return plan
 
 
-def analyse(proxies: list[ProxyResult], setup: PlanSetup, budget: Budget) -> dict[str, Any]:
+def analyse(
+    proxies: list[ProxyResult], setup: PlanSetup, budget: Budget, *, unmeetable: str = "raise"
+) -> dict[str, Any]:
     """The plan from finished proxy runs: fits, acceptable and feasible ratios, the recommendation.
 
-    Raises `UserError` when no ratio within the measured range meets the budget.
+    When no ratio within the measured range meets the budget: raises `UserError` naming the closest
+    (`unmeetable="raise"`), or returns the plan without a recommendation, the closest ratio in
+    `closest` and the reason in `message` (`unmeetable="report"`).
     """
     sources = [*setup.retained, *setup.targets]
     base = dict(proxies[0].base)
@@ -125,6 +129,7 @@ def analyse(proxies: list[ProxyResult], setup: PlanSetup, budget: Budget) -> dic
         "feasible_measured": feasible,
         "recommendation": None,
         "message": "",
+        "at_stage": at_stage(proxies, setup, budget, base, curve_fits),
     }
     failed = [name for name in setup.retained if not fits[name].converged]
     if failed:  # the budget cannot be checked between the measured ratios
@@ -133,7 +138,14 @@ def analyse(proxies: list[ProxyResult], setup: PlanSetup, budget: Budget) -> dic
         )
         return plan
     measured = {p.ratio: p.final for p in proxies}
-    rec = recommend(fits, base, budget, list(setup.retained), list(setup.ratios), measured).as_dict()
+    try:
+        rec = recommend(fits, base, budget, list(setup.retained), list(setup.ratios), measured).as_dict()
+    except UserError as err:
+        if unmeetable == "raise":
+            raise
+        plan["message"] = str(err)
+        plan["closest"] = closest_ratio(fits, base, budget, list(setup.retained), list(setup.ratios))
+        return plan
     rec["predicted_by"] = {name: "fit" for name in rec["predicted_loss"]}
     for name in setup.targets:
         if not fits[name].converged:  # a target's loss is reported, not bounded: interpolate it
@@ -151,6 +163,101 @@ def analyse(proxies: list[ProxyResult], setup: PlanSetup, budget: Budget) -> dic
         else ""
     )
     return plan
+
+
+def at_stage(
+    proxies: list[ProxyResult],
+    setup: PlanSetup,
+    budget: Budget,
+    base: dict[str, float],
+    curve_fits: dict[str, dict[str, Fit]],
+) -> dict[str, Any]:
+    """The prediction at the stage's own length: each proxy's increment-vs-tokens curve (fitted along
+    the run, `curve_fits`) extended to the stage's tokens, the law L(R) fitted to those values, and
+    the least replay that keeps every retained source within `budget` there.
+
+    Also, per curve, a check of how it extrapolates: fitted on the evaluations of the first three
+    quarters of the proxy run, its prediction at the run's end against the measured value."""
+    sources = [*setup.retained, *setup.targets]
+    predicted: dict[str, dict[str, float | None]] = {}
+    checks: dict[str, dict[str, dict[str, Any] | None]] = {}
+    factor = None
+    for proxy in proxies:
+        key = f"{proxy.ratio:g}"
+        end = proxy.curve[-1][0] if proxy.curve else 0
+        factor = setup.full_tokens / end if end else None
+        predicted[key], checks[key] = {}, {}
+        for name in sources:
+            fit = curve_fits[key][name]
+            law = fit.law if fit.converged else None
+            predicted[key][name] = base[name] + float(law(factor)) if law is not None and factor else None
+            checks[key][name] = _extrapolation_check(proxy, name, base, name in setup.retained)
+    result: dict[str, Any] = {
+        "predicted_at_tokens": setup.full_tokens,
+        "extrapolation_factor": factor,
+        "predicted_loss": predicted,
+        "extrapolation_checks": checks,
+        "fits": {},
+        "recommendation": None,
+        "message": "",
+    }
+    missing = [
+        (ratio, name) for ratio, by in predicted.items() for name, v in by.items() if v is None and name in setup.retained
+    ]
+    if missing:
+        ratio, name = missing[0]
+        result["message"] = (
+            f"{len(missing)} increment curve(s) of retained sources did not converge, first {name}'s at replay "
+            f"{ratio} ({curve_fits[ratio][name].message})"
+        )
+        return result
+    shares = [1 - proxy.ratio for proxy in proxies]
+    fits = {
+        name: fit_power_law(shares, [predicted[f"{p.ratio:g}"][name] for p in proxies])  # type: ignore[misc]
+        for name in sources
+        if all(predicted[f"{p.ratio:g}"][name] is not None for p in proxies)
+    }
+    result["fits"] = {name: fit.as_dict() for name, fit in fits.items()}
+    failed = [name for name in setup.retained if not fits[name].converged]
+    if failed:
+        result["message"] = "; ".join(f"the fit of {n}'s loss did not converge ({fits[n].message})" for n in failed)
+        return result
+    try:
+        rec = recommend(
+            {n: f for n, f in fits.items() if f.converged}, base, budget, list(setup.retained), list(setup.ratios)
+        )
+    except UserError as err:
+        result["message"] = str(err)
+        result["closest"] = closest_ratio(fits, base, budget, list(setup.retained), list(setup.ratios))
+        return result
+    result["recommendation"] = rec.as_dict()
+    result["message"] = "converged"
+    return result
+
+
+def _extrapolation_check(
+    proxy: ProxyResult, name: str, base: dict[str, float], retained: bool
+) -> dict[str, Any] | None:
+    points = [(t, losses[name] - base[name]) for t, losses in proxy.curve if t > 0 and name in losses]
+    keep = math.ceil(0.75 * len(points))
+    if keep >= len(points):
+        return None
+    end = proxy.curve[-1][0]
+    xs, ys = [t / end for t, _ in points[:keep]], [d for _, d in points[:keep]]
+    fit = fit_two_term(xs, ys) if retained else fit_power_law(xs, ys)
+    if not fit.converged or fit.law is None:
+        return {"evaluations": keep, "converged": False, "message": fit.message}
+    x_last = points[-1][0] / end
+    value = float(fit.law(x_last))
+    return {
+        "evaluations": keep,
+        "converged": True,
+        "from_tokens": points[keep - 1][0],
+        "to_tokens": points[-1][0],
+        "predicted_delta": value,
+        "measured_delta": points[-1][1],
+        "error": value - points[-1][1],
+    }
 
 
 def write_plan(plan: dict[str, Any], out: Path) -> tuple[Path, Path]:

@@ -146,14 +146,10 @@ def proxy_config(config: RunConfig, setup: PlanSetup, ratio: float, run_dir: Pat
     stage.tokens = setup.tokens
     if ratio > 0:
         old = stage.replay
-        stage.replay = ReplayConfig.model_validate(
-            {
-                "from": list(setup.replay_from),
-                "ratio": ratio,
-                "accounting": old.accounting if old else "compute_equivalent",
-                "order": old.order if old else "original",
-            }
-        )
+        replay: dict = {"from": list(setup.replay_from), "ratio": ratio}
+        if old is not None:  # the stage's own replay settings; else the defaults, as `--apply` writes it
+            replay.update(accounting=old.accounting, order=old.order)
+        stage.replay = ReplayConfig.model_validate(replay)
     else:
         stage.replay = None
     data.stages = [stage]

@@ -144,6 +144,27 @@ def recommend(
     )
 
 
+def closest_ratio(
+    fits: dict[str, Fit], base: dict[str, float], budget: Budget, retained: list[str], ratios: list[float]
+) -> dict:
+    """The measured ratio whose predicted rise comes closest to the budget: `replay_ratio`, the
+    retained `source` most over it, its predicted `rise` and its `budget` (nats/token)."""
+
+    def worst(ratio: float) -> tuple[float, str]:
+        rises = {j: float(fits[j].law(1 - ratio)) - base[j] for j in retained}  # type: ignore[misc]
+        name = max(rises, key=lambda j: rises[j] - budget.nats(base[j]))
+        return rises[name] - budget.nats(base[name]), name
+
+    closest = min(ratios, key=lambda r: worst(r)[0])
+    over, name = worst(closest)
+    return {
+        "replay_ratio": closest,
+        "source": name,
+        "rise": over + budget.nats(base[name]),
+        "budget": budget.nats(base[name]),
+    }
+
+
 def _unmeetable(
     fits: dict[str, Fit],
     base: dict[str, float],
@@ -152,14 +173,8 @@ def _unmeetable(
     ratios: list[float],
     measured: dict[float, dict[str, float]] | None,
 ) -> str:
-    def worst(ratio: float) -> tuple[float, str]:
-        rises = {j: float(fits[j].law(1 - ratio)) - base[j] for j in retained}  # type: ignore[misc]
-        name = max(rises, key=lambda j: rises[j] - budget.nats(base[j]))
-        return rises[name] - budget.nats(base[name]), name
-
-    closest = min(ratios, key=lambda r: worst(r)[0])
-    over, name = worst(closest)
-    rise = over + budget.nats(base[name])
+    found = closest_ratio(fits, base, budget, retained, ratios)
+    closest, name, rise = found["replay_ratio"], found["source"], found["rise"]
     seen = ""
     if measured and closest in measured and name in measured[closest]:
         seen = f", measured {measured[closest][name] - base[name]:+.4f}"
