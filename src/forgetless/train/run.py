@@ -112,6 +112,7 @@ from forgetless.train.resume_policy import check_resumed_config, check_resumed_d
 from forgetless.train.run_lock import hold_run_dir
 from forgetless.train.schedules import learning_rate, schedule_phases
 from forgetless.train.short_sequences import ShortSequences
+from forgetless.train.subsets import with_subsets
 from forgetless.train.tokenizer_change import (
     BaseTokenizer,
     document_texts,
@@ -122,7 +123,6 @@ from forgetless.train.tokenizer_change import (
     tokenizer_record,
     tokenizer_summary,
 )
-from forgetless.train.subsets import with_subsets
 from forgetless.train.trackers import TrackerSet
 
 

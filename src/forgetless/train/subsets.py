@@ -73,7 +73,8 @@ def _model_scorer(
 ) -> DocumentScorer:
     with torch.random.fork_rng(devices=[]):  # a fresh model's init must not move the run's RNG
         torch.manual_seed(config.train.seed)
-        model = build_model(config.model, tokenizer).to(device)
+        model: torch.nn.Module = build_model(config.model, tokenizer)
+    model.to(device)
 
     def score(store: TokenStore) -> Any:
         return document_losses(
