@@ -23,6 +23,7 @@ from forgetless.data.prepare import PreparedSource
 from forgetless.data.shards import TokenStore
 from forgetless.data.subset import DocumentScorer, ModelScoring, apply_subsets, needs_model
 from forgetless.evaluate.document_scores import document_losses
+from forgetless.evaluate.forward import tokens_per_pass, windows_per_pass
 from forgetless.model.load import build_model
 
 
@@ -76,13 +77,18 @@ def _model_scorer(
         model: torch.nn.Module = build_model(config.model, tokenizer)
     model.to(device)
 
+    seq_len = config.train.seq_len
+    batch_size = windows_per_pass(config.eval.batch_size) or max(
+        1, tokens_per_pass(model, device, fused=False, autocast_dtype=autocast_dtype, seq_len=seq_len) // seq_len
+    )
+
     def score(store: TokenStore) -> Any:
         return document_losses(
             model,
             store.tokens,
             store.doc_offsets,
-            seq_len=config.train.seq_len,
-            batch_size=config.eval.batch_size,
+            seq_len=seq_len,
+            batch_size=batch_size,
             device=device,
             autocast_dtype=autocast_dtype,
         )
