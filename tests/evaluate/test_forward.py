@@ -119,3 +119,15 @@ def test_a_model_trains_the_same_after_an_evaluation(family: str):
     assert losses[0] == losses[1]
     for a, b in zip(*grads, strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_passes_at_once_on_a_cpu_fit_the_available_memory(tiny_model, monkeypatch):
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 8)
+    per_pass = forward.CPU_TOKENS_PER_PASS * forward.activation_bytes_per_token(tiny_model, fused=True)
+    monkeypatch.setattr(forward, "_available_memory", lambda: None)
+    assert forward.pass_threads(tiny_model, "cpu") == 8
+    monkeypatch.setattr(forward, "_available_memory", lambda: 4 * 3 * per_pass)
+    assert forward.pass_threads(tiny_model, "cpu") == 3  # a quarter of the memory, three passes
+    monkeypatch.setattr(forward, "_available_memory", lambda: 0)
+    assert forward.pass_threads(tiny_model, "cpu") == 1
+    assert forward.pass_threads(tiny_model, "cuda") == 1

@@ -19,6 +19,7 @@ fused head where the model has a plain one.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -119,12 +120,34 @@ def _first_int(config: Any, names: tuple[str, ...], default: int) -> int:
 
 def pass_threads(model: torch.nn.Module, device: torch.device | str) -> int:
     """Forward passes run at once: on a CPU one per PyTorch thread, each pass on one core, for a
-    model that is neither compiled nor sharded; else one pass at a time over all threads."""
+    model that is neither compiled nor sharded, and no more than a quarter of the available memory
+    holds by the activation estimate; else one pass at a time over all threads."""
     if torch.device(device).type != "cpu" or is_sharded_model(model):
         return 1
     if any(getattr(m, "_compiled_call_impl", None) is not None for m in model.modules()):
         return 1
-    return max(1, torch.get_num_threads())
+    threads = max(1, torch.get_num_threads())
+    available = _available_memory()
+    if available is not None:
+        per_pass = CPU_TOKENS_PER_PASS * activation_bytes_per_token(model, fused=fused_head(model))
+        threads = min(threads, max(1, available // 4 // per_pass))
+    return threads
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available to new allocations (Linux: MemAvailable, else the free pages), or
+    None where the system does not say."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def run_in_passes(
