@@ -333,6 +333,19 @@ CASES: dict[str, Case] = {
         r"model\.transforms\.0: model type 'gpt2' has no gated MLP \(gate_proj, up_proj, down_proj\)",
         fresh=True,
     ),
+    "a reshaping transform after lora": Case(
+        _set("model.transforms", [{"kind": "lora", "r": 2}, {"kind": "depth_upscale", "layers": "0,1,1"}]),
+        r"model\.transforms\.1: depth_upscale after lora \(model\.transforms\.0\): .*; list lora last",
+        fresh=True,
+    ),
+    "lora that freezes new tokens' rows": Case(
+        _set(
+            "model.transforms",
+            [{"kind": "extend_vocab", "from": "general", "new_tokens": 8}, {"kind": "lora", "r": 2}],
+        ),
+        r"model\.transforms\.1: lora freezes model\.embed_tokens\.weight, which holds new tokens' rows",
+        fresh=True,
+    ),
     # The output and cache folders
     "--out that is a file": Case(_a_file("out-file"), r"output\.dir: .*out-file is a file; give a folder"),
     "--out under a file": Case(

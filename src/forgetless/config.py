@@ -704,7 +704,16 @@ class RunConfig(_Strict):
             _check_mix_schedule(stage, i, known, self.eval_sources)
         for i, name in enumerate(self.eval.sources or []):
             _check_source(name, known, f"eval.sources.{i}")
+        lora_at: int | None = None
         for i, transform in enumerate(self.model.transforms):
+            if lora_at is not None and not isinstance(transform, (RopeConfig, RopeScalingConfig)):
+                raise _KeyError(
+                    f"model.transforms.{i}",
+                    f"{transform.kind} after lora (model.transforms.{lora_at}): LoRA wraps the layers it adapts, "
+                    "and only rope and rope_scaling may follow it; list lora last",
+                )
+            if isinstance(transform, LoraTransformConfig):
+                lora_at = i
             if isinstance(transform, ExpandBlocksConfig) and transform.probe is not None:
                 _check_source(transform.probe, known, f"model.transforms.{i}.probe")
             if isinstance(transform, ExtendVocabConfig):

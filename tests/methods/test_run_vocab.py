@@ -146,3 +146,29 @@ def test_a_vocabulary_run_resumes_exactly(new_rows_runs) -> None:
     assert start["tokenizer"]["vocab_after"] == next(
         r for r in read_lines(whole) if r["kind"] == "run_start"
     )["tokenizer"]["vocab_after"]
+
+
+def test_new_rows_train_in_the_lora_copies_of_the_embedding_and_head(config, base_dir, tiny_tokenizer) -> None:
+    """Extension then LoRA that trains the embedding and head (peft trains copies of them): a stage
+    of `train_only: [new_rows]` trains the copies' new rows; the adapters and every old row stay the
+    base's, so the merged `final/` is the base with trained new rows."""
+    pytest.importorskip("peft")
+    lora = {"kind": "lora", "r": 4, "alpha": 8, "train_embeddings": True, "train_lm_head": True}
+    data = config("lora-new-rows", [*VOCAB, lora], {"train_only": ["new_rows"]})
+    run_dir = run_training(config_from_dict(data), quiet=True)
+    base, final = weights(base_dir), weights(run_dir / "final")
+    rows = len(tiny_tokenizer)
+    assert final.keys() == base.keys()
+    for name, value in final.items():
+        if name in ("model.embed_tokens.weight", "lm_head.weight"):
+            assert torch.equal(value[:rows], base[name]), name
+            assert value[rows:].abs().sum() > 0 and value[rows:].std(0).sum() > 0, name  # trained
+        else:
+            assert torch.equal(value, base[name]), name
+    from safetensors.torch import load_file
+
+    adapter = load_file(run_dir / "final_adapter" / "adapter_model.safetensors")  # with peft's copies
+    embed = next(v for k, v in adapter.items() if "embed_tokens" in k and "lora" not in k)
+    assert torch.equal(embed, final["model.embed_tokens.weight"])
+    stage_start = next(r for r in read_lines(run_dir) if r["kind"] == "stage_start")
+    assert stage_start["trainable_parameters"] == 2 * (rows + 48) * 32

@@ -3,6 +3,8 @@ matching transformers MoE family, and its routers' balance loss is transformers'
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from families import tiny_family
@@ -81,3 +83,41 @@ def test_a_model_without_a_gated_mlp_or_a_moe_family_is_refused() -> None:
         UserError, match=r"^model\.transforms\.0: no transformers MoE family matches model type 'gemma'"
     ):
         upcycle(tiny_family("gemma"))
+
+
+def test_what_earlier_transforms_added_stays_added_in_the_upcycled_model(tiny_tokenizer) -> None:
+    """Upcycling replaces the model; the depth copies and the new tokens' rows stay what a stage's
+    `train_only: [new]` and `[new_rows]` select, by name in the replacement."""
+    from pathlib import Path
+
+    from conftest import tiny_llama
+    from forgetless.config import DepthUpscaleConfig, ExtendVocabConfig
+
+    code = [path.read_text() for path in sorted(Path(json.__file__).parent.glob("*.py"))]
+    specs = [
+        ExtendVocabConfig(kind="extend_vocab", **{"from": "code"}, new_tokens=8, lm_head="zero"),
+        DepthUpscaleConfig(kind="depth_upscale", layers="0,1,1"),
+        UpcycleMoeConfig(kind="upcycle_moe", experts=2, top_k=2),
+    ]
+    done = apply_transforms(
+        tiny_llama(tiny_tokenizer, tie_word_embeddings=False),
+        tiny_tokenizer,
+        specs,
+        source_texts=lambda s, n: code,
+    )
+    first = len(tiny_tokenizer)
+    assert done.added_rows == {
+        "model.embed_tokens.weight": [(first, first + 8)],
+        "lm_head.weight": [(first, first + 8)],
+    }
+    names = [name for name, _ in done.model.named_parameters()]
+    assert done.added == {n for n in names if ".mlp." in n or n.startswith("model.layers.2.")}
+    assert [r["added_parameters"] for r in done.records()][1:] == [
+        sum(
+            p.numel()
+            for n, p in done.model.named_parameters()
+            if n.startswith("model.layers.2.") and ".mlp." not in n
+        )
+        + 3 * 64 * 32,  # the copy's MLP, as the dense block it was then
+        sum(p.numel() for n, p in done.model.named_parameters() if ".mlp." in n),
+    ]

@@ -275,3 +275,43 @@ def test_a_resume_learns_the_same_tokens_or_refuses(tiny_tokenizer) -> None:
     )
     with pytest.raises(UserError, match=r"model\.transforms\.0: the tokens learned again from source 'code' differ"):
         extend_vocab(tiny_llama(tiny_tokenizer), tiny_tokenizer, spec, other)
+
+
+@pytest.mark.parametrize("tied", [False, True], ids=["untied", "tied"])
+def test_lora_after_an_extension_trains_the_new_rows_in_its_copies_or_is_refused(tiny_tokenizer, tied) -> None:
+    """peft freezes the embedding (and head) it trains and trains a copy: the new rows are the copy's.
+    LoRA that freezes a tensor with new rows is refused: they would never train."""
+    pytest.importorskip("peft")
+    from forgetless.config import LoraTransformConfig
+    from forgetless.model.transforms import apply_transforms
+
+    rows = len(tiny_tokenizer)
+    extension = ExtendVocabConfig(kind="extend_vocab", **{"from": "code"}, new_tokens=8, init="subtoken_mean")
+    texts = lambda source, limit: code_texts()  # noqa: E731
+
+    def compose(**lora):
+        specs = [extension, LoraTransformConfig(kind="lora", r=4, **lora)]
+        return apply_transforms(tiny_llama(tiny_tokenizer, tie_word_embeddings=tied), tiny_tokenizer, specs, source_texts=texts)
+
+    done = compose(train_embeddings=True, train_lm_head=True)
+    params = dict(done.model.named_parameters())
+    copies = ["model.embed_tokens.modules_to_save.default.weight"]
+    if not tied:
+        copies.append("lm_head.modules_to_save.default.weight")
+    assert sorted(done.added_rows) == sorted(copies)
+    for name in copies:
+        assert done.added_rows[name] == [(rows, rows + 8)] and params[name].requires_grad
+        original = params[name.replace("modules_to_save.default", "original_module")]
+        assert torch.equal(params[name], original)  # the copy starts as the extended tensor, new rows included
+    done.model(input_ids=torch.tensor([[rows, rows + 7, 3]]), labels=torch.tensor([[rows, rows + 7, 3]])).loss.backward()
+    assert params[copies[0]].grad[rows].abs().sum() > 0  # the forward pass reads the copy's new rows
+
+    refused = {"train_embeddings": r"model\.transforms\.1: lora freezes model\.embed_tokens\.weight, which holds new"}
+    if not tied:
+        refused["train_lm_head"] = r"model\.transforms\.1: lora freezes lm_head\.weight, which holds new tokens' rows"
+    for missing, message in refused.items():
+        flags = {"train_embeddings": True, "train_lm_head": True, missing: False}
+        if tied:
+            flags = {"train_embeddings": False, "train_lm_head": False}
+        with pytest.raises(UserError, match=message):
+            compose(**flags)

@@ -24,6 +24,7 @@ transforms before LoRA, when there are any).
 from __future__ import annotations
 
 import copy
+import warnings
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
@@ -67,12 +68,32 @@ def add_lora(
         ensure_weight_tying=bool(to_save) and tied,
         bias="none",
     )
-    peft_model = peft.get_peft_model(model, config)
+    peft_model = _peft_model(model, config)
     inner = peft_model.base_model.model
     if inner is not model:
         raise RuntimeError("peft did not put the adapters into the model itself")
     added = [name for name, param in model.named_parameters() if param.requires_grad]
-    return Outcome(added=added, resolved={"target_modules": targets})
+    return Outcome(added=added, resolved={"target_modules": targets}, trained_copies=_trained_copies(model))
+
+
+def _trained_copies(model: nn.Module) -> dict[str, str]:
+    """Each parameter peft froze in a `modules_to_save` wrapper -> its trainable copy (the one the
+    forward pass uses and `final/` saves), by their names in `model.named_parameters()`."""
+    names = {id(param): name for name, param in model.named_parameters()}
+    copies: dict[str, str] = {}
+    for module in model.modules():
+        original, saved = getattr(module, "original_module", None), getattr(module, "modules_to_save", None)
+        if (
+            not isinstance(original, nn.Module)
+            or not isinstance(saved, nn.ModuleDict)
+            or "default" not in saved
+        ):
+            continue
+        for local, param in original.named_parameters():
+            copy_ = saved["default"].get_parameter(local)
+            if id(param) in names and id(copy_) in names and copy_ is not param:
+                copies[names[id(param)]] = names[id(copy_)]
+    return copies
 
 
 def target_modules(model: nn.Module, targets: list[str], *, key: str) -> list[str]:
@@ -125,6 +146,16 @@ def _embedding_names(model: Any) -> tuple[str, str | None, bool]:
     return names[id(embed)], (names[id(head)] if head is not None else None), tied
 
 
+def _peft_model(model: nn.Module, config: Any) -> Any:
+    """`peft.get_peft_model(model, config)`, without the deprecation warning peft triggers in
+    transformers (an attribute peft reads; nothing a user can change)."""
+    import peft
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        return peft.get_peft_model(model, config)
+
+
 def _import_peft(key: str) -> Any:
     try:
         import peft
@@ -147,9 +178,8 @@ def has_lora(model: nn.Module) -> bool:
 def with_same_lora(plain: nn.Module, like: Any) -> nn.Module:
     """`plain` (a model of the same config as `like`, e.g. on the meta device) with the adapters
     `like` carries, put in the same way: the same parameter names and shapes."""
-    import peft
 
-    return peft.get_peft_model(plain, copy.deepcopy(like.peft_config["default"])).base_model.model
+    return _peft_model(plain, copy.deepcopy(like.peft_config["default"])).base_model.model
 
 
 def save_lora_model(
@@ -163,12 +193,11 @@ def save_lora_model(
     The weights are copied first (merging changes the weights in place, and `state` may hold the
     live model's own tensors).
     """
-    import peft
     from transformers import AutoModelForCausalLM
 
     with torch.device("meta"):
         base = AutoModelForCausalLM.from_config(copy.deepcopy(model.config))
-        wrapped = peft.get_peft_model(base, copy.deepcopy(model.peft_config["default"]))
+        wrapped = _peft_model(base, copy.deepcopy(model.peft_config["default"]))
     inner = wrapped.base_model.model
     inner.to_empty(device="cpu")
     with torch.no_grad():

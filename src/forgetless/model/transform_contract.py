@@ -38,3 +38,6 @@ class Outcome:
     tokenizer: Any = None  # a replacement for the tokenizer (None: unchanged)
     # rows it added to existing parameters (new tokens' embedding and head rows): name -> (start, stop)
     added_rows: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # parameters it froze and trains through a copy instead (peft's `modules_to_save`): the
+    # original's name -> the copy's; the copy takes over the rows and the "added" of the original
+    trained_copies: dict[str, str] = field(default_factory=dict)

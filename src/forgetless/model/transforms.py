@@ -35,7 +35,9 @@ whose spec changed since the checkpoint is refused) and only then loads the chec
    before and after on every family of `tests/model/families.py`), and a run with the transform
    resumes exactly.
 Parameter names a later transform renames (LoRA wraps a linear layer as `<name>.base_layer`) stay
-"new": what was added is followed by parameter identity, not by name.
+"new": what was added is followed by parameter identity, not by name. A transform that returns a
+replacement model (MoE upcycling) carries it over by name: a parameter of the replacement with the
+name and shape of an added one (or of one with new rows) is added (has those rows) in its place.
 """
 
 from __future__ import annotations
@@ -126,8 +128,9 @@ def apply_transforms(
     """
     if recorded is not None:
         check_recorded(specs, recorded, where)
-    added_ids: set[int] = set()
-    rows_by_id: dict[int, list[tuple[int, int]]] = {}
+    # What was added, by parameter identity; the parameters are held so that no id is reused.
+    added_params: dict[int, torch.Tensor] = {}
+    rows_by_id: dict[int, tuple[torch.Tensor, list[tuple[int, int]]]] = {}
     applied: list[Applied] = []
     for i, spec in enumerate(specs):
         fn = TRANSFORMS[spec.kind]
@@ -141,16 +144,31 @@ def apply_transforms(
         if agree is not None:
             context.agree = agree
         outcome = fn(model, tokenizer, spec, context)
-        model = outcome.model if outcome.model is not None else model
+        if outcome.model is not None and outcome.model is not model:
+            added_params, rows_by_id = carried_over(model, outcome.model, added_params, rows_by_id)
+            model = outcome.model
         tokenizer = outcome.tokenizer if outcome.tokenizer is not None else tokenizer
         params = dict(model.named_parameters())
         missing = [name for name in outcome.added if name not in params]
         if missing:
             raise RuntimeError(f"transform {spec.kind} reported parameters the model lacks: {missing[:3]}")
         new = {id(params[name]) for name in outcome.added}
-        added_ids |= new
+        added_params.update({id(params[name]): params[name] for name in outcome.added})
         for name, (start, stop) in outcome.added_rows.items():
-            rows_by_id.setdefault(id(params[name]), []).append((start, stop))
+            rows_by_id.setdefault(id(params[name]), (params[name], []))[1].append((start, stop))
+        for original, copy_name in outcome.trained_copies.items():
+            before, after = params[original], params[copy_name]
+            if id(before) in added_params:
+                added_params[id(after)] = after
+            if id(before) in rows_by_id:
+                rows_by_id[id(after)] = (after, rows_by_id.pop(id(before))[1])
+        frozen = sorted(name for name, p in params.items() if id(p) in rows_by_id and not p.requires_grad)
+        if frozen:
+            raise UserError(
+                f"{where}.{i}: {spec.kind} freezes {', '.join(frozen)}, which holds new tokens' rows that would "
+                "then never train; train it too (lora: train_embeddings: true, and train_lm_head: true for an "
+                "untied head)"
+            )
         applied.append(
             Applied(
                 kind=spec.kind,
@@ -163,9 +181,31 @@ def apply_transforms(
             )
         )
     named = list(model.named_parameters())
-    added = frozenset(name for name, p in named if id(p) in added_ids)
-    added_rows = {name: rows_by_id[id(p)] for name, p in named if id(p) in rows_by_id}
+    added = frozenset(name for name, p in named if id(p) in added_params)
+    added_rows = {name: rows_by_id[id(p)][1] for name, p in named if id(p) in rows_by_id}
     return Transformed(model=model, tokenizer=tokenizer, applied=applied, added=added, added_rows=added_rows)
+
+
+def carried_over(
+    old: nn.Module,
+    new: nn.Module,
+    added: dict[int, torch.Tensor],
+    rows: dict[int, tuple[torch.Tensor, list[tuple[int, int]]]],
+) -> tuple[dict[int, torch.Tensor], dict[int, tuple[torch.Tensor, list[tuple[int, int]]]]]:
+    """`added` and `rows` (of parameters of `old`, by identity) for `new`, a replacement model: a
+    parameter of `new` stands for the parameter of `old` with its name and shape."""
+    by_name = dict(old.named_parameters(remove_duplicate=False))
+    added_now: dict[int, torch.Tensor] = {}
+    rows_now: dict[int, tuple[torch.Tensor, list[tuple[int, int]]]] = {}
+    for name, param in new.named_parameters(remove_duplicate=False):
+        before = by_name.get(name)
+        if before is None or before.shape != param.shape:
+            continue
+        if id(before) in added:
+            added_now[id(param)] = param
+        if id(before) in rows:
+            rows_now[id(param)] = (param, list(rows[id(before)][1]))
+    return added_now, rows_now
 
 
 def check_recorded(specs: list[Any], recorded: list[dict[str, Any]], where: str) -> None:
