@@ -1,14 +1,17 @@
 """Transforms under torchrun (2 processes, gloo, CPU): the same run as one process.
 
-One representative per kind of transform runs in the default suite with FSDP2: block expansion that
-trains only the new blocks, LoRA with a trainable head plus an EMA (whose `final_ema/` is merged
-too). A vocabulary extension that trains only the new rows (the gradient mask on row shards), depth
-up-scaling, MoE upcycling (its balance loss and expert counts reduced over ranks), a RoPE change with
-a longer stage, and the DDP runs are marked slow.
+In the default suite with FSDP2: block expansion that trains only the new blocks, LoRA with a
+trainable head plus an EMA (whose `final_ema/` is merged too), and one run that chains the reshaping
+transforms (new tokens, stacked blocks, a RoPE theta, experts) over a length curriculum, resumed
+exactly on 2 processes from a checkpoint before the length changes; its first stage trains only
+what the transforms added (`train_only: [new_rows, new]`). A vocabulary extension that
+trains only the new rows (its old rows bit for bit the same on 1 and 2 processes), a RoPE change
+with the first stage longer than train.seq_len, and the DDP runs are marked slow.
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -16,6 +19,7 @@ import torch
 import yaml
 from tiny_runs import read_lines, tiny_config, weights, write_corpora
 
+from forgetless.train import checkpoint as ckpt
 from launch import train
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not built")
@@ -27,9 +31,6 @@ CASES = {
         [{"kind": "extend_vocab", "from": "code", "new_tokens": 48, "lm_head": "zero"}],
         {"train_only": ["new_rows"]},
     ),
-    "depth": ([{"kind": "depth_upscale", "layers": "0,1,1"}], {"train_only": ["new"]}),
-    # every expert chosen (top_k = experts): no routing decision for rounding to flip between the runs
-    "moe": ([{"kind": "upcycle_moe", "experts": 2, "top_k": 2, "noise": 0.02}], {}),
     # RoPE and a stage of its own length, half its steps cut to train.seq_len (stage keys, not methods)
     "rope": ([{"kind": "rope", "theta": 100000}], {"seq_len": 64, "short_share": 0.5}),
 }
@@ -86,8 +87,6 @@ def _assert_same_run(one: Path, two: Path, folders: tuple[str, ...]) -> None:
         pytest.param("expand", "ddp", marks=pytest.mark.slow),
         pytest.param("lora", "ddp", marks=pytest.mark.slow),
         pytest.param("vocab", "ddp", marks=pytest.mark.slow),
-        pytest.param("depth", "fsdp", marks=pytest.mark.slow),
-        pytest.param("moe", "fsdp", marks=pytest.mark.slow),
         pytest.param("rope", "fsdp", marks=pytest.mark.slow),
     ],
 )
@@ -108,3 +107,84 @@ def test_two_processes_follow_one(setup, case: str, parallel: str) -> None:
             assert wa[name].shape[0] == first + 48
             assert torch.equal(wa[name][:first], wb[name][:first]), name
         assert start["tokenizer"]["vocab_after"] == first + 48
+
+
+# The reshaping transforms as users chain them (docs/transforms.md, "Composing transforms"); every
+# expert chosen (top_k = experts), so no routing decision for rounding to flip between the runs.
+COMPOSED = [
+    {"kind": "extend_vocab", "from": "code", "new_tokens": 16, "lm_head": "zero"},
+    {"kind": "depth_upscale", "layers": "0,1,1"},
+    {"kind": "rope", "theta": 100000},
+    {"kind": "upcycle_moe", "experts": 2, "top_k": 2, "noise": 0.02},
+]
+
+
+@pytest.fixture(scope="module")
+def composed(setup) -> dict[str, Path]:
+    """The composed run on 1 and 2 processes (FSDP2), and the 2-process run again from its step-2
+    checkpoint. Stage `short` (4 steps at train.seq_len 32) trains what the transforms added (the
+    new rows, the stacked copy, the experts and routers); stage `long` (4 steps) the whole model at
+    seq_len 64 with half its micro-batches cut to 32."""
+    tmp, corpora, tokenizer_dir = setup
+    data = tiny_config(tmp / "composed", tokenizer_dir, corpora)
+    data["model"]["init"]["tie_word_embeddings"] = False
+    data["model"]["transforms"] = COMPOSED
+    stage = data["stages"][0]
+    data["stages"] = [
+        {**stage, "name": "short", "tokens": 1024, "methods": {"train_only": ["new_rows", "new"]}},
+        {**stage, "name": "long", "tokens": 1024, "seq_len": 64, "short_share": 0.5},
+    ]
+    data["output"].update(checkpoint_every_tokens=512, keep_checkpoints=4)
+    config = tmp / "composed.yaml"
+    config.write_text(yaml.safe_dump(data))
+    runs = {"one": tmp / "composed-1", "two": tmp / "composed-2", "resumed": tmp / "composed-resumed"}
+    for name, ranks in (("one", 1), ("two", 2)):
+        train(config, "--out", str(runs[name]), "--set", "train.parallel=fsdp", ranks=ranks)
+    shutil.copytree(runs["two"], runs["resumed"])
+    shutil.rmtree(runs["resumed"] / "final")
+    for folder in ckpt.list_checkpoints(runs["resumed"]):
+        if folder.name != "step_2":
+            shutil.rmtree(folder)
+    train(config, "--out", str(runs["resumed"]), "--resume", ranks=2)
+    return runs
+
+
+def test_composed_transforms_on_two_processes_follow_one(composed, tiny_tokenizer) -> None:
+    from transformers import AutoConfig
+
+    one, two = composed["one"], composed["two"]
+    _assert_same_run(one, two, ("final",))
+    trains = [[r for r in read_lines(run) if r["kind"] == "train"] for run in (one, two)]
+    for a, b in zip(*trains, strict=True):  # the experts' token counts, summed over the processes
+        assert b["expert_tokens"] == a["expert_tokens"] and sum(map(sum, a["expert_tokens"])) > 0
+        assert b["loss/router_balance"] == pytest.approx(a["loss/router_balance"], abs=1e-5)
+    start = next(r for r in read_lines(two) if r["kind"] == "run_start")
+    assert [t["kind"] for t in start["transforms"]] == [t["kind"] for t in COMPOSED]
+    rows = len(tiny_tokenizer)
+    assert start["transforms"][0]["resolved"]["new_ids"] == [rows, rows + 16]
+    saved = AutoConfig.from_pretrained(two / "final")
+    assert saved.model_type == "mixtral" and saved.num_hidden_layers == 3 and saved.vocab_size == rows + 16
+    assert saved.rope_parameters["rope_theta"] == 100000
+    # Stage `short` trained what every transform added, followed through the upcycled replacement:
+    # the embedding and head (their new rows), the stacked copy (block 2), every expert and router.
+    final = weights(two / "final")
+    added = {n for n in final if n.startswith("model.layers.2.") or ".block_sparse_moe." in n}
+    added |= {"model.embed_tokens.weight", "lm_head.weight"}
+    starts = [r for r in read_lines(two) if r["kind"] == "stage_start"]
+    assert [s["trainable_parameters"] for s in starts] == [
+        sum(final[n].numel() for n in added),
+        sum(v.numel() for v in final.values()),
+    ]
+
+
+def test_the_composed_run_resumes_exactly_across_the_length_change(composed) -> None:
+    whole, resumed = weights(composed["two"] / "final"), weights(composed["resumed"] / "final")
+    assert whole.keys() == resumed.keys()
+    for key in whole:
+        assert torch.equal(whole[key], resumed[key]), key
+    lines = read_lines(composed["resumed"])
+    at = max(i for i, r in enumerate(lines) if r["kind"] == "resume")
+    assert lines[at]["step"] == 2
+    after = {r["step"]: r["loss"] for r in lines[at:] if r["kind"] == "train"}
+    uninterrupted = {r["step"]: r["loss"] for r in read_lines(composed["two"]) if r["kind"] == "train"}
+    assert sorted(after) == [4, 6, 8] and all(after[step] == uninterrupted[step] for step in after)
