@@ -131,3 +131,6 @@ def test_passes_at_once_on_a_cpu_fit_the_available_memory(tiny_model, monkeypatc
     monkeypatch.setattr(forward, "_available_memory", lambda: 0)
     assert forward.pass_threads(tiny_model, "cpu") == 1
     assert forward.pass_threads(tiny_model, "cuda") == 1
+    monkeypatch.setattr(forward, "_available_memory", lambda: None)
+    monkeypatch.setattr(forward, "_several_processes", lambda: True)  # under torchrun: in order
+    assert forward.pass_threads(tiny_model, "cpu") == 1

@@ -120,9 +120,10 @@ def _first_int(config: Any, names: tuple[str, ...], default: int) -> int:
 
 def pass_threads(model: torch.nn.Module, device: torch.device | str) -> int:
     """Forward passes run at once: on a CPU one per PyTorch thread, each pass on one core, for a
-    model that is neither compiled nor sharded, and no more than a quarter of the available memory
-    holds by the activation estimate; else one pass at a time over all threads."""
-    if torch.device(device).type != "cpu" or is_sharded_model(model):
+    model that is neither compiled nor sharded, in a single process (a DDP model's forward may talk
+    to the other processes, in order), and no more than a quarter of the available memory holds by
+    the activation estimate; else one pass at a time over all threads."""
+    if torch.device(device).type != "cpu" or is_sharded_model(model) or _several_processes():
         return 1
     if any(getattr(m, "_compiled_call_impl", None) is not None for m in model.modules()):
         return 1
@@ -132,6 +133,11 @@ def pass_threads(model: torch.nn.Module, device: torch.device | str) -> int:
         per_pass = CPU_TOKENS_PER_PASS * activation_bytes_per_token(model, fused=fused_head(model))
         threads = min(threads, max(1, available // 4 // per_pass))
     return threads
+
+
+def _several_processes() -> bool:
+    distributed = torch.distributed
+    return distributed.is_available() and distributed.is_initialized() and distributed.get_world_size() > 1
 
 
 def _available_memory() -> int | None:
