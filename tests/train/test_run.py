@@ -100,6 +100,10 @@ def test_run_directory_contract(finished_run: Path) -> None:
     assert evals[0]["point"] == "base" and evals[0]["step"] == 0
     for key in ("eval/general/loss", "eval/general/bpb", "eval/code/loss", "eval/code/bpb"):
         assert all(key in r for r in evals), key
+    # every eval line says how much text it scored, the same at every point
+    sizes = {f: evals[0][f"eval/code/{f}"] for f in ("documents", "tokens", "bytes")}
+    assert all(r[f"eval/code/{f}"] == sizes[f] for r in evals for f in sizes)
+    assert sizes["documents"] >= 1 and sizes["bytes"] >= sizes["tokens"] > 0
     assert [r["point"] for r in evals].count("stage_end") == 2
     assert {r["point"] for r in evals} >= {"base", "dense", "stage_end"}
     # 6144 + 4096 tokens at 256 tokens per step
@@ -107,6 +111,7 @@ def test_run_directory_contract(finished_run: Path) -> None:
 
     summary = json.loads((finished_run / "summary.json").read_text())
     assert summary["sources"]["code"]["base_loss"] == pytest.approx(evals[0]["eval/code/loss"])
+    assert summary["sources"]["code"]["eval_size"] == sizes
 
 
 def test_training_learns_the_target(finished_run: Path) -> None:

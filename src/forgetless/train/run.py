@@ -53,9 +53,9 @@ from forgetless.evaluate.forward import windows_per_pass
 from forgetless.evaluate.heldout import (
     document_end_token,
     evaluate_heldout_over_ranks,
-    heldout_windows,
     losses_by_position,
     position_bucket_index,
+    sample_heldout,
 )
 from forgetless.evaluate.ledger import write_summary
 from forgetless.evaluate.mcq import (
@@ -156,6 +156,7 @@ class RunData:
     # after a tokenizer change: per source the evaluated text and whether it is the base's (tokenizer_change)
     same_text: dict[str, dict[str, Any]] = field(default_factory=dict)
     eval_buckets: dict[str, np.ndarray] = field(default_factory=dict)  # heldout.position_bucket_index
+    eval_sizes: dict[str, dict[str, int]] = field(default_factory=dict)  # HeldoutSample.sizes per source
 
 
 @dataclass
@@ -191,6 +192,7 @@ class Run:
     trackers: TrackerSet | None = None  # output.trackers, on the main process (fed by `log`)
     eval_costs: EvalCosts = field(default_factory=EvalCosts)  # for eval.budget
     eval_buckets: dict[str, np.ndarray] = field(default_factory=dict)  # RunData.eval_buckets
+    eval_sizes: dict[str, dict[str, int]] = field(default_factory=dict)  # RunData.eval_sizes
     router_stats: RouterStats | None = None  # the routers of an MoE model (forgetless.model.moe)
     base_cache: BaseEvalCache | None = None  # where the base evaluation is cached (main process)
 
@@ -395,15 +397,15 @@ def _set_up_data(
             )
     same_text: dict[str, dict[str, Any]] = {}
     if base is None:
-        eval_sets = {
-            name: heldout_windows(
+        samples = {
+            name: sample_heldout(
                 prepared[name].heldout, seq_len=config.eval_seq_len, max_tokens=config.eval.max_tokens
             )
             for name in config.eval_sources
         }
     else:
         samples, same_text = eval_samples(config, base, prepared)
-        eval_sets = {name: (sample.windows, sample.num_bytes) for name, sample in samples.items()}
+    eval_sets = {name: (sample.windows, sample.num_bytes) for name, sample in samples.items()}
     mcq_sets = {
         question_set_name(ref): load_questions(ref)[: config.eval.mcq_limit] for ref in config.eval.mcq
     }
@@ -419,6 +421,7 @@ def _set_up_data(
         contents,
         same_text=same_text,
         eval_buckets=buckets,
+        eval_sizes={name: sample.sizes() for name, sample in samples.items()},
     )
 
 
@@ -476,6 +479,7 @@ def _set_up_run(
         fused_loss_why=fused_loss_why,
         contents=data.contents,
         eval_buckets=data.eval_buckets,
+        eval_sizes=data.eval_sizes,
         loss_kernel=loss_kernel or "forgetless",
         micro_batches=micro_batches,
         optimizer_in_backward=OptimizerInBackward(model) if config.train.optimizer_in_backward else None,
@@ -893,6 +897,8 @@ def _evaluate(
         record[f"eval/{name}/loss"] = result["loss"]
         record[f"eval/{name}/bpb"] = result["bpb"]
         record[f"eval/{name}/ppl"] = result["ppl"]
+        for field_name, value in run.eval_sizes.get(name, {}).items():  # documents, tokens, bytes
+            record[f"eval/{name}/{field_name}"] = value
         if "bucket_nll" in result:  # the loss by position in the document
             by_position = losses_by_position(result["bucket_nll"], result["bucket_tokens"], windows.shape[1] - 1)
             record[f"eval/{name}/loss_by_position"] = by_position["loss"]
