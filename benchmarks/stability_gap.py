@@ -67,7 +67,7 @@ def stage_config(base: Path, out: Path, subset: dict[str, Any] | None, seed: int
 
 def measure(run_dir: Path) -> dict[str, Any]:
     summary = json.loads((run_dir / "summary.json").read_text())
-    gap = summary["stages"][0]["stability_gap"]["general"]
+    gap = summary["stages"]["security"]["stability_gap"]["general"]
     lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     end = next(line for line in lines if line.get("kind") == "stage_end")
     return {

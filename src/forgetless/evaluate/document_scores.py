@@ -5,6 +5,8 @@
 the window's earlier tokens; every predicted token's loss is charged to the document it belongs to
 (its EOS included), and a document's score is the mean of its tokens' losses in nats/token. A
 document's first tokens may see the previous document's end as context, as they do in training.
+The passes run as evaluation's do (`forgetless.evaluate.forward`: no gradient state, the fused head
+where the model has one, several passes at once on a CPU).
 """
 
 from __future__ import annotations
@@ -13,12 +15,12 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from forgetless.device import autocast
+from forgetless.evaluate.forward import fused_head, no_gradient_state, pass_threads, run_in_passes
+from forgetless.model.loss import causal_lm_token_nll
 
 IGNORE_INDEX = -100
-_FLOAT32_LOGITS_PER_CHUNK = 1 << 26  # rows of float32 logits at a time, whatever the vocabulary
 
 
 def document_losses(
@@ -35,49 +37,36 @@ def document_losses(
     whose tokens is predicted (a one-token first document)."""
     tokens = np.asarray(tokens)
     offsets = np.asarray(doc_offsets, dtype=np.int64)
-    num_docs = len(offsets) - 1
-    sums = np.zeros(num_docs, dtype=np.float64)
-    counts = np.zeros(num_docs, dtype=np.int64)
-    n = len(tokens)
-    starts = np.arange(0, max(n - 1, 0), seq_len, dtype=np.int64)  # window w predicts tokens start+1..
+    starts = np.arange(0, max(len(tokens) - 1, 0), seq_len, dtype=np.int64)  # window w predicts start+1..
     device = torch.device(device)
+    fused = fused_head(model)
+
+    def window_nll(first: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        batch_starts = starts[first:stop]
+        windows = np.full((len(batch_starts), seq_len + 1), IGNORE_INDEX, dtype=np.int64)
+        for row, start in enumerate(batch_starts):
+            piece = tokens[start : start + seq_len + 1]
+            windows[row, : len(piece)] = piece
+        # Grad mode and autocast are per thread: set here, where the pass runs.
+        with no_gradient_state(model), autocast(device, autocast_dtype):
+            batch = torch.from_numpy(windows).to(device)
+            inputs, targets = batch[:, :-1].clamp(min=0), batch[:, 1:]
+            nll = causal_lm_token_nll(model, inputs, targets, fused=fused, compute_dtype=autocast_dtype)
+            nll = nll.double().cpu().numpy()
+        positions = batch_starts[:, None] + 1 + np.arange(seq_len)[None, :]
+        valid = windows[:, 1:] != IGNORE_INDEX
+        return np.searchsorted(offsets, positions[valid], side="right") - 1, nll[valid]
+
+    sums = np.zeros(len(offsets) - 1, dtype=np.float64)
+    counts = np.zeros(len(offsets) - 1, dtype=np.int64)
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad(), autocast(device, autocast_dtype):
-            for first in range(0, len(starts), batch_size):
-                batch_starts = starts[first : first + batch_size]
-                windows = np.full((len(batch_starts), seq_len + 1), IGNORE_INDEX, dtype=np.int64)
-                for row, start in enumerate(batch_starts):
-                    piece = tokens[start : start + seq_len + 1]
-                    windows[row, : len(piece)] = piece
-                batch = torch.from_numpy(windows).to(device)
-                targets = batch[:, 1:]
-                logits = model(input_ids=batch[:, :-1].clamp(min=0), use_cache=False).logits
-                nll = _token_nll(logits, targets).cpu().numpy().astype(np.float64)
-                positions = batch_starts[:, None] + 1 + np.arange(seq_len)[None, :]
-                valid = (targets != IGNORE_INDEX).cpu().numpy()
-                docs = np.searchsorted(offsets, positions[valid], side="right") - 1
-                np.add.at(sums, docs, nll[valid])
-                np.add.at(counts, docs, 1)
+        passes = run_in_passes(len(starts), batch_size, window_nll, threads=pass_threads(model, device))
+        for docs, nll in passes:  # in pass order: the sums do not depend on the threads
+            sums += np.bincount(docs, weights=nll, minlength=len(sums))
+            counts += np.bincount(docs, minlength=len(counts))
     finally:
         model.train(was_training)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
-
-
-def _token_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """-log p(target) per position, float32 (0 at ignored targets), `[batch, seq]`."""
-    flat_logits = logits.flatten(0, 1)
-    flat_targets = targets.flatten()
-    rows = max(1, _FLOAT32_LOGITS_PER_CHUNK // flat_logits.shape[-1])
-    parts = [
-        F.cross_entropy(
-            flat_logits[first : first + rows].float(),
-            flat_targets[first : first + rows],
-            ignore_index=IGNORE_INDEX,
-            reduction="none",
-        )
-        for first in range(0, len(flat_targets), rows)
-    ]
-    return torch.cat(parts).view(targets.shape)
