@@ -51,8 +51,8 @@ def document_losses(
         with no_gradient_state(model), autocast(device, autocast_dtype):
             batch = torch.from_numpy(windows).to(device)
             inputs, targets = batch[:, :-1].clamp(min=0), batch[:, 1:]
-            nll = causal_lm_token_nll(model, inputs, targets, fused=fused, compute_dtype=autocast_dtype)
-            nll = nll.double().cpu().numpy()
+            token_nll = causal_lm_token_nll(model, inputs, targets, fused=fused, compute_dtype=autocast_dtype)
+            nll = token_nll.double().cpu().numpy()
         positions = batch_starts[:, None] + 1 + np.arange(seq_len)[None, :]
         valid = windows[:, 1:] != IGNORE_INDEX
         return np.searchsorted(offsets, positions[valid], side="right") - 1, nll[valid]
