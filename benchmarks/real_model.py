@@ -9,6 +9,10 @@ priority order:
     mer+replay-5%    MER (Reptile form) with 5% replay, the method that forgot least in
                      benchmarks/results/methods.md
     replay-25%       25% replay
+    lora+embeddings  LoRA r=16 on attention and MLP with the embedding trained fully, the best
+                     trade of the model transforms in benchmarks/results/methods.md
+    adept            a quarter more decoder blocks, those least important for general text,
+                     trained alone with per-unit learning rates (ADEPT)
 
 Every strategy trains on the same number of tokens with the same schedule, through forgetless's
 own path (a config dict -> `run_training`), and its final model is evaluated with
@@ -140,6 +144,8 @@ class Strategy:
     replay_ratio: float
     methods: dict[str, Any] = field(default_factory=dict)
     cost: float = 1.0  # time relative to no-replay, for the first estimate
+    # model.transforms; an expand_blocks `count: "quarter"` becomes a quarter of the model's blocks
+    transforms: tuple[dict[str, Any], ...] = ()
 
 
 def strategies(plan: Plan) -> list[Strategy]:
@@ -149,6 +155,31 @@ def strategies(plan: Plan) -> list[Strategy]:
         Strategy("replay-5%", 0.05),
         Strategy("mer+replay-5%", 0.05, {"mer": {"every": plan.mer_every, "eps": 0.1}}, cost=1.05),
         Strategy("replay-25%", 0.25),
+        Strategy(
+            "lora+embeddings",
+            0.0,
+            transforms=(
+                {"kind": "lora", "r": 16, "alpha": 32, "target": ["attention", "mlp"], "train_embeddings": True},
+            ),
+        ),
+        Strategy(
+            "adept",
+            0.0,
+            {"train_only": ["new"], "unit_lr": {"probe": "general", "every_tokens": plan.stage_tokens // 4}},
+            transforms=(
+                {"kind": "expand_blocks", "select": "least_important", "count": "quarter", "probe": "general"},
+            ),
+            cost=1.1,
+        ),
+    ]
+
+
+def model_transforms(model_dir: Path, strategy: Strategy) -> list[dict[str, Any]]:
+    """The strategy's `model.transforms` for this model (a quarter of its blocks where it says so)."""
+    blocks = json.loads((model_dir / "config.json").read_text(encoding="utf-8")).get("num_hidden_layers", 4)
+    return [
+        {**spec, "count": max(1, blocks // 4)} if spec.get("count") == "quarter" else dict(spec)
+        for spec in strategy.transforms
     ]
 
 
@@ -179,8 +210,11 @@ def run_config(
         }
     if strategy.methods:
         stage["methods"] = strategy.methods
+    model: dict[str, Any] = {"path": str(model_dir)}
+    if strategy.transforms:
+        model["transforms"] = model_transforms(model_dir, strategy)
     return {
-        "model": {"path": str(model_dir)},
+        "model": model,
         "tokenizer": str(model_dir),
         "sources": sources,
         "stages": [stage],
@@ -288,6 +322,7 @@ def run_strategy(
     return {
         "replay_ratio": strategy.replay_ratio,
         "methods": strategy.methods,
+        "transforms": model_transforms(model_dir, strategy),
         "tokens": end["tokens"],
         "steps": end["step"],
         "train_s": end["train_s"],

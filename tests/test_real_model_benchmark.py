@@ -33,14 +33,14 @@ def test_tiny_mode_cut_short_by_the_deadline_leaves_valid_results(bench, tmp_pat
     """The base is evaluated once and shared; every strategy trains on the same tokens; results are
     written as each strategy completes, and a strategy the deadline leaves out is named."""
     plan = [s.name for s in bench.strategies(bench.TINY_PLAN)]
-    assert plan == ["no-replay", "replay-5%", "mer+replay-5%", "replay-25%"]
+    assert plan == ["no-replay", "replay-5%", "mer+replay-5%", "replay-25%", "lora+embeddings", "adept"]
 
     class LastStrategyDoesNotFit(bench.Deadline):
         asked = 0
 
         def fits(self, seconds: float) -> bool:  # base + first strategy, then one per strategy
             LastStrategyDoesNotFit.asked += 1
-            return LastStrategyDoesNotFit.asked <= len(plan)
+            return LastStrategyDoesNotFit.asked <= 4
 
     evaluated: list[str] = []
     evaluate = bench.evaluate
@@ -74,7 +74,7 @@ def test_tiny_mode_cut_short_by_the_deadline_leaves_valid_results(bench, tmp_pat
     assert saved["status"] == "cut short by the budget" and saved["mode"] == "tiny"
     assert saved["versions"]["torch"] and saved["device"].startswith("CPU") and saved["date"]
     (model,) = saved["models"].values()
-    assert list(model["strategies"]) == plan[:3] and list(model["skipped"]) == ["replay-25%"]
+    assert list(model["strategies"]) == plan[:3] and list(model["skipped"]) == plan[3:]
     tokens = {run["tokens"] for run in model["strategies"].values()}
     assert tokens == {bench.TINY_PLAN.steps * bench.TINY_PLAN.batch_tokens}
     base = model["base"]
@@ -162,3 +162,21 @@ def test_goal_checks_and_the_best_strategy(bench):
         bench.goal_checks(model)["best"] == "mer+replay-5%" and bench.goal_checks(model)["goal_met"] is True
     )
     assert "note" in bench.goal_checks({"strategies": {"replay-5%": model["strategies"]["replay-5%"]}})
+
+
+def test_every_strategy_is_a_valid_run_config(bench, tmp_path, monkeypatch):
+    """The transform strategies size themselves from the model: ADEPT adds a quarter of its blocks."""
+    from forgetless.config import config_from_dict
+
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "config.json").write_text(json.dumps({"num_hidden_layers": 30}))
+    plan = bench.TINY_PLAN
+    monkeypatch.setattr(bench, "micro_batch", lambda model_dir, plan: plan.micro_batch)
+    for strategy in bench.strategies(plan):
+        data = bench.run_config(model_dir, plan, strategy, dict(bench.SOURCES), tmp_path / strategy.name, tmp_path)
+        config = config_from_dict(data)
+        kinds = [t.kind for t in config.model.transforms]
+        assert kinds == [t["kind"] for t in strategy.transforms], strategy.name
+    (adept,) = bench.model_transforms(model_dir, bench.strategies(plan)[-1])
+    assert adept["count"] == 7 and adept["select"] == "least_important"
