@@ -36,6 +36,17 @@ from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
+SIZE = "quick"  # the demo base the stage continues (--size)
+
+
+def demo_size():  # noqa: ANN201 - a forgetless.demo.DemoSize
+    from forgetless.demo import FULL, QUICK
+
+    return FULL if SIZE == "full" else QUICK
+
+
+def results_name() -> str:
+    return "plan.json" if SIZE == "quick" else f"plan_{SIZE}.json"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 STAGE_TOKENS = 65_536  # the quick demo's stage: 64 steps of 1,024 tokens
@@ -48,12 +59,12 @@ BUDGET_SHARE = 0.10  # of the no-replay proxy's forgetting
 
 
 def stage_config(base: Path, out: Path) -> dict[str, Any]:
-    from forgetless.demo import QUICK, strategy_config
+    from forgetless.demo import strategy_config
 
-    data = strategy_config(QUICK, base, 0.0, out)
+    data = strategy_config(demo_size(), base, 0.0, out)
     data["stages"][0]["tokens"] = STAGE_TOKENS
     data["train"]["batch_tokens"] = BATCH_TOKENS
-    data["train"]["micro_batch"] = 8
+    data["train"]["micro_batch"] = min(8, BATCH_TOKENS // demo_size().seq_len)
     data["eval"]["mcq"] = []
     data["eval"]["max_tokens"] = EVAL_TOKENS
     data["eval"]["every_tokens"] = STAGE_TOKENS // 8
@@ -84,20 +95,26 @@ def run_at(base: Path, ratio: float, tokens: int, out: Path) -> dict[str, float]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", type=Path, default=None, help="keep the runs here (and reuse its proxies)")
+    parser.add_argument(
+        "--size", choices=["quick", "full"], default="quick", help="the demo base: quick, or the full demo's"
+    )
     args = parser.parse_args()
+    global SIZE
+    SIZE = args.size
 
     import yaml
     from machine import cpu_model, versions
 
     from forgetless.config import load_config
-    from forgetless.demo import QUICK, build_base
+    from forgetless.demo import build_base
     from forgetless.plan.planner import analyse, write_plan
     from forgetless.plan.proxy import plan_setup, read_proxy, run_proxies
     from forgetless.plan.recommend import Budget
 
     started = time.monotonic()
     load = os.getloadavg()
-    base = build_base(QUICK, quiet=True)
+    size = demo_size()
+    base = build_base(size, quiet=True)
     root = args.keep or Path(tempfile.mkdtemp(prefix="forgetless-plan-"))
     root.mkdir(parents=True, exist_ok=True)
     config_path = root / "stage.yaml"
@@ -180,12 +197,12 @@ def main() -> None:
         },
         "load_average_at_start": load,
         "settings": {
-            "base": f"quick demo base ({QUICK.num_layers} layers, hidden {QUICK.hidden_size}, "
-            f"{QUICK.base_tokens:,} general tokens)",
+            "base": f"{SIZE} demo base ({size.num_layers} layers, hidden {size.hidden_size}, "
+            f"{size.base_tokens:,} general tokens)",
             "stage_tokens": STAGE_TOKENS,
             "proxy_tokens": proxy_tokens,
             "batch_tokens": BATCH_TOKENS,
-            "seq_len": QUICK.seq_len,
+            "seq_len": size.seq_len,
             "eval_tokens": EVAL_TOKENS,
             "ratios": RATIOS,
             "evals_per_proxy": EVALS,
@@ -225,13 +242,13 @@ def main() -> None:
         "wall_s": time.monotonic() - started,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "plan.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    (RESULTS / results_name()).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(
         f"replay {ratio:g}: forgetting predicted {_f(predicted_forgetting)} ({predicted_by}), measured "
         f"{full['forgetting']:+.4f} at the stage's length, {short['forgetting']:+.4f} at the proxy's "
         f"(predicted there {_f(proxy_pred['general'])}); learning predicted {_f(predicted_learning)}, measured "
         f"{full['learning']:+.4f}\n"
-        f"budget {budget.value:.4f}; wall time {result['wall_s']:.0f}s; wrote {RESULTS / 'plan.json'}"
+        f"budget {budget.value:.4f}; wall time {result['wall_s']:.0f}s; wrote {RESULTS / results_name()}"
     )
 
 
