@@ -19,7 +19,7 @@ a resumed run does not estimate the Fisher again.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -74,22 +74,12 @@ def estimate_fisher(
     gradient, and each rank keeps the Fisher of its shard of every parameter.
     """
     fisher = {name: torch.zeros_like(local_shard(p), dtype=torch.float32) for name, p in params}
-    was_training = model.training
-    model.eval()
     count = 0
-    try:
-        for batch in batches:
-            model.zero_grad(set_to_none=True)
-            with autocast():
-                loss = causal_lm_loss(model, batch[:, :-1], batch[:, 1:])
-            loss.backward()
-            for name, p in params:
-                if p.grad is not None:
-                    fisher[name].add_(local_shard(p.grad).detach().float().square())
-            count += 1
-    finally:
-        model.zero_grad(set_to_none=True)
-        model.train(was_training)
+    for _ in batch_gradients(model, batches, autocast):
+        for name, p in params:
+            if p.grad is not None:
+                fisher[name].add_(local_shard(p.grad).detach().float().square())
+        count += 1
     if count == 0:
         raise ValueError("estimate_fisher needs at least one batch")
     for value in fisher.values():
@@ -165,3 +155,24 @@ class EWC(Method):
         tensors = state["tensors"]
         self.reference = restore(self.params, tensors, "reference/", "methods.ewc")
         self.fisher = restore(self.params, tensors, "fisher/", "methods.ewc", dtype=torch.float32)
+
+
+def batch_gradients(
+    model: nn.Module, batches: Iterable[torch.Tensor], autocast: Callable[[], AbstractContextManager[Any]]
+) -> Iterator[None]:
+    """For each of `batches` (int64 `[B, T + 1]`), leave the gradient of its mean token loss in the
+    parameters' `.grad` and yield. The model runs in eval mode; afterwards (also when the caller
+    stops early) its gradients are cleared and its train/eval mode is as it was. EWC's Fisher and
+    ADEPT's importance (`forgetless.methods.unit_lr`) read the gradients."""
+    was_training = model.training
+    model.eval()
+    try:
+        for batch in batches:
+            model.zero_grad(set_to_none=True)
+            with autocast():
+                loss = causal_lm_loss(model, batch[:, :-1], batch[:, 1:])
+            loss.backward()
+            yield
+    finally:
+        model.zero_grad(set_to_none=True)
+        model.train(was_training)

@@ -31,7 +31,7 @@ from torch import nn
 from forgetless.config import UnitLRConfig
 from forgetless.distributed import local_shard, sum_over_shards
 from forgetless.methods.base import Method, MethodContext, trainable_parameters
-from forgetless.model.loss import causal_lm_loss
+from forgetless.methods.regularize import batch_gradients
 
 
 def norm_gains(model: nn.Module) -> set[str]:
@@ -60,25 +60,13 @@ def unit_importance(
     rank passes the same batches (see `forgetless.methods.regularize.estimate_fisher`)."""
     device = local_shard(params[0][1]).device
     sums = torch.zeros(len(params), dtype=torch.float64, device=device)
-    was_training = model.training
-    model.eval()
     count = 0
-    try:
-        for batch in batches:
-            model.zero_grad(set_to_none=True)
-            with autocast():
-                loss = causal_lm_loss(model, batch[:, :-1], batch[:, 1:])
-            loss.backward()
-            for i, (_, p) in enumerate(params):
-                if p.grad is not None:
-                    product = (
-                        local_shard(p).detach().float().abs() * local_shard(p.grad).detach().float().abs()
-                    )
-                    sums[i] += product.sum(dtype=torch.float64)
-            count += 1
-    finally:
-        model.zero_grad(set_to_none=True)
-        model.train(was_training)
+    for _ in batch_gradients(model, batches, autocast):
+        for i, (_, p) in enumerate(params):
+            if p.grad is not None:
+                product = local_shard(p).detach().float().abs() * local_shard(p.grad).detach().float().abs()
+                sums[i] += product.sum(dtype=torch.float64)
+        count += 1
     if count == 0:
         raise ValueError("unit_importance needs at least one batch")
     sums = sum_over_shards(sums, params[0][1])
