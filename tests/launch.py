@@ -8,14 +8,14 @@ import sys
 from pathlib import Path
 
 
-def train(config: Path, *args: str, ranks: int = 1, timeout: float = 300) -> None:
-    """Run `forgetless train CONFIG --quiet ARGS` on `ranks` processes; fail with its stderr."""
+def train(config: Path, *args: str, ranks: int = 1, timeout: float = 300, script: Path | None = None) -> None:
+    """Run `forgetless train CONFIG --quiet ARGS` on `ranks` processes; fail with its stderr. A
+    `script` that runs forgetless's command line in its own way stands in for `-m forgetless`."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}"]
     command = [
         *(launcher if ranks > 1 else [sys.executable]),
-        "-m",
-        "forgetless",
+        *([str(script)] if script is not None else ["-m", "forgetless"]),
         "train",
         str(config),
         "--quiet",
