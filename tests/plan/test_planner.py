@@ -92,3 +92,28 @@ def test_too_few_evaluations_for_the_curves_give_no_prediction_at_the_stage() ->
     setup = PlanSetup("code", CURVE_RATIOS, 8, 32, ("general",), ("code",), ("general",), evals=4)
     at = analyse(curved_proxies(4), setup, Budget(0.2))["at_stage"]
     assert at["recommendation"] is None and "needs at least 6 distinct points" in at["message"]
+
+
+def test_a_curve_that_extends_to_an_impossible_loss_gives_no_prediction_at_the_stage() -> None:
+    """A steep curve fits its points, but 4x further out its power law predicts a negative loss."""
+    out = []
+    for ratio in CURVE_RATIOS:
+        share = 1 - ratio
+        ts = np.linspace(1, 8, 8)
+        curve = [
+            (
+                float(t),
+                {
+                    "general": BASE["general"] + 0.01 + share * 0.05 * (t / 8) ** 0.5,
+                    "code": BASE["code"] - 1.5 * share * (t / 8) ** 3,
+                },
+            )
+            for t in ts
+        ]
+        out.append(ProxyResult(ratio, Path(f"replay-{ratio:g}"), dict(BASE), curve[-1][1], curve))
+    setup = PlanSetup("code", CURVE_RATIOS, 8, 32, ("general",), ("code",), ("general",), evals=8)
+    at = analyse(out, setup, Budget(0.2))["at_stage"]
+    # The code curve reaches 4 - 1.5 * 64 < 0 at 4x: no prediction there, and no law fitted on it.
+    assert at["predicted_loss"]["0"]["code"] is None
+    assert at["predicted_loss"]["0"]["general"] == pytest.approx(BASE["general"] + 0.01 + 0.05 * 2, abs=1e-3)
+    assert "code" not in at["fits"]

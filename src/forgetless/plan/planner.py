@@ -25,6 +25,10 @@ from forgetless.plan.fit import Fit, fit_power_law, fit_two_term
 from forgetless.plan.proxy import PlanSetup, ProxyResult, run_proxies
 from forgetless.plan.recommend import Budget, closest_ratio, recommend
 
+PLAUSIBLE_LOSS_FACTOR = 2.0
+"""An increment curve extended to the stage's length that predicts a loss outside (0, this x the
+base loss] has left its data behind (a power law's far tail): it gives no prediction."""
+
 
 class NoRecommendation(RunFailed):
     """A fit did not converge: the plan is written without a recommendation (exit code 1)."""
@@ -181,16 +185,25 @@ def at_stage(
     sources = [*setup.retained, *setup.targets]
     predicted: dict[str, dict[str, float | None]] = {}
     checks: dict[str, dict[str, dict[str, Any] | None]] = {}
+    why: dict[str, dict[str, str]] = {}  # per ratio and source: why there is no prediction
     factor = None
     for proxy in proxies:
         key = f"{proxy.ratio:g}"
         end = proxy.curve[-1][0] if proxy.curve else 0
         factor = setup.full_tokens / end if end else None
-        predicted[key], checks[key] = {}, {}
+        predicted[key], checks[key], why[key] = {}, {}, {}
         for name in sources:
             fit = curve_fits[key][name]
             law = fit.law if fit.converged else None
-            predicted[key][name] = base[name] + float(law(factor)) if law is not None and factor else None
+            value = base[name] + float(law(factor)) if law is not None and factor else None
+            why[key][name] = fit.message
+            if value is not None and not 0 < value <= PLAUSIBLE_LOSS_FACTOR * base[name]:
+                why[key][name] = (
+                    f"the curve extends to a loss of {value:.4g} at the stage's length, outside (0, "
+                    f"{PLAUSIBLE_LOSS_FACTOR:g} x the base loss {base[name]:.4g}]"
+                )
+                value = None
+            predicted[key][name] = value
             checks[key][name] = _extrapolation_check(proxy, name, base, name in setup.retained)
     result: dict[str, Any] = {
         "predicted_at_tokens": setup.full_tokens,
@@ -207,8 +220,8 @@ def at_stage(
     if missing:
         ratio, name = missing[0]
         result["message"] = (
-            f"{len(missing)} increment curve(s) of retained sources did not converge, first {name}'s at replay "
-            f"{ratio} ({curve_fits[ratio][name].message})"
+            f"{len(missing)} increment curve(s) of retained sources give no prediction, first {name}'s at "
+            f"replay {ratio} ({why[ratio][name]})"
         )
         return result
     shares = [1 - proxy.ratio for proxy in proxies]
