@@ -24,7 +24,7 @@ from methods.tiny_runs import read_lines, tiny_config, weights, write_corpora
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not built")
 
-PROBE = Path(__file__).with_name("mix_probe.py")
+PROBE = Path(__file__).with_name("rank_probe.py")
 # Updates every 2 of the 8 steps; a checkpoint every 4 steps, so the one at step 4 follows two
 # updates, and the update at step 6 reads the losses of steps 2 and 4 (a window of 2).
 SCHEDULE = {"kind": "loss_driven", "every_tokens": 512, "eta": 1.0, "window": 2, "floor": 0.1}
@@ -48,9 +48,12 @@ def single(tmp_path_factory, tiny_tokenizer_dir) -> dict[str, Path]:
     return {"config": config, "run": run, "cache": tmp / "cache-one"}
 
 
-def _run(config: Path, out: Path, cache: Path, *args: str, ranks: int, parallel: str = "fsdp") -> Path:
+def _run(
+    config: Path, out: Path, cache: Path, *args: str, ranks: int, parallel: str = "fsdp", budget: str = ""
+) -> Path:
     """`forgetless train` of `config` into `out` with the token cache `cache`; on several processes,
-    each one's sampler state after every mixture update goes to `<out>-ranks/rank<R>.jsonl`."""
+    each one's sampler state after every mixture update goes to `<out>-ranks/rank<R>.jsonl`, and
+    `budget="disagree"` makes their `eval.budget` decisions disagree (see `rank_probe.py`)."""
     settings = ("--out", str(out), "--set", f"cache_dir={cache}", "--set", f"train.parallel={parallel}")
     if ranks == 1:
         train(config, *settings, *args)
@@ -58,7 +61,8 @@ def _run(config: Path, out: Path, cache: Path, *args: str, ranks: int, parallel:
     probe = out.parent / f"{out.name}-ranks"
     probe.mkdir()
     with pytest.MonkeyPatch.context() as env:
-        env.setenv("MIX_PROBE_DIR", str(probe))
+        env.setenv("RANK_PROBE_DIR", str(probe))
+        env.setenv("RANK_PROBE_BUDGET", budget)
         train(config, *settings, *args, ranks=ranks, script=PROBE)
     return out
 
@@ -160,7 +164,17 @@ def test_two_fsdp_processes_mix_and_subset_like_one_and_resume_exactly(single, t
         assert torch.equal(a[key], b[key]), key
 
 
-def test_two_ddp_processes_mix_like_one(single, tmp_path) -> None:
-    two = _run(single["config"], tmp_path / "two", tmp_path / "cache", ranks=2, parallel="ddp")
+def test_two_ddp_processes_mix_like_one_and_evaluate_at_the_same_points(single, tmp_path) -> None:
+    """Under `eval.budget` too, whose decisions each process takes from its own clocks (the time of
+    the mixture's evaluations among them): the processes evaluate where the first one decides to."""
+    out, cache = tmp_path / "two", tmp_path / "cache"
+    two = _run(
+        single["config"], out, cache, "--set", "eval.budget=0.5", ranks=2, parallel="ddp", budget="disagree"
+    )
     _assert_follows(single["run"], two)
-    assert _subset_contents(tmp_path / "cache") == _subset_contents(single["cache"])
+    assert _subset_contents(cache) == _subset_contents(single["cache"])
+    evals, evals_single = _kind(two, "eval"), _kind(single["run"], "eval")
+    assert [r["point"] for r in evals] == [r["point"] for r in evals_single] == ["base", "dense", "stage_end"]
+    for a, b in zip(evals_single, evals, strict=True):
+        for name in ("general", "code", "prose"):
+            assert b[f"eval/{name}/loss"] == pytest.approx(a[f"eval/{name}/loss"], abs=1e-4), name

@@ -10,7 +10,9 @@ where `point` is the measured cost of the last held-out evaluation, `stage_ends_
 still to come at the cost of the last full evaluation, and `train_projected` the training time so
 far plus the remaining optimizer steps at the mean step time so far. Points therefore run in order
 while the projected total fits: the early points of a stage, where the stability gap shows, come
-first. Skipping a point changes no weight.
+first. Skipping a point changes no weight. Under torchrun every process follows the first
+process's decision (`forgetless.train.run`): the evaluation is collective, and each process's
+clocks differ a little.
 
 Between the base and the last evaluation, a question set is scored on a seeded sample of
 `mcq_sample_size(n)` of its questions; the base and the end score all of them, so the ledger's

@@ -782,10 +782,12 @@ def _after_step(
 
 
 def _eval_fits_budget(run: Run, loop: _StageLoop, position: Position) -> bool:
-    """Whether an optional evaluation point runs under `eval.budget` (see `train.eval_budget`)."""
+    """Whether an optional evaluation point runs under `eval.budget` (see `train.eval_budget`).
+    Every process takes the first one's decision: the evaluation is collective, and each process's
+    clocks (its training, evaluation and mixture-update times) differ a little."""
     stages = run.config.stages
     later = range(position.stage_index + 1, len(stages))
-    fits = within_budget(
+    local = within_budget(
         run.config.eval.budget,
         run.eval_costs,
         eval_s=position.eval_s,
@@ -796,6 +798,7 @@ def _eval_fits_budget(run: Run, loop: _StageLoop, position: Position) -> bool:
         + sum(math.ceil(stages[i].tokens / run.tokens_per_step(i)) for i in later),
         stage_ends_left=1 + len(later),
     )
+    fits = bool(broadcast_from_main(local, run.world)) if run.config.eval.budget is not None else local
     if not fits:
         run.eval_costs.skipped.append(position.step)
     return fits
