@@ -40,26 +40,32 @@ def bpe_extension(tiny_tokenizer):
     return extended(tiny_tokenizer, code_texts()[:4], 48)
 
 
-def test_bpe_extension_gives_the_old_ids_back_and_lowers_fertility(tiny_tokenizer, bpe_extension) -> None:
-    learned, new, first = bpe_extension
-    assert first == len(tiny_tokenizer) and len(new) == first + 48
-    assert len(set(learned.tokens)) == 48 and not set(learned.tokens) & set(tiny_tokenizer.get_vocab())
+def assert_extends(tokenizer, learned, new, first: int) -> None:
+    """The BPE extension's promises, on the code it was learned on and on English prose: every new id
+    stands for the old ids it joins (together, exactly the old tokenization), text without the new
+    pieces keeps its ids, decoding gives the old decoding, and the code takes fewer tokens."""
+    assert len(set(learned.tokens)) == len(learned.tokens) and not set(learned.tokens) & set(tokenizer.get_vocab())
     pieces = {first + k: ids for k, ids in enumerate(learned.pieces)}
     without_new = 0
     for text in [*code_texts(), *sample_texts()[:40]]:
-        old = tiny_tokenizer(text, add_special_tokens=False)["input_ids"]
+        old = tokenizer(text, add_special_tokens=False)["input_ids"]
         ids = new(text, add_special_tokens=False)["input_ids"]
-        # Every new id stands for the old ids it joins: together, exactly the old tokenization.
         assert [i for token in ids for i in pieces.get(token, [token])] == old
         if not any(token >= first for token in ids):
             without_new += 1
-            assert ids == old  # text without the new pieces keeps its ids
-        assert new.decode(ids) == tiny_tokenizer.decode(old)
+            assert ids == old
+        assert new.decode(ids) == tokenizer.decode(old)
     assert without_new > 0
-    before, after = fertility(tiny_tokenizer, code_texts()), fertility(new, code_texts())
+    before, after = fertility(tokenizer, code_texts()), fertility(new, code_texts())
     assert after["bytes"] == before["bytes"] and after["words"] == before["words"]
     assert after["tokens_per_byte"] < 0.95 * before["tokens_per_byte"]  # learned on code: fewer tokens there
     assert after["tokens_per_word"] < before["tokens_per_word"]
+
+
+def test_bpe_extension_gives_the_old_ids_back_and_lowers_fertility(tiny_tokenizer, bpe_extension) -> None:
+    learned, new, first = bpe_extension
+    assert first == len(tiny_tokenizer) and len(new) == first + 48
+    assert_extends(tiny_tokenizer, learned, new, first)
 
 
 def test_the_extended_tokenizer_saves_and_loads_as_it_is(bpe_extension, tmp_path) -> None:
@@ -70,6 +76,116 @@ def test_the_extended_tokenizer_saves_and_loads_as_it_is(bpe_extension, tmp_path
     again = AutoTokenizer.from_pretrained(tmp_path)
     text = code_texts()[0]
     assert again(text)["input_ids"] == new(text)["input_ids"] and len(again) == len(new)
+
+
+# Llama 3's split pattern (its tokenizer.json, as transformers' tiktoken converter writes it).
+LLAMA3_SPLIT = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+"
+    r"|\s+(?!\S)|\s+"
+)
+LLAMA3_SPECIALS = ["<|begin_of_text|>", "<|end_of_text|>"]
+
+
+def llama3_layout(backend):
+    """`backend` (a byte-level BPE `tokenizers.Tokenizer`) laid out as Llama 3's tokenizer.json is:
+    `ignore_merges` on, special tokens added after the model's vocabulary (not in it), a template
+    that puts <|begin_of_text|> first; wrapped as a transformers fast tokenizer."""
+    from tokenizers import processors
+    from transformers import PreTrainedTokenizerFast
+
+    backend.model.ignore_merges = True
+    backend.add_special_tokens(LLAMA3_SPECIALS)
+    bos = LLAMA3_SPECIALS[0]
+    template = processors.TemplateProcessing(
+        single=f"{bos} $A", pair=f"{bos} $A {bos} $B:1", special_tokens=[(bos, backend.token_to_id(bos))]
+    )
+    backend.post_processor = processors.Sequence([processors.ByteLevel(trim_offsets=False), template])
+    return PreTrainedTokenizerFast(tokenizer_object=backend, bos_token=bos, eos_token=LLAMA3_SPECIALS[1])
+
+
+def tiny_llama3_tokenizer():
+    """A 512-token byte-level BPE trained on the prose samples, behind Llama 3's split pattern."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(LLAMA3_SPLIT), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    backend.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=512, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+    )
+    backend.train_from_iterator(sample_texts(), trainer=trainer)
+    return llama3_layout(backend)
+
+
+def assert_llama3_extension(tokenizer, count: int, tmp_path) -> None:
+    """Extend a Llama-3-layout `tokenizer` by `count` tokens learned on code and check what the
+    extension promises there, through a save and an `AutoTokenizer` load."""
+    from transformers import AutoTokenizer
+
+    learned, new, first = extended(tokenizer, code_texts()[:4], count)
+    assert first == len(tokenizer) and len(new) == first + count
+    assert_extends(tokenizer, learned, new, first)
+    # The special tokens after the old vocabulary keep their ids (the new ones come after them).
+    specials = tokenizer.convert_tokens_to_ids(LLAMA3_SPECIALS)
+    assert max(specials) < first and new.convert_tokens_to_ids(LLAMA3_SPECIALS) == specials
+    # ignore_merges emits a word found whole in the vocabulary as one token: a new token met as a
+    # whole word must stand for the old ids that the old merges split that word into.
+    backend = tokenizer.backend_tokenizer
+    for token, pieces in zip(learned.tokens, learned.pieces, strict=True):
+        assert [t.id for t in backend.model.tokenize(token)] == pieces, token
+    words = {word for text in code_texts()[:4] for word, _ in backend.pre_tokenizer.pre_tokenize_str(text)}
+    assert words & set(learned.tokens)  # the whole-word path is taken
+    new.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "tokenizer.json").read_text())
+    assert saved["model"]["ignore_merges"] is True
+    again = AutoTokenizer.from_pretrained(tmp_path)
+    assert len(again) == len(new) and again.convert_tokens_to_ids(LLAMA3_SPECIALS) == specials
+    for text in [code_texts()[0], sample_texts()[0] + LLAMA3_SPECIALS[1]]:
+        ids = again(text)["input_ids"]
+        assert ids == new(text)["input_ids"] and ids[0] == specials[0]
+        assert again.decode(ids, skip_special_tokens=True) == text.removesuffix(LLAMA3_SPECIALS[1])
+    assert any(i >= first for i in again(code_texts()[0])["input_ids"])
+
+
+def test_bpe_extension_of_a_llama3_style_tokenizer(tmp_path) -> None:
+    assert_llama3_extension(tiny_llama3_tokenizer(), 48, tmp_path)
+
+
+def test_bpe_extension_of_a_real_tiktoken_vocabulary(tmp_path) -> None:
+    """Mistral's tekken vocabulary (130k byte-level BPE ranks, shipped with `mistral-common`)
+    converted as transformers converts Llama 3's tiktoken file; skipped without the package."""
+    import base64
+    import importlib.util
+    from pathlib import Path
+
+    from tokenizers import Tokenizer
+
+    spec = importlib.util.find_spec("mistral_common")  # the file only: the package is not imported
+    folders = list(spec.submodule_search_locations or []) if spec is not None else []
+    found = [Path(folder) / "data" / "tekken_240911.json" for folder in folders]
+    found = [path for path in found if path.is_file()]
+    if not found:
+        pytest.skip("needs mistral-common (pip install mistral-common), which ships the tekken vocabulary")
+    from transformers.convert_slow_tokenizer import TikTokenConverter
+
+    data = json.loads(found[0].read_text())
+    count = data["config"]["default_vocab_size"] - data["config"]["default_num_special_tokens"]
+    ranks = {base64.b64decode(entry["token_bytes"]): entry["rank"] for entry in data["vocab"][:count]}
+
+    class TekkenRanks(TikTokenConverter):
+        @staticmethod
+        def load_tiktoken_bpe(tiktoken_url: str) -> dict[bytes, int]:
+            return ranks
+
+    converted = TekkenRanks(vocab_file=str(found[0]), pattern=data["config"]["pattern"]).converted()
+    backend = Tokenizer.from_str(converted.to_str())
+    assert json.loads(backend.to_str())["model"]["ignore_merges"] is True
+    assert_llama3_extension(llama3_layout(backend), 64, tmp_path)
 
 
 def test_unigram_extension_adds_whole_pieces(tmp_path) -> None:

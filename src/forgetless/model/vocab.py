@@ -20,6 +20,10 @@ to `sample_bytes`; held-out documents are never read):
   old ids it joins gives the old tokenizer's ids, and text without the new pieces keeps its ids. A
   learned merge whose result is already an old token (reachable by another path) is skipped, with
   every merge built on it, so no old token appears where the old tokenizer did not put it.
+  Special tokens added after the vocabulary (Llama 3, Qwen) keep their ids. With `ignore_merges`
+  (Llama 3's tokenizer.json), a word that is a new token is emitted whole: the old merges split that
+  word into exactly the old ids the token joins, since BPE splits a run of a word as it splits the
+  run alone, so the promise holds.
 - *Unigram* tokenizers (SentencePiece unigram: T5, XLM-R, ...): whole pieces. `UnigramTrainer`
   learns a vocabulary on the sample with the old normaliser and pre-tokenizer; the most likely
   pieces the old vocabulary lacks are appended with score 0 (the log-probability Chinese-LLaMA's
@@ -356,6 +360,13 @@ def extended_tokenizer_json(backend: Any, learned: LearnedTokens) -> tuple[str, 
     added_ids = [t["id"] for t in data.get("added_tokens") or []]
     if model["type"] == "BPE":
         first = 1 + max([*model["vocab"].values(), *added_ids])
+        # Llama 3's and Qwen's special tokens are added tokens after the model's vocabulary, not in it.
+        # When `tokenizers` loads a file it gives such a token the id that counts the model's entries,
+        # which the new tokens would make one of theirs: in the vocabulary at its own id it keeps it.
+        taken = set(model["vocab"].values())
+        for added in data.get("added_tokens") or []:
+            if added["content"] not in model["vocab"] and added["id"] not in taken:
+                model["vocab"][added["content"]] = added["id"]
         for offset, token in enumerate(learned.tokens):
             model["vocab"][token] = first + offset
         as_strings = bool(model["merges"]) and isinstance(model["merges"][0], str)
