@@ -100,7 +100,8 @@ class LoraTransformConfig(_Strict):
     dropout: float = Field(0.0, ge=0, lt=1)
     target: list[str] = Field(
         default_factory=lambda: ["attention", "mlp"],
-        description="presets (attention, mlp) or module-name globs of the linear layers to adapt",
+        description="presets (attention, mlp: on an MoE block its experts, not its router) or globs over the "
+        "names of the linear layers (or fused expert weights) to adapt",
     )
     dora: bool = False
     train_embeddings: bool = Field(False, description="the input embedding trains fully (peft modules_to_save)")

@@ -262,20 +262,23 @@ def test_the_comparison_names_the_transforms_and_what_trained(llama_pro, lora_ru
 
 # Every expert chosen (top_k = experts): no routing decision for rounding to flip between the runs.
 UPCYCLE_ALL = [{"kind": "upcycle_moe", "experts": 2, "top_k": 2, "noise": 0.02}]
+UPCYCLE_LORA = UPCYCLE_ALL + [{"kind": "lora", "r": 4, "alpha": 8}]  # adapters on the fused experts
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("transforms", [LORA, LLAMA_PRO, UPCYCLE_ALL], ids=["lora", "llama-pro", "moe"])
+@pytest.mark.parametrize(
+    "transforms", [LORA, LLAMA_PRO, UPCYCLE_ALL, UPCYCLE_LORA], ids=["lora", "llama-pro", "moe", "moe-lora"]
+)
 def test_compiled_blocks_train_the_transformed_model_as_eager_does(runner, transforms) -> None:
     methods = {"train_only": ["new"]} if transforms is LLAMA_PRO else None
-    kind = transforms[0]["kind"]
+    kind = "-".join(t["kind"] for t in transforms)
     eager = runner(f"{kind}-eager", transforms, methods, compile=False)
     compiled = runner(f"{kind}-compiled", transforms, methods, compile=True)
     a, b = weights(eager / "final"), weights(compiled / "final")
     assert a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(b[key], a[key], atol=1e-4, rtol=1e-3, msg=key)
-    if transforms is UPCYCLE_ALL:  # the routers' hooks run inside the compiled blocks
+    if transforms[0] is UPCYCLE_ALL[0]:  # the routers' hooks run inside the compiled blocks
         for line in (r for r in read_lines(compiled) if r["kind"] == "train"):
             assert line["loss/router_balance"] > 0 and sum(map(sum, line["expert_tokens"])) == 4 * 2 * 2 * 256
 
@@ -325,3 +328,34 @@ def test_an_upcycled_moe_trains_with_the_balance_loss_resumes_exactly_and_loads_
     dense_base = next(r for r in read_lines(dense) if r["kind"] == "eval")
     assert evals[0]["eval/general/loss"] == pytest.approx(dense_base["eval/general/loss"], abs=1e-5)
     assert summary["sources"]["code"]["delta"] < 0
+
+
+def test_lora_on_an_upcycled_moe_adapts_the_experts_resumes_exactly_and_final_loads(runner, base_dir) -> None:
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, MixtralForCausalLM
+
+    from forgetless.config import UpcycleMoeConfig
+    from forgetless.model.transforms import apply_transforms
+
+    upcycle = {"kind": "upcycle_moe", "experts": 4, "top_k": 2, "noise": 0.02}
+    whole, resumed = whole_and_resumed(runner, "moe-lora", [upcycle, {"kind": "lora", "r": 4, "alpha": 8}])
+    assert_same_weights(whole / "final", resumed / "final")
+    adapter = "final_adapter/adapter_model.safetensors"
+    a, b = weights_file(whole / adapter), weights_file(resumed / adapter)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert any(".experts." in name for name in a) and not any(".mlp.gate." in name for name in a)
+    assert all(r["loss/router_balance"] > 0 for r in read_lines(whole) if r["kind"] == "train")
+
+    merged = AutoModelForCausalLM.from_pretrained(whole / "final").eval()
+    assert isinstance(merged, MixtralForCausalLM)
+    spec = UpcycleMoeConfig(**upcycle)
+    upcycled = apply_transforms(AutoModelForCausalLM.from_pretrained(base_dir), None, [spec]).model
+    for block, upcycled_block in zip(merged.model.layers, upcycled.model.layers, strict=True):
+        assert not torch.equal(block.mlp.experts.down_proj, upcycled_block.mlp.experts.down_proj)
+        assert torch.equal(block.mlp.gate.weight, upcycled_block.mlp.gate.weight)  # the router as it was
+    adapted = PeftModel.from_pretrained(upcycled, whole / "final_adapter").eval()
+    ids = torch.randint(0, merged.config.vocab_size, (2, 16), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(
+            adapted(input_ids=ids).logits, merged(input_ids=ids).logits, rtol=0, atol=1e-4
+        )

@@ -33,6 +33,14 @@ CASES = {
     ),
     # RoPE and a stage of its own length, half its steps cut to train.seq_len (stage keys, not methods)
     "rope": ([{"kind": "rope", "theta": 100000}], {"seq_len": 64, "short_share": 0.5}),
+    # adapters on the fused expert weights (every expert chosen: no routing decision to flip)
+    "moe-lora": (
+        [
+            {"kind": "upcycle_moe", "experts": 2, "top_k": 2, "noise": 0.02},
+            {"kind": "lora", "r": 4, "alpha": 8},
+        ],
+        {},
+    ),
 }
 
 
@@ -88,6 +96,7 @@ def _assert_same_run(one: Path, two: Path, folders: tuple[str, ...]) -> None:
         pytest.param("lora", "ddp", marks=pytest.mark.slow),
         pytest.param("vocab", "ddp", marks=pytest.mark.slow),
         pytest.param("rope", "fsdp", marks=pytest.mark.slow),
+        pytest.param("moe-lora", "fsdp", marks=pytest.mark.slow),
     ],
 )
 def test_two_processes_follow_one(setup, case: str, parallel: str) -> None:
@@ -95,8 +104,9 @@ def test_two_processes_follow_one(setup, case: str, parallel: str) -> None:
     two = _run(setup, case, 2, parallel)
     folders = ("final", "final_ema") if case == "lora" else ("final",)
     _assert_same_run(one, two, folders)
-    if case == "lora":
+    if case in ("lora", "moe-lora"):
         assert (two / "final_adapter" / "adapter_model.safetensors").is_file()
+    if case == "lora":
         assert (two / "final_ema_adapter" / "adapter_model.safetensors").is_file()
     start = next(r for r in read_lines(two) if r["kind"] == "run_start")
     assert start["transforms"][0]["kind"] == CASES[case][0][0]["kind"]

@@ -48,6 +48,13 @@ FAMILIES: dict[str, dict[str, Any]] = {
 # Families a transform may refuse (a mixture-of-experts MLP), outside the sweep.
 OTHER_FAMILIES: dict[str, dict[str, Any]] = {
     "mixtral": {**_LLAMA_LIKE, "num_local_experts": 4, "num_experts_per_tok": 2},
+    "qwen3_moe": {
+        **_LLAMA_LIKE,
+        "head_dim": 8,
+        "num_experts": 4,
+        "num_experts_per_tok": 2,
+        "moe_intermediate_size": 24,
+    },
 }
 
 

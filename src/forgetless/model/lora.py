@@ -10,7 +10,18 @@ entry is a glob over module names (`*.q_proj`). Only the adapters train; `train_
 `train_lm_head` make the input embedding and the output head fully trainable as well (peft's
 `modules_to_save`), which continued pretraining on a new domain or language usually needs (the
 Unsloth and LLaMA-Factory CPT recipes do the same). When the two are tied, either flag trains the
-one shared matrix and the tie is kept (peft's `ensure_weight_tying`).
+one shared matrix and the tie is kept (peft's `ensure_weight_tying`, which recognises an embedding
+named `embed_tokens`; GPT-2's `wte` trains alone, its head stays the base's).
+
+Mixture-of-experts blocks (Mixtral, Qwen2-MoE, Qwen3-MoE in transformers 5, and what `upcycle_moe`
+makes) hold their experts' weights as fused 3-D parameters (`experts.gate_up_proj`,
+`experts.down_proj`: `[experts, out, in]`), not linear layers. The `mlp` preset adapts those
+through peft's `target_parameters` (one rank-r adapter per expert, added to the weight during the
+forward pass) together with the linear layers of a shared expert, and leaves the router and the
+shared expert's gate (the MoE block's own linear layers, `hidden x experts` and `hidden x 1`)
+alone: the adapted model routes as the base does. A glob may name fused weights
+(`*.experts.down_proj`) or a router (`*.mlp.gate`) as well. peft adapts a parameter only without
+dropout and without DoRA; such a target with either is refused, naming the key.
 
 The run trains the model itself with the adapters inside (peft's layers replace the targeted
 linear layers in place), so the loop, the fused loss, compile and FSDP2/DDP see an ordinary HF model
@@ -18,13 +29,15 @@ whose trainable parameters are the adapters. At B = 0 (peft's initialisation) th
 what the base does. At the end `save_lora_model` writes `final/` as a standard model with the
 adapters merged in, and `final_adapter/`, the PEFT adapter directory that
 `PeftModel.from_pretrained(base, "final_adapter")` loads onto the base (onto the model after the
-transforms before LoRA, when there are any).
+transforms before LoRA, when there are any). `final/` ties the output head to the input embedding
+(one matrix, `tie_word_embeddings: true`) exactly when the trained model did.
 """
 
 from __future__ import annotations
 
 import copy
 import warnings
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
@@ -43,15 +56,32 @@ _ATTENTION_NAMES = frozenset({"self_attn", "attn", "attention", "self_attention"
 _MLP_NAMES = frozenset({"mlp", "feed_forward", "ffn"})
 
 
+@dataclass(frozen=True)
+class LoraTargets:
+    """What a `target` list selects, by full name in the model's order: linear layers (peft's
+    `target_modules`) and fused expert weights (3-D parameters, peft's `target_parameters`)."""
+
+    modules: list[str]
+    parameters: list[str]
+
+
 def add_lora(
     model: nn.Module, tokenizer: Any, spec: LoraTransformConfig, context: TransformContext
 ) -> Outcome:
     """Put LoRA adapters into `model` in place (through peft) and freeze everything else (but the
     embedding and head when asked); return the transform's `Outcome` with the names of the adapters
-    (and of the trainable embedding or head copies). Raises `UserError` naming `context.key` when
-    peft is not installed or a target matches no linear layer."""
+    (and of the trainable embedding or head copies). A resumed run adapts what the first
+    application recorded. Raises `UserError` naming `context.key` when peft is not installed, a
+    target matches no linear layer or fused expert weight, or a weight peft adapts as a parameter
+    meets dropout or DoRA."""
     peft = _import_peft(context.key)
-    targets = target_modules(model, spec.target, key=f"{context.key}.target")
+    if context.resolved is not None:
+        targets = LoraTargets(
+            list(context.resolved["target_modules"]), list(context.resolved.get("target_parameters", []))
+        )
+    else:
+        targets = lora_targets(model, spec.target, key=f"{context.key}.target")
+    _check_parameter_targets(model, targets, spec, context.key)
     embed_name, head_name, tied = _embedding_names(model)
     to_save: list[str] = []
     if spec.train_embeddings or (spec.train_lm_head and tied):
@@ -62,7 +92,8 @@ def add_lora(
         r=spec.r,
         lora_alpha=spec.alpha,
         lora_dropout=spec.dropout,
-        target_modules=targets,
+        target_modules=targets.modules,
+        target_parameters=targets.parameters or None,
         use_dora=spec.dora,
         modules_to_save=to_save or None,
         ensure_weight_tying=bool(to_save) and tied,
@@ -73,7 +104,32 @@ def add_lora(
     if inner is not model:
         raise RuntimeError("peft did not put the adapters into the model itself")
     added = [name for name, param in model.named_parameters() if param.requires_grad]
-    return Outcome(added=added, resolved={"target_modules": targets}, trained_copies=_trained_copies(model))
+    resolved: dict[str, Any] = {"target_modules": targets.modules}
+    if targets.parameters:
+        resolved["target_parameters"] = targets.parameters
+    return Outcome(added=added, resolved=resolved, trained_copies=_trained_copies(model))
+
+
+def _check_parameter_targets(
+    model: nn.Module, targets: LoraTargets, spec: LoraTransformConfig, key: str
+) -> None:
+    """peft adapts a fused expert weight, or a layer that is not `nn.Linear` (a router), as a
+    parameter (`lora.ParamWrapper`), which takes neither dropout nor DoRA: refuse those, naming the key."""
+    as_parameter = list(targets.parameters) + [
+        name
+        for name in targets.modules
+        if not isinstance(model.get_submodule(name), nn.Linear)
+        and type(model.get_submodule(name)).__name__ != "Conv1D"  # GPT-2's, which peft adapts as a layer
+    ]
+    if not as_parameter:
+        return
+    for field, value in (("dropout", spec.dropout), ("dora", spec.dora)):
+        if value:
+            raise UserError(
+                f"{key}.{field}: peft adapts {as_parameter[0]} (a fused expert weight or a router) as a "
+                f"parameter, which takes no {field}; set {field}: {0 if field == 'dropout' else 'false'} or "
+                "leave such weights out of target"
+            )
 
 
 def _trained_copies(model: nn.Module) -> dict[str, str]:
@@ -96,42 +152,73 @@ def _trained_copies(model: nn.Module) -> dict[str, str]:
     return copies
 
 
-def target_modules(model: nn.Module, targets: list[str], *, key: str) -> list[str]:
-    """Full names of the linear layers `targets` select (presets `attention`, `mlp`, or globs over
-    module names), in the model's order. Raises `UserError` naming `key.<i>` for one that selects none."""
+def lora_targets(model: nn.Module, targets: list[str], *, key: str) -> LoraTargets:
+    """The linear layers and fused expert weights `targets` select (presets `attention`, `mlp`, or
+    globs over their names). The `mlp` preset of a mixture-of-experts block takes its experts (fused
+    weights or linear layers) and shared expert, not the block's own linear layers (the router, a
+    shared expert's gate). Raises `UserError` naming `key.<i>` for an entry that selects nothing."""
     linear = [name for name, module in model.named_modules() if name and is_linear(module)]
+    fused = fused_expert_weights(model)
     found = find_decoder_blocks(model)
-    chosen: set[str] = set()
+    modules: set[str] = set()
+    parameters: set[str] = set()
     for i, target in enumerate(targets):
         if target in TARGET_PRESETS:
             if found is None:
                 raise UserError(
                     f"{key}.{i}: {type(model).__name__} has no decoder blocks for the {target} preset"
                 )
-            prefixes = tuple(
-                f"{found[0]}.{j}.{part}."
+            parts = [
+                (f"{found[0]}.{j}.{name}", part)
                 for j, block in enumerate(found[1])
-                for part in _parts(block, target)
-            )
-            names = [name for name in linear if name.startswith(prefixes)]
+                for name, part in _parts(block, target)
+            ]
+            prefixes = tuple(f"{path}." for path, _ in parts)
+            gates = {
+                f"{path}.{name}"
+                for path, part in parts
+                if hasattr(part, "experts")
+                for name, child in part.named_children()
+                if is_linear(child)
+            }
+            names = [name for name in linear if name.startswith(prefixes) and name not in gates]
+            weights = [name for name in fused if name.startswith(prefixes)]
         else:
             names = [name for name in linear if fnmatchcase(name, target)]
-        if not names:
-            examples = ", ".join(linear[:3]) or "(none)"
+            weights = [name for name in fused if fnmatchcase(name, target)]
+        if not names and not weights:
+            examples = ", ".join((linear + fused)[:3]) or "(none)"
             raise UserError(
-                f"{key}.{i}: {target!r} matches no linear layer; linear layers are named like {examples} "
+                f"{key}.{i}: {target!r} matches no linear layer or fused expert weight; they are named like "
+                f"{examples} "
                 f"(or use a preset: {', '.join(TARGET_PRESETS)})"
             )
-        chosen.update(names)
-    return [name for name in linear if name in chosen]
+        modules.update(names)
+        parameters.update(weights)
+    return LoraTargets(
+        modules=[name for name in linear if name in modules],
+        parameters=[name for name in fused if name in parameters],
+    )
 
 
-def _parts(block: nn.Module, preset: str) -> list[str]:
-    """Names of the direct children of `block` that are its attention (or MLP) part."""
+def fused_expert_weights(model: nn.Module) -> list[str]:
+    """Names of the experts' fused weights: the 3-D parameters (`[experts, out, in]`) that a module
+    named `experts` holds itself (transformers 5's Mixtral, Qwen2-MoE, Qwen3-MoE, ...)."""
+    return [
+        f"{name}.{local}"
+        for name, module in model.named_modules()
+        if name.rpartition(".")[2] == "experts"
+        for local, param in module.named_parameters(recurse=False)
+        if param.ndim == 3
+    ]
+
+
+def _parts(block: nn.Module, preset: str) -> list[tuple[str, nn.Module]]:
+    """The direct children of `block` (name, module) that are its attention (or MLP) part."""
     names = _ATTENTION_NAMES if preset == "attention" else _MLP_NAMES
     marks = ("Attention",) if preset == "attention" else ("MLP", "FeedForward")
     return [
-        name
+        (name, child)
         for name, child in block.named_children()
         if name in names or any(mark in type(child).__name__ for mark in marks)
     ]
@@ -191,10 +278,12 @@ def save_lora_model(
     `model` gives the structure (its config and peft config), `state` the weights (a whole state
     dict on CPU, as `model.state_dict()` names them): the model may be sharded over processes.
     The weights are copied first (merging changes the weights in place, and `state` may hold the
-    live model's own tensors).
+    live model's own tensors). The merged head is tied to the merged input embedding (config and
+    one shared matrix) when `model`'s are tied.
     """
     from transformers import AutoModelForCausalLM
 
+    tied = _embedding_names(model)[2]
     with torch.device("meta"):
         base = AutoModelForCausalLM.from_config(copy.deepcopy(model.config))
         wrapped = _peft_model(base, copy.deepcopy(model.peft_config["default"]))
@@ -210,5 +299,19 @@ def save_lora_model(
 
         shutil.rmtree(adapter)
     tmp.rename(adapter)
-    merged = wrapped.merge_and_unload()
+    with warnings.catch_warnings():  # peft's note that the (separately loaded) copies are untied: tied below
+        warnings.filterwarnings("ignore", message=".*no longer tied after merging.*", category=UserWarning)
+        merged = wrapped.merge_and_unload()
+    if tied:
+        _tie_embeddings(merged)
     save_model(merged, tokenizer, folder)
+
+
+def _tie_embeddings(model: Any) -> None:
+    """Tie `model`'s output head to its input embedding again (config and one shared matrix):
+    loading a state dict gives the two their own tensors, and peft's merge then unties the config."""
+    head, embed = model.get_output_embeddings(), model.get_input_embeddings()
+    if not torch.equal(head.weight, embed.weight):
+        raise RuntimeError("the merged head differs from the merged input embedding of a tied model")
+    model.config.tie_word_embeddings = True
+    head.weight = embed.weight
