@@ -21,6 +21,19 @@ def train(config: Path, *args: str, ranks: int = 1, timeout: float = 300, script
         "--quiet",
         *args,
     ]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+    with subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as proc:
+        try:
+            _, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            # A run that hangs (processes waiting on each other): torchrun, asked to stop, ends the
+            # processes it started (SIGTERM, then SIGKILL after 30 s), which killing it would leave.
+            proc.terminate()
+            try:
+                proc.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            raise
     # The processes' own messages come first; torchrun's summary of the failure follows them.
-    assert result.returncode == 0, result.stderr[:3000]
+    assert proc.returncode == 0, stderr[:3000]
