@@ -1,4 +1,5 @@
-"""Tiny run configs for the methods' tests: hidden 32, 2 layers, seq_len 32, a few steps on CPU.
+"""Tiny run configs for the run tests (methods, train, plan): hidden 32, 2 layers, seq_len 32, a
+few steps on CPU. Other folders import it as `methods.tiny_runs`.
 
 A plain module (not a conftest.py, which would shadow the root conftest for `from conftest import`).
 """
@@ -11,14 +12,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from safetensors.torch import load_file
 
 from conftest import TINY_LLAMA, write_corpora  # noqa: F401 - used by the methods' tests
 
 
-def tiny_config(tmp: Path, tokenizer_dir: Path, corpora: dict[str, Path], **stage: Any) -> dict[str, Any]:
+def tiny_config(
+    tmp: Path, tokenizer_dir: Path, corpora: dict[str, Path], *, cache_dir: Path | None = None, **stage: Any
+) -> dict[str, Any]:
     """One stage of 8 steps (256 tokens each) on code with 25% replay of general; a checkpoint
-    every 4 steps. `stage` entries (e.g. methods=...) go into the stage."""
+    every 4 steps; the token cache in `cache_dir` (default: beside `tmp`, shared by sibling runs).
+    `stage` entries (e.g. methods=...) go into the stage. The run goes to `tmp / "run"`."""
     return {
         "model": {"init": dict(TINY_LLAMA)},
         "tokenizer": str(tokenizer_dir),
@@ -39,8 +44,14 @@ def tiny_config(tmp: Path, tokenizer_dir: Path, corpora: dict[str, Path], **stag
         "train": {"seq_len": 32, "batch_tokens": 256, "micro_batch": 4, "log_every_steps": 2},
         "eval": {"max_tokens": 512, "batch_size": 8, "dense_start": [0.25]},
         "output": {"dir": str(tmp / "run"), "checkpoint_every_tokens": 1024, "keep_checkpoints": 2},
-        "cache_dir": str(tmp.parent / "cache"),
+        "cache_dir": str(cache_dir if cache_dir is not None else tmp.parent / "cache"),
     }
+
+
+def save_config(data: dict[str, Any], path: Path) -> Path:
+    """Write the run config `data` as the YAML file `path` (what `forgetless train` reads)."""
+    path.write_text(yaml.safe_dump(data))
+    return path
 
 
 def weights(model_dir: Path) -> dict:

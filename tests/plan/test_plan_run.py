@@ -9,41 +9,24 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import TINY_LLAMA, write_corpora
 from forgetless.cli import main
 from forgetless.config import dump_config, load_config
 from forgetless.plan.planner import NoRecommendation, make_plan
 from forgetless.plan.proxy import plan_setup, proxy_config, proxy_dir
 from forgetless.plan.recommend import Budget
+from methods.tiny_runs import save_config, tiny_config, write_corpora
 
 RATIOS = [0.0, 0.25, 0.5]
 
 
 def write_config(tmp: Path, tokenizer_dir: Path) -> Path:
-    corpora = write_corpora(tmp / "data")
-    config = {
-        "model": {"init": dict(TINY_LLAMA)},
-        "tokenizer": str(tokenizer_dir),
-        "sources": {
-            "general": {"files": [str(corpora["general"])], "heldout": {"documents": 8}},
-            "code": {"files": [str(corpora["code"])], "heldout": {"documents": 1}},
-        },
-        "stages": [
-            {
-                "name": "code",
-                "tokens": 8192,
-                "mix": {"code": 1.0},
-                "schedule": {"kind": "cosine", "peak_lr": 3e-3, "warmup": 0.1},
-            }
-        ],
-        "train": {"seq_len": 32, "batch_tokens": 256, "micro_batch": 4, "log_every_steps": 1},
-        "eval": {"max_tokens": 512, "batch_size": 8, "dense_start": []},
-        "output": {"dir": str(tmp / "run"), "checkpoint_every_tokens": 256, "keep_checkpoints": 1},
-        "cache_dir": str(tmp / "cache"),
-    }
-    path = tmp / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    """The tiny run without replay: one stage of 32 steps on code, a checkpoint every step."""
+    data = tiny_config(tmp, tokenizer_dir, write_corpora(tmp / "data"), cache_dir=tmp / "cache", tokens=8192)
+    del data["stages"][0]["replay"]
+    data["train"]["log_every_steps"] = 1
+    data["eval"]["dense_start"] = []
+    data["output"].update(checkpoint_every_tokens=256, keep_checkpoints=1)
+    return save_config(data, tmp / "config.yaml")
 
 
 def read_lines(run_dir: Path) -> list[dict]:

@@ -10,13 +10,13 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from conftest import TINY_LLAMA, write_corpora
 from forgetless.cli import main
 from forgetless.config import ScheduleConfig, load_config
 from forgetless.errors import UserError
 from forgetless.train.branch import branch_schedule, branches_of, cooldown, read_branch
 from forgetless.train.run import run_training
 from forgetless.train.schedules import min_lr, schedule_points
+from methods.tiny_runs import save_config, tiny_config, write_corpora
 
 
 def test_branch_schedule_keeps_the_lr_before_the_branch_and_decays_after() -> None:
@@ -56,31 +56,13 @@ def test_branches_that_cannot_be(schedule: ScheduleConfig, step: int, shape: str
 
 
 def write_config(tmp: Path, tokenizer_dir: Path) -> Path:
-    corpora = write_corpora(tmp / "data")
-    config = {
-        "model": {"init": dict(TINY_LLAMA)},
-        "tokenizer": str(tokenizer_dir),
-        "sources": {
-            "general": {"files": [str(corpora["general"])], "heldout": {"documents": 8}},
-            "code": {"files": [str(corpora["code"])], "heldout": {"documents": 1}},
-        },
-        "stages": [
-            {
-                "name": "code",
-                "tokens": 2048,
-                "mix": {"code": 1.0},
-                "replay": {"from": "general", "ratio": 0.25},
-                "schedule": {"kind": "constant", "peak_lr": 3e-3, "warmup": 0.25, "final_lr_ratio": 0.1},
-            }
-        ],
-        "train": {"seq_len": 32, "batch_tokens": 256, "micro_batch": 4, "log_every_steps": 1},
-        "eval": {"max_tokens": 512, "batch_size": 8, "dense_start": [], "every_tokens": 1024},
-        "output": {"dir": str(tmp / "run"), "checkpoint_every_tokens": 512, "keep_checkpoints": 4},
-        "cache_dir": str(tmp / "cache"),
-    }
-    path = tmp / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    """The tiny run on a constant LR: 8 steps, a checkpoint every 2, an evaluation every 4."""
+    schedule = {"kind": "constant", "peak_lr": 3e-3, "warmup": 0.25, "final_lr_ratio": 0.1}
+    data = tiny_config(tmp, tokenizer_dir, write_corpora(tmp / "data"), cache_dir=tmp / "cache", schedule=schedule)
+    data["train"]["log_every_steps"] = 1
+    data["eval"].update(dense_start=[], every_tokens=1024)
+    data["output"].update(checkpoint_every_tokens=512, keep_checkpoints=4)
+    return save_config(data, tmp / "config.yaml")
 
 
 @pytest.fixture(scope="module")

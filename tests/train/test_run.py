@@ -14,52 +14,35 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from conftest import TINY_LLAMA, write_corpora
 from forgetless.cli import main
 from forgetless.config import load_config
 from forgetless.train import checkpoint as ckpt
 from forgetless.train.run import run_training
+from methods.tiny_runs import save_config, tiny_config, write_corpora
 
 
 def write_config(tmp: Path, tokenizer_dir: Path, **overrides) -> Path:
-    corpora = write_corpora(tmp / "data")
-    config = {
-        "model": {"init": dict(TINY_LLAMA)},
-        "tokenizer": str(tokenizer_dir),
-        "sources": {
-            "general": {"files": [str(corpora["general"])], "heldout": {"documents": 8}},
-            "code": {"files": [str(corpora["code"])], "heldout": {"documents": 1}},
-        },
-        "stages": [
-            {
-                "name": "code",
-                "tokens": 6144,
-                "mix": {"code": 1.0},
-                "replay": {"from": "general", "ratio": 0.25},
-                "schedule": {"kind": "cosine", "peak_lr": 3e-3, "warmup": 0.1},
-            },
-            {
-                "name": "general-again",
-                "tokens": 4096,
-                "mix": {"general": 1.0},
-                "schedule": {"kind": "constant", "peak_lr": 1e-3, "warmup": 0.0},
-                "reset_optimizer": False,
-            },
-        ],
-        "train": {"seq_len": 32, "batch_tokens": 256, "micro_batch": 4, "log_every_steps": 1},
-        "eval": {"max_tokens": 1024, "batch_size": 8, "dense_start": [0.1, 0.2]},
-        "output": {"dir": str(tmp / "run"), "checkpoint_every_tokens": 1024, "keep_checkpoints": 2},
-        "cache_dir": str(tmp / "cache"),
-    }
+    """The tiny run of 24 steps on code, then 16 on general alone with the optimizer state kept;
+    `overrides` set dotted keys ("train.seq_len": 64)."""
+    data = tiny_config(tmp, tokenizer_dir, write_corpora(tmp / "data"), cache_dir=tmp / "cache", tokens=6144)
+    data["stages"].append(
+        {
+            "name": "general-again",
+            "tokens": 4096,
+            "mix": {"general": 1.0},
+            "schedule": {"kind": "constant", "peak_lr": 1e-3, "warmup": 0.0},
+            "reset_optimizer": False,
+        }
+    )
+    data["train"]["log_every_steps"] = 1
+    data["eval"].update(max_tokens=1024, dense_start=[0.1, 0.2])
     for key, value in overrides.items():
-        node = config
+        node = data
         *parents, leaf = key.split(".")
         for part in parents:
             node = node[part]
         node[leaf] = value
-    path = tmp / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return save_config(data, tmp / "config.yaml")
 
 
 @pytest.fixture(scope="module")

@@ -10,13 +10,13 @@ import struct
 from pathlib import Path
 
 import pytest
-import yaml
 
-from conftest import TINY_LLAMA, write_corpora
+from conftest import TINY_LLAMA
 from forgetless.config import load_config
 from forgetless.errors import UserError
 from forgetless.train.run import run_training
 from forgetless.train.trackers import TRACKERS, flat_config, record_metrics
+from methods.tiny_runs import save_config, tiny_config, write_corpora
 
 INSTALLED = [
     name for name, (_, package, _) in TRACKERS.items() if __import__("importlib").util.find_spec(package)
@@ -24,30 +24,13 @@ INSTALLED = [
 
 
 def write_config(tmp: Path, tokenizer_dir: Path, trackers: list[str]) -> Path:
-    corpora = write_corpora(tmp / "data")
-    config = {
-        "model": {"init": dict(TINY_LLAMA)},
-        "tokenizer": str(tokenizer_dir),
-        "sources": {
-            "general": {"files": [str(corpora["general"])], "heldout": {"documents": 4}},
-            "code": {"files": [str(corpora["code"])], "heldout": {"documents": 1}},
-        },
-        "stages": [
-            {
-                "name": "code",
-                "tokens": 2048,
-                "mix": {"code": 1.0},
-                "replay": {"from": "general", "ratio": 0.25},
-            }
-        ],
-        "train": {"seq_len": 32, "batch_tokens": 256, "micro_batch": 4, "log_every_steps": 2},
-        "eval": {"max_tokens": 256, "every_tokens": 1024, "dense_start": []},
-        "output": {"dir": str(tmp / "runs" / "tracked"), "trackers": trackers},
-        "cache_dir": str(tmp / "cache"),
-    }
-    path = tmp / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    """The tiny run with the default schedule and checkpointing, reporting to `trackers`."""
+    data = tiny_config(tmp, tokenizer_dir, write_corpora(tmp / "data"), cache_dir=tmp / "cache")
+    data["sources"]["general"]["heldout"] = {"documents": 4}
+    del data["stages"][0]["schedule"]
+    data["eval"] = {"max_tokens": 256, "every_tokens": 1024, "dense_start": []}
+    data["output"] = {"dir": str(tmp / "runs" / "tracked"), "trackers": trackers}
+    return save_config(data, tmp / "config.yaml")
 
 
 @pytest.fixture(scope="module")
