@@ -17,11 +17,17 @@ every evaluation point run (no `eval.budget`).
 3. A fresh full-length run at every planned ratio measures the extension itself: each proxy's curve
    extended to the stage's length against what the stage then did at that ratio.
 
+Options: `--size full` continues the full demo's base (results `plan_full.json`); `--proxy-share N`
+runs the proxies at 1/N of the stage (1: at the stage's own length, where the law is fitted without
+extending it in tokens), `--ratios` and `--peak-lr` change the plan's ratios and the stage's peak
+learning rate, `--name NAME` writes `plan_NAME.json`.
+
 Writes `benchmarks/results/plan.json` (with `predicted_forgetting` and `measured_forgetting`, at the
 stage's length) and prints a summary. The target: measured forgetting within 20% of the prediction
 and within budget.
 
-    python benchmarks/plan.py [--keep DIR]
+    python benchmarks/plan.py [--keep DIR] [--size quick|full] [--proxy-share N] [--ratios R,...]
+                              [--peak-lr LR] [--seeds 0,1,2] [--name NAME]
 """
 
 from __future__ import annotations
@@ -46,7 +52,11 @@ def demo_size():  # noqa: ANN201 - a forgetless.demo.DemoSize
 
 
 def results_name() -> str:
+    if NAME:
+        return f"plan_{NAME}.json"
     return "plan.json" if SIZE == "quick" else f"plan_{SIZE}.json"
+
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 STAGE_TOKENS = 65_536  # the quick demo's stage: 64 steps of 1,024 tokens
@@ -56,6 +66,8 @@ EVAL_TOKENS = 4096  # held-out tokens per source
 RATIOS = [0.0, 0.05, 0.1, 0.25, 0.5]
 EVALS = 8  # evaluations along each proxy run: after every one of its 8 steps
 BUDGET_SHARE = 0.10  # of the no-replay proxy's forgetting
+PEAK_LR: float | None = None  # the stage's peak learning rate; None: the demo's (--peak-lr)
+NAME = ""  # results/plan_<NAME>.json (--name)
 
 
 def stage_config(base: Path, out: Path) -> dict[str, Any]:
@@ -63,6 +75,8 @@ def stage_config(base: Path, out: Path) -> dict[str, Any]:
 
     data = strategy_config(demo_size(), base, 0.0, out)
     data["stages"][0]["tokens"] = STAGE_TOKENS
+    if PEAK_LR is not None:
+        data["stages"][0]["schedule"]["peak_lr"] = PEAK_LR
     data["train"]["batch_tokens"] = BATCH_TOKENS
     data["train"]["micro_batch"] = min(8, BATCH_TOKENS // demo_size().seq_len)
     data["eval"]["mcq"] = []
@@ -72,13 +86,14 @@ def stage_config(base: Path, out: Path) -> dict[str, Any]:
     return data
 
 
-def run_at(base: Path, ratio: float, tokens: int, out: Path) -> dict[str, float]:
+def run_at(base: Path, ratio: float, tokens: int, out: Path, seed: int = 0) -> dict[str, float]:
     """A fresh run of the stage at `ratio` for `tokens`: general rise and security fall (nats/token)."""
     from forgetless.config import config_from_dict
     from forgetless.train.run import run_training
 
     data = stage_config(base, out)
     data["stages"][0]["tokens"] = tokens
+    data["train"]["seed"] = seed
     if ratio > 0:
         data["stages"][0]["replay"] = {"from": "general", "ratio": ratio, "accounting": "compute_equivalent"}
     run_dir = run_training(config_from_dict(data), quiet=True)
@@ -93,14 +108,36 @@ def run_at(base: Path, ratio: float, tokens: int, out: Path) -> dict[str, float]
 
 
 def main() -> None:
+    global SIZE, PROXY_SHARE, RATIOS, PEAK_LR, NAME
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", type=Path, default=None, help="keep the runs here (and reuse its proxies)")
     parser.add_argument(
         "--size", choices=["quick", "full"], default="quick", help="the demo base: quick, or the full demo's"
     )
+    parser.add_argument(
+        "--proxy-share",
+        type=int,
+        default=PROXY_SHARE,
+        help="proxy runs at 1/N of the stage (1: the stage's length)",
+    )
+    parser.add_argument(
+        "--ratios",
+        default=None,
+        help=f"replay ratios of the proxy runs (default: {','.join(f'{r:g}' for r in RATIOS)})",
+    )
+    parser.add_argument(
+        "--peak-lr", type=float, default=None, help="the stage's peak learning rate (default: the demo's)"
+    )
+    parser.add_argument(
+        "--seeds",
+        default="0",
+        help="seeds of the fresh full-length runs at the recommended ratio (their mean is measured)",
+    )
+    parser.add_argument("--name", default="", help="write results/plan_NAME.json")
     args = parser.parse_args()
-    global SIZE
-    SIZE = args.size
+    SIZE, PROXY_SHARE, PEAK_LR, NAME = args.size, args.proxy_share, args.peak_lr, args.name
+    if args.ratios:
+        RATIOS = [float(r) for r in args.ratios.split(",")]
 
     import yaml
     from machine import cpu_model, versions
@@ -140,7 +177,10 @@ def main() -> None:
     if at["recommendation"]:
         ratio, chosen_by = at["recommendation"]["replay_ratio"], "the curves extended to the stage's length"
     elif rec:
-        ratio, chosen_by = rec["replay_ratio"], "the law at the proxy's length (no recommendation at the stage's)"
+        ratio, chosen_by = (
+            rec["replay_ratio"],
+            "the law at the proxy's length (no recommendation at the stage's)",
+        )
     else:
         ratio = (plan.get("closest") or {}).get("replay_ratio", max(RATIOS))
         chosen_by = "the closest ratio (no ratio within budget)"
@@ -150,17 +190,43 @@ def main() -> None:
         flush=True,
     )
 
-    full = run_at(base, ratio, STAGE_TOKENS, root / f"full-replay-{ratio:g}")
-    short = run_at(base, ratio, proxy_tokens, root / f"proxy-length-replay-{ratio:g}")
+    seeds = [int(x) for x in args.seeds.split(",")]
+    by_seed = [
+        run_at(
+            base,
+            ratio,
+            STAGE_TOKENS,
+            root / (f"full-replay-{ratio:g}" + ("" if s == 0 else f"-seed{s}")),
+            seed=s,
+        )
+        for s in seeds
+    ]
+    full = {key: sum(run[key] for run in by_seed) / len(by_seed) for key in by_seed[0]}
+    short = (
+        full
+        if proxy_tokens == STAGE_TOKENS
+        else run_at(base, ratio, proxy_tokens, root / f"proxy-length-replay-{ratio:g}")
+    )
     # The extension itself, ratio by ratio: each proxy curve's prediction at the stage's length
     # against a full-length run at that ratio.
     per_ratio = {}
     for r in RATIOS:
-        measured = full if r == ratio else run_at(base, r, STAGE_TOKENS, root / f"full-replay-{r:g}")
+        if r == ratio:
+            measured = full
+        elif proxy_tokens == STAGE_TOKENS:  # the proxy run is the stage: the same run, deterministic
+            measured = {
+                "forgetting": plan_delta(plan, r, "general"),
+                "learning": -plan_delta(plan, r, "security"),
+            }
+        else:
+            measured = run_at(base, r, STAGE_TOKENS, root / f"full-replay-{r:g}")
         key = f"{r:g}"
         curve = {n: at["predicted_loss"][key][n] for n in ("general", "security")}
         per_ratio[key] = {
-            "proxy_measured": {"forgetting": plan_delta(plan, r, "general"), "learning": -plan_delta(plan, r, "security")},
+            "proxy_measured": {
+                "forgetting": plan_delta(plan, r, "general"),
+                "learning": -plan_delta(plan, r, "security"),
+            },
             "stage_predicted_by_curve": {
                 "forgetting": None if curve["general"] is None else curve["general"] - base_loss["general"],
                 "learning": None if curve["security"] is None else base_loss["security"] - curve["security"],
@@ -205,6 +271,7 @@ def main() -> None:
             "seq_len": size.seq_len,
             "eval_tokens": EVAL_TOKENS,
             "ratios": RATIOS,
+            "proxy_share": f"1/{PROXY_SHARE}",
             "evals_per_proxy": EVALS,
             "schedule": config.stages[0].schedule.model_dump(),
             "budget_rule": f"{BUDGET_SHARE:.0%} of the no-replay proxy's general loss rise",
@@ -222,6 +289,7 @@ def main() -> None:
         "within_20_percent": error is not None and abs(error) <= 0.2,
         "within_budget": full["forgetting"] <= budget.value,
         "full_run": full,
+        "full_runs_by_seed": {str(s): run for s, run in zip(seeds, by_seed, strict=True)},
         "proxy_length": {
             "predicted_forgetting": proxy_pred["general"],
             "predicted_learning": None if proxy_pred["security"] is None else -proxy_pred["security"],
@@ -237,7 +305,14 @@ def main() -> None:
         "per_ratio": per_ratio,
         "plan": {
             k: plan.get(k)
-            for k in ("fits", "acceptable_measured", "feasible_measured", "recommendation", "closest", "at_stage")
+            for k in (
+                "fits",
+                "acceptable_measured",
+                "feasible_measured",
+                "recommendation",
+                "closest",
+                "at_stage",
+            )
         },
         "wall_s": time.monotonic() - started,
     }
