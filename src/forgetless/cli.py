@@ -811,8 +811,11 @@ def plan(
     )
     for name, value in rec["predicted_delta"].items():
         role = "retained" if name in result["retained"] else "target"
+        rmse = (result["fits"].get(name) or {}).get("rmse")
+        error = f" (fit rmse {rmse:.4f})" if rmse is not None else ""
         typer.echo(
-            f"  {name} ({role}): predicted {value:+.4f} nats/token vs base after {result['predicted_at_tokens']:,} tokens"
+            f"  {name} ({role}): predicted {value:+.4f} nats/token{error} vs base after "
+            f"{result['predicted_at_tokens']:,} tokens"
         )
     at = result.get("at_stage") or {}
     if at.get("recommendation"):

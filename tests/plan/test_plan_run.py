@@ -184,6 +184,7 @@ def test_cli_recommends_applies_and_draws_from_finished_proxies(faked, capsys) -
     boundary = 1 - (0.25 / 0.6) ** (1 / 3)  # general rises 0.6 R^3 - 0.05 <= 0.2
     ratio = math.ceil(boundary * 1000) / 1000
     assert f"recommended replay ratio for stage code: {ratio:g}" in printed
+    assert "general (retained): predicted +0.1991 nats/token (fit rmse 0.0000)" in printed  # on its law
     plan = json.loads((out / "plan.json").read_text())
     assert plan["recommendation"]["replay_ratio"] == pytest.approx(ratio)
     assert all(p["reused"] for p in plan["proxies"])
