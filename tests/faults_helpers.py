@@ -166,9 +166,13 @@ import os, sys, time
 from pathlib import Path
 
 marker, delay, where = Path(os.environ["SLOW_MARKER"]), float(os.environ["SLOW_DELAY"]), os.environ["SLOW_AT"]
+hold = Path(os.environ["SLOW_HOLD"]) if os.environ.get("SLOW_HOLD") else None
 
 def slow():
     marker.touch()
+    started = time.monotonic()
+    while hold is not None and not hold.exists() and time.monotonic() - started < 120:
+        time.sleep(0.01)  # held until released: the work cannot end before the parent's signal
     time.sleep(delay)
 
 if where == "forward":  # every decoder layer's forward, in training and in evaluation
@@ -187,14 +191,18 @@ main()  # as the `forgetless` script runs it: with the process's own arguments
 """
 
 
-def start_slowed(args: list[str], marker: Path, *, at: str, delay: float, **env: str) -> Any:
+def start_slowed(args: list[str], marker: Path, *, at: str, delay: float, hold: bool = False, **env: str) -> Any:
     """Start `forgetless ARGS` in a child process whose every decoder-layer forward (`at="forward"`)
-    or tokenizer batch (`at="encode"`) first touches `marker`, then sleeps `delay` seconds."""
+    or tokenizer batch (`at="encode"`) first touches `marker`, then sleeps `delay` seconds. With
+    `hold`, each also waits until `signal_held` released it: on a loaded machine a short command
+    could otherwise finish between the marker and the signal."""
     import os
     import subprocess
     import sys
 
     variables = {"SLOW_MARKER": str(marker), "SLOW_DELAY": str(delay), "SLOW_AT": at, "OMP_NUM_THREADS": "1"}
+    if hold:
+        variables["SLOW_HOLD"] = str(marker) + ".go"
     return subprocess.Popen(
         [sys.executable, "-c", _SLOWED, *args],
         env={**os.environ, **variables, **env},
@@ -202,6 +210,13 @@ def start_slowed(args: list[str], marker: Path, *, at: str, delay: float, **env:
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def signal_held(proc: Any, marker: Path, signum: int) -> None:
+    """Send `signum` to a child started with `hold=True`, then let it go on: it handles the signal
+    before it sees the release, since the signal is pending before the release file exists."""
+    proc.send_signal(signum)
+    Path(str(marker) + ".go").touch()
 
 
 def wait_until(condition: Callable[[], bool], proc: Any, timeout: float = 180.0) -> None:

@@ -18,6 +18,7 @@ from faults_helpers import (
     fault_config,
     quoted,
     record,
+    signal_held,
     start_slowed,
     wait_until,
     with_values,
@@ -79,9 +80,9 @@ def test_ctrl_c_during_prepare_exits_130_and_leaves_no_partial_entry(
         fault_config(corpus, tiny_tokenizer_dir, tmp_path / "run", tmp_path / "cache"),
     )
     marker = tmp_path / "marker"
-    proc = start_slowed(["prepare", str(config), "--quiet"], marker, at="encode", delay=0.5)
+    proc = start_slowed(["prepare", str(config), "--quiet"], marker, at="encode", delay=0.5, hold=True)
     wait_until(marker.exists, proc)
-    proc.send_signal(signal.SIGINT)
+    signal_held(proc, marker, signal.SIGINT)
     _, err = proc.communicate(timeout=120)
 
     assert proc.returncode == SIGINT_EXIT, err
@@ -111,10 +112,11 @@ def test_ctrl_c_during_eval_exits_130_and_writes_no_results(
         marker,
         at="forward",
         delay=0.1,
+        hold=True,
         FORGETLESS_CACHE=str(tmp_path / "cache"),
     )
     wait_until(marker.exists, proc)
-    proc.send_signal(signal.SIGINT)
+    signal_held(proc, marker, signal.SIGINT)
     out, err = proc.communicate(timeout=120)
 
     assert proc.returncode == SIGINT_EXIT, err
