@@ -27,7 +27,7 @@ stage's length) and prints a summary. The target: measured forgetting within 20%
 and within budget.
 
     python benchmarks/plan.py [--keep DIR] [--size quick|full] [--proxy-share N] [--ratios R,...]
-                              [--peak-lr LR] [--seeds 0,1,2] [--name NAME]
+                              [--peak-lr LR] [--seeds 0,1,2] [--margin M|rmse] [--name NAME]
 """
 
 from __future__ import annotations
@@ -133,6 +133,7 @@ def main() -> None:
         default="0",
         help="seeds of the fresh full-length runs at the recommended ratio (their mean is measured)",
     )
+    parser.add_argument("--margin", default=None, help="forgetless plan's --margin: nats/token, or rmse")
     parser.add_argument("--name", default="", help="write results/plan_NAME.json")
     args = parser.parse_args()
     SIZE, PROXY_SHARE, PEAK_LR, NAME = args.size, args.proxy_share, args.peak_lr, args.name
@@ -146,7 +147,7 @@ def main() -> None:
     from forgetless.demo import build_base
     from forgetless.plan.planner import analyse, write_plan
     from forgetless.plan.proxy import plan_setup, read_proxy, run_proxies
-    from forgetless.plan.recommend import Budget
+    from forgetless.plan.recommend import Budget, parse_margin
 
     started = time.monotonic()
     load = os.getloadavg()
@@ -164,7 +165,7 @@ def main() -> None:
     proxies = run_proxies(config, setup, root / "plan", quiet=True)
     no_replay = read_proxy(proxies[0].run_dir, 0.0)
     no_replay_forgetting = no_replay.final["general"] - no_replay.base["general"]
-    budget = Budget(BUDGET_SHARE * no_replay_forgetting)
+    budget = Budget(BUDGET_SHARE * no_replay_forgetting, margin=parse_margin(args.margin))
     # As `forgetless plan` does, but a budget no ratio meets is reported (with the closest ratio)
     # rather than refused, so that the full stage is still run and measured.
     plan = analyse(proxies, setup, budget, unmeetable="report")
@@ -288,6 +289,7 @@ def main() -> None:
         "forgetting_relative_error": error,
         "within_20_percent": error is not None and abs(error) <= 0.2,
         "within_budget": full["forgetting"] <= budget.value,
+        "margin": budget.margin,
         "full_run": full,
         "full_runs_by_seed": {str(s): run for s, run in zip(seeds, by_seed, strict=True)},
         "proxy_length": {

@@ -9,6 +9,7 @@ errors exit with code 1, with a traceback only under `--debug`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import signal
 import sys
 import threading
@@ -766,6 +767,13 @@ def plan(
     ratios: Annotated[
         str, typer.Option("--ratios", help="Replay ratios of the proxy runs, at least three.")
     ] = "0,0.05,0.1,0.25,0.5",
+    margin: Annotated[
+        str | None,
+        typer.Option(
+            "--margin",
+            help="Keep predictions this far below the budget: nats/token (0.01), or rmse (each fit's own error).",
+        ),
+    ] = None,
     out: Annotated[
         Path | None, typer.Option("--out", help="Plan folder (default: output.dir of the config + '-plan').")
     ] = None,
@@ -792,11 +800,11 @@ def plan(
     from forgetless.config import load_config
     from forgetless.plan.planner import make_plan
     from forgetless.plan.proxy import parse_ratios, parse_tokens, plan_setup
-    from forgetless.plan.recommend import parse_budget
+    from forgetless.plan.recommend import parse_budget, parse_margin
     from forgetless.train.progress import ProgressDisplay
 
     run_config = load_config(config, list(set_ or []))
-    budget_value = parse_budget(budget)
+    budget_value = dataclasses.replace(parse_budget(budget), margin=parse_margin(margin))
     setup = plan_setup(
         run_config, stage, parse_ratios(ratios), parse_tokens(tokens, run_config, stage), retained, evals
     )

@@ -198,6 +198,15 @@ def test_cli_recommends_applies_and_draws_from_finished_proxies(faked, capsys) -
     assert "recommended" in html
 
 
+def test_cli_margin_keeps_the_prediction_below_the_budget(faked, capsys) -> None:
+    _, out, args = faked
+    assert _cli([*args, "--budget", "0.2", "--margin", "0.05"]) == 0
+    assert "recommended replay ratio for stage code" in capsys.readouterr().out
+    plan = json.loads((out / "plan.json").read_text())
+    assert plan["budget"]["margin"] == 0.05 and "less a margin of 0.05" in plan["budget"]["text"]
+    assert plan["recommendation"]["predicted_delta"]["general"] <= 0.15 + 1e-9
+
+
 def test_cli_monotone_in_the_budget(faked, capsys) -> None:
     _, out, args = faked
     chosen = []
@@ -223,6 +232,7 @@ def test_cli_unmeetable_budget_names_the_closest_and_writes_nothing(faked, capsy
         (["--ratios", "0,0.5", "--budget", "0.1"], "at least three different replay ratios"),
         (["--ratios", "0,0.5,1", "--budget", "0.1"], "not a replay ratio"),
         (["--ratios", "0,0.1,0.5", "--budget", "lots"], "--budget lots"),
+        (["--ratios", "0,0.1,0.5", "--budget", "0.1", "--margin", "wide"], "--margin wide"),
         (["--ratios", "0,0.1,0.5", "--budget", "0.1", "--stage", "nope"], "--stage nope"),
         (["--ratios", "0,0.1,0.5", "--budget", "0.1", "--retained", "code"], "not retained"),
     ],

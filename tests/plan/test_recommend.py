@@ -7,7 +7,7 @@ import pytest
 
 from forgetless.errors import UserError
 from forgetless.plan.fit import fit_power_law
-from forgetless.plan.recommend import Budget, parse_budget, recommend
+from forgetless.plan.recommend import Budget, parse_budget, parse_margin, recommend
 
 RATIOS = [0.0, 0.05, 0.1, 0.25, 0.5]
 BASE = {"general": 3.0, "code": 4.0, "security": 5.0}
@@ -78,3 +78,31 @@ def test_budget_forms() -> None:
     assert parse_budget("0.05") == Budget(0.05, False)
     assert parse_budget("2%") == Budget(0.02, True)
     assert parse_budget("2%").nats(3.0) == pytest.approx(0.06)
+
+
+def test_a_margin_keeps_the_prediction_that_far_below_the_budget() -> None:
+    fits = laws()
+    plain = recommend(fits, BASE, Budget(0.2), ["general"], RATIOS)
+    kept = recommend(fits, BASE, Budget(0.2, margin=0.05), ["general"], RATIOS)
+    # general rises 0.6 R^3 - 0.05: within 0.2 - 0.05 when R^3 <= 0.2/0.6.
+    assert kept.boundary_ratio == pytest.approx(1 - (0.2 / 0.6) ** (1 / 3), abs=1e-6)
+    assert kept.replay_ratio > plain.replay_ratio and kept.predicted_delta["general"] <= 0.15
+    # With `rmse`, each retained source's own fit error is the margin.
+    noisy = np.array([1 - r for r in RATIOS])
+    wobble = np.array([0.01, -0.01, 0.01, -0.01, 0.01])
+    fits["general"] = fit_power_law(noisy, 0.6 * noisy**3 + 2.95 + wobble)
+    rmse = fits["general"].rmse
+    assert rmse is not None and rmse > 0.004
+    by_rmse = recommend(fits, BASE, Budget(0.2, margin="rmse"), ["general"], RATIOS)
+    by_value = recommend(fits, BASE, Budget(0.2, margin=rmse), ["general"], RATIOS)
+    assert by_rmse.replay_ratio == by_value.replay_ratio
+    assert by_rmse.predicted_delta["general"] <= 0.2 - rmse + 1e-9
+    with pytest.raises(UserError, match="less a margin of 0.2000"):
+        recommend(fits, BASE, Budget(0.2, margin=0.2), ["general"], RATIOS)
+
+
+@pytest.mark.parametrize("text", ["-0.1", "big", "nan"])
+def test_bad_margins_are_user_errors(text: str) -> None:
+    with pytest.raises(UserError, match="--margin"):
+        parse_margin(text)
+    assert parse_margin("rmse") == "rmse" and parse_margin("0.01") == 0.01 and parse_margin(None) is None

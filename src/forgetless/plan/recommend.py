@@ -12,7 +12,10 @@ of the stage's tokens (R = 1 - replay ratio):
 - the recommendation is the largest acceptable domain share within the measured range, i.e. the
   least replay that keeps every retained source within its budget: the least cost to the domain
   (the targets' losses fall as their share grows). It is monotone in the budget: a larger budget
-  never recommends more replay.
+  never recommends more replay;
+- a margin (`--margin`: nats/token, or `rmse`, each retained fit's own root mean square residual)
+  is kept below the budget: a source's predicted rise must stay within budget minus margin, room
+  for the fit's error and run-to-run spread.
 
 The recommended ratio is rounded up to `RATIO_STEP`, so rounding never spends more than the budget.
 """
@@ -33,19 +36,33 @@ GRID = 2001  # points of the dense grid over the measured range of R
 
 @dataclass(frozen=True)
 class Budget:
-    """A bound on the rise of each retained source's loss: nats/token, or a fraction of its base loss."""
+    """A bound on the rise of each retained source's loss: nats/token, or a fraction of its base
+    loss; less a margin (nats/token, or "rmse": each fit's own) that predictions must keep free."""
 
     value: float
     relative: bool = False
+    margin: float | str | None = None
 
     def nats(self, base_loss: float) -> float:
         return self.value * base_loss if self.relative else self.value
 
+    def margin_of(self, fit: Fit) -> float:
+        if self.margin == "rmse":
+            return fit.rmse or 0.0
+        return float(self.margin or 0.0)
+
+    def limit(self, base_loss: float, fit: Fit) -> float:
+        """The largest predicted rise allowed for a source with this base loss and fit."""
+        return self.nats(base_loss) - self.margin_of(fit)
+
     def describe(self) -> str:
-        return f"{self.value * 100:g}% of the base loss" if self.relative else f"{self.value:g} nats/token"
+        text = f"{self.value * 100:g}% of the base loss" if self.relative else f"{self.value:g} nats/token"
+        if self.margin == "rmse":
+            return text + " less each fit's rmse"
+        return text + (f" less a margin of {self.margin:g}" if self.margin else "")
 
     def as_dict(self) -> dict:
-        return {"value": self.value, "relative": self.relative, "text": self.describe()}
+        return {"value": self.value, "relative": self.relative, "margin": self.margin, "text": self.describe()}
 
 
 def parse_budget(text: str) -> Budget:
@@ -59,6 +76,22 @@ def parse_budget(text: str) -> Budget:
     if not math.isfinite(value) or value < 0:
         raise UserError(f"--budget {text}: must be a non-negative number")
     return Budget(value / 100 if relative else value, relative)
+
+
+def parse_margin(text: str | None) -> float | str | None:
+    """`--margin`: nats/token such as 0.01, or `rmse`; None when not given."""
+    if text is None:
+        return None
+    raw = text.strip()
+    if raw == "rmse":
+        return "rmse"
+    try:
+        value = float(raw)
+    except ValueError:
+        raise UserError(f"--margin {text}: expected nats/token such as 0.01, or rmse (each fit's own)") from None
+    if not math.isfinite(value) or value < 0:
+        raise UserError(f"--margin {text}: must be a non-negative number")
+    return value
 
 
 @dataclass(frozen=True)
@@ -91,7 +124,7 @@ def acceptable_mask(
     for name in retained:
         law = fits[name].law
         assert law is not None
-        ok &= np.asarray(law(shares)) - base[name] <= budget.nats(base[name]) + 1e-12
+        ok &= np.asarray(law(shares)) - base[name] <= budget.limit(base[name], fits[name]) + 1e-12
     return ok
 
 
@@ -113,7 +146,7 @@ def recommend(
 
     def excess(share: float) -> float:  # > 0: over budget
         return max(
-            float(fits[j].law(share)) - base[j] - budget.nats(base[j])  # type: ignore[misc]
+            float(fits[j].law(share)) - base[j] - budget.limit(base[j], fits[j])  # type: ignore[misc]
             for j in retained
         )
 
@@ -132,7 +165,7 @@ def recommend(
     replay = min(max(ratios), math.ceil(round(boundary / RATIO_STEP, 9)) * RATIO_STEP)
     replay = round(max(replay, min(ratios)), 6)
     predicted = {name: float(fit.law(1 - replay)) for name, fit in fits.items() if fit.law is not None}
-    limiting = max(retained, key=lambda j: float(fits[j].law(share)) - base[j] - budget.nats(base[j]))  # type: ignore[misc]
+    limiting = max(retained, key=lambda j: float(fits[j].law(share)) - base[j] - budget.limit(base[j], fits[j]))  # type: ignore[misc]
     return Recommendation(
         replay_ratio=replay,
         domain_share=round(1 - replay, 6),
@@ -148,20 +181,23 @@ def closest_ratio(
     fits: dict[str, Fit], base: dict[str, float], budget: Budget, retained: list[str], ratios: list[float]
 ) -> dict:
     """The measured ratio whose predicted rise comes closest to the budget: `replay_ratio`, the
-    retained `source` most over it, its predicted `rise` and its `budget` (nats/token)."""
+    retained `source` most over it, its predicted `rise`, its `budget` and the `limit` the rise had
+    to stay within (the budget less the margin; nats/token)."""
 
     def worst(ratio: float) -> tuple[float, str]:
         rises = {j: float(fits[j].law(1 - ratio)) - base[j] for j in retained}  # type: ignore[misc]
-        name = max(rises, key=lambda j: rises[j] - budget.nats(base[j]))
-        return rises[name] - budget.nats(base[name]), name
+        name = max(rises, key=lambda j: rises[j] - budget.limit(base[j], fits[j]))
+        return rises[name] - budget.limit(base[name], fits[name]), name
 
     closest = min(ratios, key=lambda r: worst(r)[0])
     over, name = worst(closest)
+    limit = budget.limit(base[name], fits[name])
     return {
         "replay_ratio": closest,
         "source": name,
-        "rise": over + budget.nats(base[name]),
+        "rise": over + limit,
         "budget": budget.nats(base[name]),
+        "limit": limit,
     }
 
 
@@ -174,12 +210,14 @@ def _unmeetable(
     measured: dict[float, dict[str, float]] | None,
 ) -> str:
     found = closest_ratio(fits, base, budget, retained, ratios)
-    closest, name, rise = found["replay_ratio"], found["source"], found["rise"]
+    closest, name, rise, limit = found["replay_ratio"], found["source"], found["rise"], found["limit"]
     seen = ""
     if measured and closest in measured and name in measured[closest]:
         seen = f", measured {measured[closest][name] - base[name]:+.4f}"
     return (
         f"--budget {budget.describe()}: no replay ratio in {min(ratios):g}..{max(ratios):g} keeps every retained "
         f"source within it; closest: replay {closest:g}, where {name} rises {rise:+.4f} nats/token (predicted"
-        f"{seen}) against a budget of {budget.nats(base[name]):.4f}; raise --budget or plan higher --ratios"
+        f"{seen}) against a budget of {budget.nats(base[name]):.4f}"
+        + (f" less a margin of {budget.nats(base[name]) - limit:.4f}" if limit != budget.nats(base[name]) else "")
+        + "; raise --budget or plan higher --ratios"
     )
