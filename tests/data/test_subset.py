@@ -153,6 +153,66 @@ def test_a_base_loss_subset_is_scored_once_by_the_run(tmp_path, tiny_tokenizer_d
     assert documents(kept["docs"].train) == expected
 
 
+def _as_second_process(monkeypatch, subsets, sent: list) -> tuple[list, object]:
+    """Make `subsets.with_subsets` run as the second of two processes whose first one's messages are
+    `sent` (in order). Returns the list of the numbers given to each `all_reduce_sum`, and the process's place."""
+    from forgetless.distributed import World
+
+    reduced: list = []
+    monkeypatch.setattr(subsets, "barrier", lambda world: None)
+    monkeypatch.setattr(subsets, "all_reduce_sum", lambda values, world: reduced.append(values) or list(values))
+    monkeypatch.setattr(subsets, "broadcast_from_main", lambda value, world: sent.pop(0))
+    monkeypatch.setattr(subsets, "_model_scorer", lambda *args: pytest.fail("the second process loaded the model"))
+    return reduced, World(rank=1, size=2)
+
+
+def test_a_process_with_a_cache_of_its_own_takes_the_first_process_scores(
+    tmp_path, tiny_tokenizer_dir, tiny_tokenizer, monkeypatch
+):
+    """Each node of a multi-node run may have its own token cache: a process whose cache lacks the
+    base-model scores gets the first process's, and writes the same files into its cache; one whose
+    tokens or selection differ from the first process's stops with one line naming the source."""
+    from forgetless.train import subsets
+
+    spec = {"score": "base_loss", "keep": 0.3, "order": "lowest"}
+    (tmp_path / "first").mkdir()
+    first = config(tmp_path / "first", tiny_tokenizer_dir, spec, count=30)
+    full = prepare_sources(first, tiny_tokenizer, progress=False)
+    kept = subsets.with_subsets(first, full, tiny_tokenizer, device=torch.device("cpu"), autocast_dtype=None)
+    scores = np.load(next((tmp_path / "first" / "cache" / "scores").iterdir()))
+
+    def cache_files(cache: Path) -> dict[str, bytes]:
+        found = [*(cache / "scores").iterdir(), *(cache / "subsets").rglob("*")]
+        return {str(p.relative_to(cache)): p.read_bytes() for p in found if p.is_file()}
+
+    (tmp_path / "second").mkdir()
+    second = config(tmp_path / "second", tiny_tokenizer_dir, spec, count=30)
+    own = prepare_sources(second, tiny_tokenizer, progress=False)
+    selection = {"docs": kept["docs"].train.sha256}
+    with monkeypatch.context() as patch:
+        reduced, world = _as_second_process(patch, subsets, [(full["docs"].train.sha256, scores), selection])
+        out = subsets.with_subsets(
+            second, own, tiny_tokenizer, device=torch.device("cpu"), autocast_dtype=None, world=world
+        )
+    assert reduced == [[1.0]]  # it asked for the scores of `docs`
+    assert out["docs"].train.sha256 == kept["docs"].train.sha256
+    assert cache_files(tmp_path / "second" / "cache") == cache_files(tmp_path / "first" / "cache")
+    with monkeypatch.context() as patch:  # a second run: found in its cache, nothing asked for
+        reduced, world = _as_second_process(patch, subsets, [selection])
+        subsets.with_subsets(second, own, tiny_tokenizer, device=torch.device("cpu"), autocast_dtype=None, world=world)
+    assert reduced == [[0.0]]
+
+    (tmp_path / "third").mkdir()
+    third = config(tmp_path / "third", tiny_tokenizer_dir, spec, count=29)  # other documents
+    other = prepare_sources(third, tiny_tokenizer, progress=False)
+    with monkeypatch.context() as patch, pytest.raises(UserError, match=r"^sources\.docs: this process's training tokens"):
+        _, world = _as_second_process(patch, subsets, [(full["docs"].train.sha256, scores), selection])
+        subsets.with_subsets(third, other, tiny_tokenizer, device=torch.device("cpu"), autocast_dtype=None, world=world)
+    with monkeypatch.context() as patch, pytest.raises(UserError, match=r"^sources\.docs\.subset: this process selected"):
+        _, world = _as_second_process(patch, subsets, [{"docs": "0" * 64}])
+        subsets.with_subsets(second, own, tiny_tokenizer, device=torch.device("cpu"), autocast_dtype=None, world=world)
+
+
 def test_a_small_subset_is_read_for_several_epochs_and_warned_about(tmp_path, tiny_tokenizer_dir):
     import warnings
 

@@ -4,8 +4,9 @@ One stage mixes two targets, `code` and `prose` (the documents of the general co
 model finds most familiar: `subset: {score: base_loss}`), by their held-out loss progress, with
 replay of `general`. Two processes make the same mixture updates from the same (all-reduced)
 held-out losses as one process, select the same documents, score them once into their cache and
-reuse it, and a two-process run resumed from a checkpoint written after an update ends exactly where
-the uninterrupted one does.
+reuse it, whether they share the cache or each has its own (as the nodes of a multi-node run may),
+and a two-process run resumed from a checkpoint written after an update ends exactly where the
+uninterrupted one does.
 """
 
 from __future__ import annotations
@@ -49,11 +50,20 @@ def single(tmp_path_factory, tiny_tokenizer_dir) -> dict[str, Path]:
 
 
 def _run(
-    config: Path, out: Path, cache: Path, *args: str, ranks: int, parallel: str = "fsdp", budget: str = ""
+    config: Path,
+    out: Path,
+    cache: Path,
+    *args: str,
+    ranks: int,
+    parallel: str = "fsdp",
+    budget: str = "",
+    own_caches: bool = False,
 ) -> Path:
     """`forgetless train` of `config` into `out` with the token cache `cache`; on several processes,
-    each one's sampler state after every mixture update goes to `<out>-ranks/rank<R>.jsonl`, and
-    `budget="disagree"` makes their `eval.budget` decisions disagree (see `rank_probe.py`)."""
+    each one's sampler state after every mixture update goes to `<out>-ranks/rank<R>.jsonl` and each
+    loading of the base model to score a subset to `<out>-ranks/scoring<R>.jsonl`,
+    `budget="disagree"` makes their `eval.budget` decisions disagree, and `own_caches` gives each
+    process its own token cache, `cache/rank<R>` (see `rank_probe.py`)."""
     settings = ("--out", str(out), "--set", f"cache_dir={cache}", "--set", f"train.parallel={parallel}")
     if ranks == 1:
         train(config, *settings, *args)
@@ -63,6 +73,7 @@ def _run(
     with pytest.MonkeyPatch.context() as env:
         env.setenv("RANK_PROBE_DIR", str(probe))
         env.setenv("RANK_PROBE_BUDGET", budget)
+        env.setenv("RANK_PROBE_CACHE", "own" if own_caches else "")
         train(config, *settings, *args, ranks=ranks, script=PROBE)
     return out
 
@@ -72,6 +83,15 @@ def _rank_states(out: Path, ranks: int = 2) -> list[list[dict]]:
     folder = out.parent / f"{out.name}-ranks"
     return [
         [json.loads(line) for line in (folder / f"rank{r}.jsonl").read_text().splitlines()]
+        for r in range(ranks)
+    ]
+
+
+def _scorings(out: Path, ranks: int = 2) -> list[int]:
+    """How many times each rank loaded the base model to score subsets in the last `_run` into `out`."""
+    folder = out.parent / f"{out.name}-ranks"
+    return [
+        len(path.read_text().splitlines()) if (path := folder / f"scoring{r}.jsonl").is_file() else 0
         for r in range(ranks)
     ]
 
@@ -129,29 +149,38 @@ def _assert_follows(single: Path, two: Path) -> None:
         torch.testing.assert_close(b[key], a[key], atol=1e-4, rtol=1e-3, msg=key)
 
 
-def test_two_fsdp_processes_mix_and_subset_like_one_and_resume_exactly(single, tmp_path) -> None:
+def test_two_fsdp_processes_with_caches_of_their_own_mix_and_subset_like_one_and_resume_exactly(
+    single, tmp_path
+) -> None:
+    """Each process has a token cache of its own, as each node of a multi-node run may: the first
+    process scores the documents, the other receives its scores, and both caches then hold the
+    same files; a rerun reads each process's cache."""
     cache = tmp_path / "cache"
-    two = _run(single["config"], tmp_path / "two", cache, ranks=2)
+    two = _run(single["config"], tmp_path / "two", cache, ranks=2, own_caches=True)
     _assert_follows(single["run"], two)
 
-    # The subset: the documents one process selected, scored and written once into a fresh cache
-    # (a process other than the first refuses to score: it waits for the first one's files).
-    scored = _cache_files(cache)
-    assert len([name for name in scored if name.startswith("scores/")]) == 1
-    assert not [name for name in scored if ".tmp" in name or "/." in name]
-    assert _subset_contents(cache) == _subset_contents(single["cache"])
+    # The subset: the same documents selected on both processes (they trained like one process on
+    # them), scored once in the run, by the first process, and the same files in both caches.
+    assert _scorings(two) == [1, 0]
+    caches = [cache / "rank0", cache / "rank1"]
+    scored = [_cache_files(own) for own in caches]
+    for files in scored:
+        assert len([name for name in files if name.startswith("scores/")]) == 1
+        assert not [name for name in files if ".tmp" in name or "/." in name]
+    assert _subset_contents(caches[0]) == _subset_contents(caches[1]) == _subset_contents(single["cache"])
 
     # Resumed on 2 processes from the checkpoint of step 4, written after the updates at steps 2
     # and 4: the update at step 6 again, and the same weights and mixture state at the end; the
-    # subset read from the cache.
+    # subset read from each process's cache, nothing scored again.
     resumed = Path(shutil.copytree(two, tmp_path / "resumed"))
     shutil.rmtree(resumed / "final")
     for folder in ckpt.list_checkpoints(resumed):
         if folder.name != "step_4":
             shutil.rmtree(folder)
     assert _sampler_state(resumed / "checkpoints" / "step_4")["adaptive"]["updates"] == 2
-    _run(single["config"], resumed, cache, "--resume", ranks=2)
-    assert _cache_files(cache) == scored  # nothing scored or written again
+    _run(single["config"], resumed, cache, "--resume", ranks=2, own_caches=True)
+    assert _scorings(resumed) == [0, 0]
+    assert [_cache_files(own) for own in caches] == scored  # nothing scored or written again
     assert [states[-1:] for states in _rank_states(two)] == _rank_states(resumed)
     end = ckpt.latest_checkpoint(two)
     assert end is not None and end.name == "step_8"
@@ -172,6 +201,10 @@ def test_two_ddp_processes_mix_like_one_and_evaluate_at_the_same_points(single, 
         single["config"], out, cache, "--set", "eval.budget=0.5", ranks=2, parallel="ddp", budget="disagree"
     )
     _assert_follows(single["run"], two)
+    # One cache for both processes: the first scores the documents and writes the subset, the
+    # other finds them there.
+    assert _scorings(two) == [1, 0]
+    assert len([name for name in _cache_files(cache) if name.startswith("scores/")]) == 1
     assert _subset_contents(cache) == _subset_contents(single["cache"])
     evals, evals_single = _kind(two, "eval"), _kind(single["run"], "eval")
     assert [r["point"] for r in evals] == [r["point"] for r in evals_single] == ["base", "dense", "stage_end"]

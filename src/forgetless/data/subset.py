@@ -23,7 +23,10 @@ training reads the subset.
 Scores are computed once per source contents, tokenizer and score (for `base_loss` also the model
 and `seq_len`) and kept in the token cache under `scores/`; each subset is written once as a token
 store under `subsets/` (see `forgetless.data.shards`), so a second run, or another `keep`, reads
-the cache. Both are written under the cache's lock, to temporary names renamed into place.
+the cache. Both are written under the cache's lock, to temporary names renamed into place. A cache
+that lacks a source's `base_loss` scores (`missing_scores`) can be given them (a `ModelScoring` whose
+scorer hands over scores computed elsewhere, `source_scores` of another cache): the subset written
+from the same scores is the same, file for file.
 """
 
 from __future__ import annotations
@@ -109,12 +112,7 @@ def subset_store(
     note: Callable[[str], None] | None = None,
 ) -> TokenStore:
     """The subset of `prepared`'s training documents that `spec` keeps, as a token store in the cache."""
-    if prepared.path is None or prepared.train.sha256 is None:
-        raise ValueError(f"{name}: a subset needs a source prepared in the token cache")
-    cache = prepared.path.parent.parent
-    score_key = _score_key(prepared, spec, scoring)
-    key = _hash({"v": SUBSET_FORMAT_VERSION, "scores": score_key, "keep": spec.keep, "order": spec.order})
-    folder = cache / "subsets" / f"{_safe(name)}-{key[:16]}"
+    cache, score_key, folder = _places(name, prepared, spec, scoring)
     found = _open(folder)
     if found is not None:
         return found
@@ -142,6 +140,48 @@ def subset_store(
     return store
 
 
+def missing_scores(
+    config: RunConfig, prepared: dict[str, PreparedSource], scoring: ModelScoring
+) -> list[str]:
+    """The sources scored by the base model (`needs_model`) whose subset is not in their token
+    cache, nor are their scores: those that `apply_subsets` would score."""
+    missing = []
+    for name in needs_model(config):
+        if name not in prepared:
+            continue
+        spec = config.sources[name].subset
+        assert spec is not None
+        cache, score_key, folder = _places(name, prepared[name], spec, scoring)
+        if _open(folder) is None and _cached_scores(cache, name, score_key, prepared[name]) is None:
+            missing.append(name)
+    return missing
+
+
+def source_scores(
+    name: str,
+    config: RunConfig,
+    prepared: PreparedSource,
+    scoring: ModelScoring | None = None,
+    note: Callable[[str], None] | None = None,
+) -> np.ndarray:
+    """The score of each of `name`'s training documents (float64, NaN for none), from the token
+    cache, or computed now (for `base_loss`, with `scoring`) and cached."""
+    spec = config.sources[name].subset
+    if spec is None:
+        raise ValueError(f"{name}: the source has no subset")
+    cache, score_key, _ = _places(name, prepared, spec, scoring)
+    found = _cached_scores(cache, name, score_key, prepared)
+    if found is not None:
+        return found
+    cache.mkdir(parents=True, exist_ok=True)
+    lock = FolderLock(cache)
+    lock.acquire(wait=True)
+    try:
+        return _scores(name, config.sources[name], prepared, spec, scoring, cache, score_key, note)
+    finally:
+        lock.release()
+
+
 def select_documents(scores: np.ndarray, lengths: np.ndarray, keep: float, order: str) -> np.ndarray:
     """A boolean mask over documents: those ranked first by `scores` (`lowest` or `highest` first;
     NaN last, ties in document order) until they hold `keep` of the tokens (at least one)."""
@@ -159,6 +199,31 @@ def select_documents(scores: np.ndarray, lengths: np.ndarray, keep: float, order
 
 
 # ---------------------------------------------------------------------------------------------
+
+
+def _places(
+    name: str, prepared: PreparedSource, spec: SubsetConfig, scoring: ModelScoring | None
+) -> tuple[Path, str, Path]:
+    """The token cache of `prepared`, the key of its scores and the folder of its subset."""
+    if prepared.path is None or prepared.train.sha256 is None:
+        raise ValueError(f"{name}: a subset needs a source prepared in the token cache")
+    cache = prepared.path.parent.parent
+    score_key = _score_key(prepared, spec, scoring)
+    key = _hash({"v": SUBSET_FORMAT_VERSION, "scores": score_key, "keep": spec.keep, "order": spec.order})
+    return cache, score_key, cache / "subsets" / f"{_safe(name)}-{key[:16]}"
+
+
+def _cached_scores(cache: Path, name: str, key: str, prepared: PreparedSource) -> np.ndarray | None:
+    path = _scores_path(cache, name, key)
+    try:
+        scores = np.load(path)
+    except (OSError, ValueError, EOFError):
+        return None
+    return scores if scores.shape == (prepared.train.num_documents,) else None
+
+
+def _scores_path(cache: Path, name: str, key: str) -> Path:
+    return cache / "scores" / f"{_safe(name)}-{key[:16]}.npy"
 
 
 def _score_key(prepared: PreparedSource, spec: SubsetConfig, scoring: ModelScoring | None) -> str:
@@ -189,11 +254,10 @@ def _scores(
             f"sources.{name}.subset.score: {spec.score} needs the base model to score the documents; "
             "run forgetless train, which scores them when it starts"
         )
-    path = cache / "scores" / f"{_safe(name)}-{key[:16]}.npy"
-    if path.is_file():
-        scores = np.load(path)
-        if scores.shape == (prepared.train.num_documents,):
-            return scores
+    found = _cached_scores(cache, name, key, prepared)
+    if found is not None:
+        return found
+    path = _scores_path(cache, name, key)
     if spec.score == "length":
         scores = np.diff(prepared.train.doc_offsets).astype(np.float64)
     elif spec.score == "field":

@@ -364,7 +364,8 @@ def _set_up_data(
     find it there), with the held-out windows and question sets it evaluates. After a tokenizer
     change (`base`), the held-out split is the base tokenizer's and the windows cover the documents
     the base was evaluated on (`forgetless.train.tokenizer_change`). A source's `subset` is applied
-    (`forgetless.train.subsets`), by the first process, the others then finding it in the cache."""
+    (`forgetless.train.subsets`), by the first process, the others then finding it in their cache or
+    receiving the first one's scores."""
     prepared = prepare_with(
         config if base is None else pinned_config(config, base),
         tokenizer,
@@ -374,8 +375,6 @@ def _set_up_data(
         model_rows=embedding_rows(model),
     )
     if any(config.sources[name].subset is not None for name in prepared):
-        if not world.is_main:
-            barrier(world)
         display = ProgressDisplay(progress=progress if world.is_main else "quiet")
         prepared = with_subsets(
             config,
@@ -383,12 +382,10 @@ def _set_up_data(
             tokenizer,
             device=device or torch.device("cpu"),
             autocast_dtype=autocast_dtype,
-            is_main=world.is_main,
+            world=world,
             note=display.message,
         )
         display.close()
-        if world.is_main:
-            barrier(world)
     for name in config.eval_sources:
         if prepared[name].heldout.num_documents == 0:
             raise UserError(

@@ -1,11 +1,15 @@
 """Source subsets when a run starts: the base model scores the documents that `base_loss` ranks.
 
 `forgetless.data.subset` selects and caches the subsets; this module supplies what only a run has,
-the base model. The main process scores the documents with its own copy of `model` (loaded, or
-initialised with the run's seed, before any transform) and frees it; the other processes of a
-distributed run then find the subsets in the cache. The copy is made only when a score is missing
-from the cache, which is keyed by the model's files (names, sizes, modification times) or its init
-config and seed, with the dtype and precision it is scored in.
+the base model. The main process applies the subsets first, scoring the documents with its own copy
+of `model` (loaded, or initialised with the run's seed, before any transform) and freeing it. The
+other processes of a distributed run then find the subsets in their cache, or, where their cache is
+not the main process's (each node of a multi-node run may have a disk of its own), receive the main
+process's scores and write the same files into their own cache: the documents are scored once per
+run. The copy is made only when a score is missing from the main process's cache, which is keyed by
+the model's files (names, sizes, modification times) or its init config and seed, with the dtype
+and precision it is scored in. Every process then checks that it selected the same documents as
+the main process.
 """
 
 from __future__ import annotations
@@ -16,12 +20,22 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from forgetless.config import RunConfig
 from forgetless.data.prepare import PreparedSource
 from forgetless.data.shards import TokenStore
-from forgetless.data.subset import DocumentScorer, ModelScoring, apply_subsets, needs_model
+from forgetless.data.subset import (
+    DocumentScorer,
+    ModelScoring,
+    apply_subsets,
+    missing_scores,
+    needs_model,
+    source_scores,
+)
+from forgetless.distributed import World, all_reduce_sum, barrier, broadcast_from_main
+from forgetless.errors import UserError
 from forgetless.evaluate.document_scores import document_losses
 from forgetless.evaluate.forward import tokens_per_pass, windows_per_pass
 from forgetless.model.load import build_model
@@ -34,22 +48,84 @@ def with_subsets(
     *,
     device: torch.device,
     autocast_dtype: torch.dtype | None,
-    is_main: bool = True,
+    world: World | None = None,
     note: Callable[[str], None] | None = None,
 ) -> dict[str, PreparedSource]:
-    """`prepared` with each source's `subset` applied (see `forgetless.data.subset`)."""
-    if not any(source.subset is not None for name, source in config.sources.items() if name in prepared):
+    """`prepared` with each source's `subset` applied (see `forgetless.data.subset`). On several
+    processes (`world`) every process calls this, and every process gets the same subsets."""
+    world = world or World()
+    subsets = [name for name, source in config.sources.items() if name in prepared and source.subset is not None]
+    if not subsets:
         return prepared
+    scored = [name for name in needs_model(config) if name in prepared]
+    key = model_key(config, autocast_dtype)
     scoring = None
-    if any(name in prepared for name in needs_model(config)):
+    if scored:
+        scoring = ModelScoring(
+            lambda: _model_scorer(config, tokenizer, device, autocast_dtype), key, config.train.seq_len
+        )
+    if not world.distributed:
+        return apply_subsets(config, prepared, scoring=scoring, note=note)
 
-        def scorer() -> DocumentScorer:
-            if not is_main:  # pragma: no cover - the main process wrote the scores before the barrier
-                raise RuntimeError("the base-model scores of a subset are computed by the main process")
-            return _model_scorer(config, tokenizer, device, autocast_dtype)
+    if world.is_main:
+        out = apply_subsets(config, prepared, scoring=scoring, note=note)
+        barrier(world)
+    else:
+        barrier(world)  # the main process applies them first, into its cache
+    if scored:  # the main process's scores to the processes whose own cache lacks them
+        assert scoring is not None
+        lacking = [] if world.is_main else missing_scores(config, prepared, scoring)
+        wanted = all_reduce_sum([float(name in lacking) for name in scored], world)
+        received: dict[str, np.ndarray] = {}
+        for name, count in zip(scored, wanted, strict=True):
+            if count == 0:
+                continue
+            sent = (
+                (prepared[name].train.sha256, source_scores(name, config, prepared[name], scoring, note))
+                if world.is_main
+                else None
+            )
+            sha256, scores = broadcast_from_main(sent, world)
+            if not world.is_main:
+                if sha256 != prepared[name].train.sha256:
+                    raise UserError(
+                        f"sources.{name}: this process's training tokens differ from the first process's "
+                        "(each process prepares them in its own token cache); give every node the same "
+                        "files, tokenizer and settings"
+                    )
+                received[name] = scores
+        if not world.is_main:
+            scoring = ModelScoring(lambda: _received_scorer(received, prepared, scored), key, config.train.seq_len)
+    if not world.is_main:
+        out = apply_subsets(config, prepared, scoring=scoring)
+    first = broadcast_from_main({name: out[name].train.sha256 for name in subsets}, world)
+    for name in subsets:
+        if out[name].train.sha256 != first[name]:
+            cache = Path(str(prepared[name].path)).parent.parent
+            raise UserError(
+                f"sources.{name}.subset: this process selected other documents than the first process "
+                f"(its token cache {cache} holds other scores or tokens); remove that cache's scores/ and "
+                "subsets/ folders and run again"
+            )
+    return out
 
-        scoring = ModelScoring(scorer, model_key(config, autocast_dtype), config.train.seq_len)
-    return apply_subsets(config, prepared, scoring=scoring, note=note)
+
+def _received_scorer(
+    received: dict[str, np.ndarray], prepared: dict[str, PreparedSource], scored: list[str]
+) -> DocumentScorer:
+    """A scorer that hands over the scores the main process sent, by the training tokens scored."""
+    by_tokens = {prepared[name].train.sha256: scores for name, scores in received.items()}
+
+    def score(store: TokenStore) -> np.ndarray:
+        if store.sha256 not in by_tokens:
+            names = ", ".join(f"sources.{name}" for name in scored if name not in received)
+            raise UserError(
+                f"{names}: this process's token cache lost the base-model scores of a subset while the run "
+                "started; run again"
+            )
+        return by_tokens[store.sha256]
+
+    return score
 
 
 def model_key(config: RunConfig, autocast_dtype: torch.dtype | None) -> str:
