@@ -162,8 +162,11 @@ def quoted(message: str) -> str:
 # `forgetless` in a child process, slowed down so that a test can send a real signal at a known point
 
 _SLOWED = """
-import os, sys, time
+import os, signal, sys, time
 from pathlib import Path
+
+# Ctrl-C as in a terminal, also when the tests run as a background job, which starts with it ignored.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 marker, delay, where = Path(os.environ["SLOW_MARKER"]), float(os.environ["SLOW_DELAY"]), os.environ["SLOW_AT"]
 hold = Path(os.environ["SLOW_HOLD"]) if os.environ.get("SLOW_HOLD") else None
