@@ -254,3 +254,17 @@ def _cli(args: list[str]) -> int:
     except SystemExit as exit_:
         return int(exit_.code or 0)
     return 0
+
+
+def test_proxy_tokens_as_a_count_or_a_share_of_the_stage(tmp_path, tiny_tokenizer_dir) -> None:
+    from forgetless.errors import UserError
+    from forgetless.plan.proxy import parse_tokens
+
+    config = load_config(write_config(tmp_path, tiny_tokenizer_dir))  # a stage of 8,192 tokens
+    assert parse_tokens("3000", config, "code") == 3000
+    assert parse_tokens("3_000", config, "code") == 3000
+    assert parse_tokens("1/8", config, "code") == parse_tokens("0.125", config, "code") == 1024
+    assert parse_tokens("1/1", config, "code") == 8192  # the stage's own length
+    for bad in ("lots", "2/1", "0/8", "1/0", "1.5"):
+        with pytest.raises(UserError, match="--tokens"):
+            parse_tokens(bad, config, "code")
