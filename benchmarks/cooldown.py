@@ -58,7 +58,7 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, default=None, help="keep the runs here")
     args = parser.parse_args()
 
-    from machine import cpu_model, versions
+    from machine import machine_record
 
     from forgetless.config import config_from_dict
     from forgetless.demo import QUICK, build_base
@@ -89,12 +89,7 @@ def main() -> None:
     reference = run_training(config_from_dict(stage_config(base, root / "cosine", cosine, STEPS)), quiet=True)
     result = {
         "kind": "cooldown_benchmark",
-        "machine": {
-            "cpu": cpu_model(),
-            "cores": os.cpu_count(),
-            "date": time.strftime("%Y-%m-%d"),
-            **versions("torch", "transformers", "forgetless"),
-        },
+        "machine": machine_record("torch", "transformers", "forgetless"),
         "load_average_at_start": load,
         "settings": {
             "base": f"quick demo base ({QUICK.num_layers} layers, hidden {QUICK.hidden_size})",

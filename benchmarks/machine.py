@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import os
 import platform
+import time
 from pathlib import Path
 
 
@@ -23,3 +25,14 @@ def versions(*packages: str) -> dict[str, str]:
     for name in packages:
         found[name] = getattr(importlib.import_module(name), "__version__", "unknown")
     return found
+
+
+def machine_record(*packages: str) -> dict[str, object]:
+    """What a result records about where and when it ran: processor, cores, date, and the versions
+    of Python and of each named package."""
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "date": time.strftime("%Y-%m-%d"),
+        **versions(*packages),
+    }

@@ -141,7 +141,7 @@ def main() -> None:
         RATIOS = [float(r) for r in args.ratios.split(",")]
 
     import yaml
-    from machine import cpu_model, versions
+    from machine import machine_record
 
     from forgetless.config import load_config
     from forgetless.demo import build_base
@@ -256,12 +256,7 @@ def main() -> None:
     ]
     result = {
         "kind": "plan_benchmark",
-        "machine": {
-            "cpu": cpu_model(),
-            "cores": os.cpu_count(),
-            "date": time.strftime("%Y-%m-%d"),
-            **versions("torch", "transformers", "scipy", "forgetless"),
-        },
+        "machine": machine_record("torch", "transformers", "scipy", "forgetless"),
         "load_average_at_start": load,
         "settings": {
             "base": f"{SIZE} demo base ({size.num_layers} layers, hidden {size.hidden_size}, "

@@ -63,11 +63,10 @@ def main() -> None:
     ratios = [float(r) for r in args.ratios.split(",")]
     peak_lrs = [float(r) for r in args.peak_lrs.split(",")]
 
-    from machine import cpu_model, versions
+    from machine import machine_record
 
     from forgetless.config import config_from_dict
     from forgetless.demo import FULL, build_base
-    from forgetless.plan.fit import fit_power_law
     from forgetless.train.run import run_training
 
     started = time.monotonic()
@@ -95,18 +94,13 @@ def main() -> None:
                     "peak_lr": peak_lr,
                     "replay_ratio": ratio,
                     "points": points,
-                    **analyse(points, fit_power_law),
+                    **analyse(points),
                 }
             )
 
     result = {
         "kind": "plan_lengths_benchmark",
-        "machine": {
-            "cpu": cpu_model(),
-            "cores": os.cpu_count(),
-            "date": time.strftime("%Y-%m-%d"),
-            **versions("torch", "transformers", "scipy", "forgetless"),
-        },
+        "machine": machine_record("torch", "transformers", "scipy", "forgetless"),
         "load_average_at_start": load,
         "settings": {
             "base": f"full demo base ({FULL.num_layers} layers, hidden {FULL.hidden_size}, "
@@ -182,8 +176,10 @@ def render(result: dict[str, Any]) -> Path:
     return path
 
 
-def analyse(points: list[dict[str, Any]], fit_power_law: Any) -> dict[str, Any]:
+def analyse(points: list[dict[str, Any]]) -> dict[str, Any]:
     """The 8x ratios of forgetting, and the one-term law fitted up to 1/8 of the longest length."""
+    from forgetless.plan.fit import fit_power_law
+
     by_steps = {p["steps"]: p["forgetting"] for p in points}
     ratio_8x = [
         {"from_steps": n, "to_steps": n * EXTRAPOLATION, "ratio": by_steps[n * EXTRAPOLATION] / by_steps[n]}

@@ -165,7 +165,7 @@ def vocab_train_tokens_per_byte(base: Path, size: int | None, config: Any) -> fl
 
 def vocab_main(args: argparse.Namespace) -> None:
     import torch
-    from machine import cpu_model, versions
+    from machine import machine_record
 
     from forgetless.config import config_from_dict
     from forgetless.demo import QUICK, build_base
@@ -233,12 +233,7 @@ def vocab_main(args: argparse.Namespace) -> None:
         )
     result = {
         "kind": "reshape_vocab_benchmark",
-        "machine": {
-            "cpu": cpu_model(),
-            "cores": os.cpu_count(),
-            "date": time.strftime("%Y-%m-%d"),
-            **versions("torch", "transformers", "tokenizers", "forgetless"),
-        },
+        "machine": machine_record("torch", "transformers", "tokenizers", "forgetless"),
         "torch_threads": torch.get_num_threads(),
         "load_average_at_start": load,
         "load_average_at_end": os.getloadavg(),
@@ -431,7 +426,7 @@ def context_points(run_dir: Path) -> list[dict[str, Any]]:
 
 
 def context_main(args: argparse.Namespace) -> None:
-    from machine import cpu_model, versions
+    from machine import machine_record
 
     from forgetless.config import config_from_dict
     from forgetless.demo import QUICK, build_base
@@ -457,12 +452,7 @@ def context_main(args: argparse.Namespace) -> None:
         )
     result = {
         "kind": "reshape_context_benchmark",
-        "machine": {
-            "cpu": cpu_model(),
-            "cores": os.cpu_count(),
-            "date": time.strftime("%Y-%m-%d"),
-            **versions("torch", "transformers", "forgetless"),
-        },
+        "machine": machine_record("torch", "transformers", "forgetless"),
         "load_average_at_start": load,
         "load_average_at_end": os.getloadavg(),
         "settings": {

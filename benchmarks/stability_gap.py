@@ -103,7 +103,7 @@ def main() -> None:
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from machine import cpu_model, versions
+    from machine import machine_record
 
     from forgetless.config import config_from_dict
     from forgetless.data.prepare import prepare_sources
@@ -142,12 +142,7 @@ def main() -> None:
     }
     result = {
         "kind": "stability_gap_benchmark",
-        "machine": {
-            "cpu": cpu_model(),
-            "cores": os.cpu_count(),
-            "date": time.strftime("%Y-%m-%d"),
-            **versions("torch", "transformers", "forgetless"),
-        },
+        "machine": machine_record("torch", "transformers", "forgetless"),
         "load_average_at_start": load,
         "settings": {
             "base": f"quick demo base ({QUICK.num_layers} layers, hidden {QUICK.hidden_size})",

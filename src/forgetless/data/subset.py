@@ -31,13 +31,14 @@ from the same scores is the same, file for file.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import math
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -116,10 +117,7 @@ def subset_store(
     found = _open(folder)
     if found is not None:
         return found
-    cache.mkdir(parents=True, exist_ok=True)
-    lock = FolderLock(cache)
-    lock.acquire(wait=True)
-    try:
+    with _locked(cache):
         found = _open(folder)  # written meanwhile by the process we waited for
         if found is not None:
             return found
@@ -127,8 +125,6 @@ def subset_store(
         lengths = np.diff(prepared.train.doc_offsets)
         keep = select_documents(scores, lengths, spec.keep, spec.order)
         _write(folder, prepared.train, keep, scores, name, spec)
-    finally:
-        lock.release()
     store = _open(folder)
     assert store is not None
     if note is not None:
@@ -173,11 +169,18 @@ def source_scores(
     found = _cached_scores(cache, name, score_key, prepared)
     if found is not None:
         return found
+    with _locked(cache):
+        return _scores(name, config.sources[name], prepared, spec, scoring, cache, score_key, note)
+
+
+@contextlib.contextmanager
+def _locked(cache: Path) -> Iterator[None]:
+    """Hold the token cache's lock (created if missing), waiting for another process that holds it."""
     cache.mkdir(parents=True, exist_ok=True)
     lock = FolderLock(cache)
     lock.acquire(wait=True)
     try:
-        return _scores(name, config.sources[name], prepared, spec, scoring, cache, score_key, note)
+        yield
     finally:
         lock.release()
 
